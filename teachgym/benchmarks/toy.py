@@ -1,0 +1,155 @@
+"""The ``toy`` suite: teachers on simulated grid students (teachDeepRL's benchmark).
+
+One run = one teacher x one challenge variant x one seed for ``episodes`` episodes; the
+percentage of mastered cells is recorded every ``eval_every`` episodes, together with the
+seconds the teacher spent in ``sample`` and ``update``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from teachgym.benchmarks.plots import plot_learning_curves
+from teachgym.benchmarks.runner import execute
+from teachgym.io import write_text
+from teachgym.students.simulated import GRID_VARIANTS, make_grid_student
+from teachgym.teacher import make_teacher, parse_teacher_spec
+
+
+@dataclass
+class ToyConfig:
+    """What ``teachgym bench toy`` runs; the CLI reads these defaults."""
+
+    teachers: tuple[str, ...] = ("random", "alp-gmm")
+    variants: tuple[str, ...] = ("default",)
+    seeds: int = 3
+    episodes: int = 20_000
+    eval_every: int = 1_000
+    teacher_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """``ValueError`` for unknown teachers or variants and non-positive sizes."""
+        for spec in self.teachers:
+            parse_teacher_spec(spec)
+        for v in self.variants:
+            if v not in GRID_VARIANTS:
+                raise ValueError(f"unknown grid variant {v!r}; expected some of {sorted(GRID_VARIANTS)}")
+        for key in ("seeds", "episodes", "eval_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+
+    def runs(self) -> list[dict[str, Any]]:
+        """One description per (variant, teacher, seed)."""
+        return [
+            {
+                "teacher": t,
+                "variant": v,
+                "seed": s,
+                "episodes": self.episodes,
+                "eval_every": self.eval_every,
+                "teacher_kwargs": self.teacher_kwargs.get(t, {}),
+            }
+            for v in self.variants
+            for t in self.teachers
+            for s in range(self.seeds)
+        ]
+
+
+def run_toy(
+    teacher: str,
+    variant: str,
+    seed: int,
+    episodes: int,
+    eval_every: int,
+    teacher_kwargs: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train a grid student with a teacher; returns the curve and the teacher's time.
+
+    ``teacher`` is a name or a spec with hyper-parameters (``"alp-gmm:fit_rate=100"``).
+
+    Returns
+    -------
+    dict
+        ``episode`` and ``mastered_pct`` (lists, from episode 0), ``teacher_seconds`` (time in
+        ``sample`` + ``update``) and ``wall_seconds``.
+    """
+    student_seed, teacher_seed = np.random.SeedSequence(seed).spawn(2)
+    student = make_grid_student(variant, seed=student_seed)
+    name, spec_kwargs = parse_teacher_spec(teacher)
+    kwargs = {**spec_kwargs, **(teacher_kwargs or {})}
+    tutor = make_teacher(name, student.task_space, seed=teacher_seed, task_names=student.task_names, **kwargs)
+    clock = time.perf_counter
+    start = clock()
+    spent = 0.0
+    curve_ep, curve_pct = [0], [100.0 * student.mastered_fraction()]
+    for ep in range(1, episodes + 1):
+        t0 = clock()
+        task = tutor.sample()
+        t1 = clock()
+        score = student.train(task)
+        t2 = clock()
+        tutor.update(task, score)
+        spent += (t1 - t0) + (clock() - t2)
+        if ep % eval_every == 0 or ep == episodes:
+            curve_ep.append(ep)
+            curve_pct.append(100.0 * student.mastered_fraction())
+            if progress is not None:
+                progress(ep - curve_ep[-2])
+    return {
+        "episode": curve_ep,
+        "mastered_pct": curve_pct,
+        "teacher_seconds": spent,
+        "wall_seconds": clock() - start,
+    }
+
+
+def bench_toy(config: ToyConfig, out: str, jobs: int | None = None) -> pd.DataFrame:
+    """Run the suite (resuming finished runs), write CSVs and the PNG, return the summary table.
+
+    Writes ``curves.csv`` (every evaluation), ``summary.csv`` (one row per variant and teacher:
+    final % mastered median/min/max and teacher seconds) and ``curves.png`` under ``out``.
+    """
+    config.validate()
+    runs = config.runs()
+    results = execute(run_toy, runs, out, units=lambda r: r["episodes"], jobs=jobs, desc="toy")
+    rows = [
+        {"variant": r["variant"], "teacher": r["teacher"], "seed": r["seed"], "episode": e, "mastered_pct": m}
+        for r, res in zip(runs, results)
+        for e, m in zip(res["episode"], res["mastered_pct"])
+    ]
+    curves = pd.DataFrame(rows)
+    per_run = pd.DataFrame(
+        {
+            "variant": r["variant"],
+            "teacher": r["teacher"],
+            "seed": r["seed"],
+            "final_mastered_pct": res["mastered_pct"][-1],
+            "teacher_seconds": res["teacher_seconds"],
+        }
+        for r, res in zip(runs, results)
+    )
+    summary = (
+        per_run.groupby(["variant", "teacher"], sort=False)
+        .agg(
+            median=("final_mastered_pct", "median"),
+            min=("final_mastered_pct", "min"),
+            max=("final_mastered_pct", "max"),
+            teacher_seconds=("teacher_seconds", "median"),
+            seeds=("seed", "count"),
+        )
+        .reset_index()
+    )
+    out_dir = Path(out)
+    write_text(out_dir / "curves.csv", curves.to_csv(index=False))
+    write_text(out_dir / "per_run.csv", per_run.to_csv(index=False))
+    write_text(out_dir / "summary.csv", summary.to_csv(index=False))
+    plot_learning_curves(curves, out_dir / "curves.png")
+    return summary

@@ -1,0 +1,219 @@
+"""Task spaces: validation, normalisation and names of dimensions.
+
+A task space is a :mod:`gymnasium.spaces` ``Box`` (bounded), ``Discrete`` or ``MultiDiscrete``.
+:class:`TaskSpace` wraps one with the names of its dimensions and converts between the forms a
+user types (arrays, lists, ints, dicts by name) and the canonical task a teacher returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+Task = Any  # np.ndarray for Box / MultiDiscrete, np.int64 for Discrete
+
+SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
+
+
+def describe_space(space: spaces.Space) -> dict:
+    """A JSON-able description of ``space``, used to check that saved state fits a teacher."""
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": space.low.astype(float).ravel().tolist(),
+            "high": space.high.astype(float).ravel().tolist(),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.astype(int).ravel().tolist(),
+            "shape": list(space.nvec.shape),
+            "start": space.start.astype(int).ravel().tolist(),
+        }
+    raise ValueError(_unsupported(space))
+
+
+def _unsupported(space: object) -> str:
+    return (
+        "task_space must be a gymnasium.spaces Box (with finite bounds), Discrete or "
+        f"MultiDiscrete, got {space!r}"
+    )
+
+
+class TaskSpace:
+    """A gymnasium space with named dimensions and fast task validation.
+
+    Parameters
+    ----------
+    space
+        ``Box`` with finite bounds, ``Discrete`` or ``MultiDiscrete``.
+    names
+        One name per dimension (``Box``/``MultiDiscrete``: per element of the flattened space;
+        ``Discrete``: one name). Defaults to ``("x0", "x1", ...)``.
+
+    Notes
+    -----
+    Internally a task is a flat float64 *vector*: the Box's values, the MultiDiscrete's
+    integers, or the Discrete's one integer. ``normalise`` maps a vector to [0, 1]^d.
+    """
+
+    def __init__(self, space: spaces.Space, names: Sequence[str] | None = None) -> None:
+        if isinstance(space, TaskSpace):
+            names = names if names is not None else space.names
+            space = space.space
+        if not isinstance(space, SUPPORTED):
+            raise ValueError(_unsupported(space))
+        self.space = space
+        if isinstance(space, spaces.Box):
+            low = space.low.astype(np.float64).ravel()
+            high = space.high.astype(np.float64).ravel()
+            if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+                raise ValueError(f"a Box task space needs finite bounds, got {space!r}")
+            self.shape = space.shape
+            self.dtype = space.dtype
+        elif isinstance(space, spaces.Discrete):
+            low = np.array([float(space.start)])
+            high = np.array([float(space.start + space.n - 1)])
+            self.shape = ()
+            self.dtype = np.dtype(np.int64)
+        else:
+            low = space.start.astype(np.float64).ravel()
+            high = (space.start + space.nvec - 1).astype(np.float64).ravel()
+            self.shape = space.nvec.shape
+            self.dtype = np.dtype(np.int64)
+        self.low, self.high = low, high
+        self._low_list, self._high_list = low.tolist(), high.tolist()
+        self._integral = not isinstance(space, spaces.Box)
+        self.dim = low.size
+        self._width = np.where(high > low, high - low, 1.0)
+        if names is None:
+            names = tuple(f"x{i}" for i in range(self.dim))
+        names = tuple(str(n) for n in names)
+        if len(names) != self.dim or len(set(names)) != len(names):
+            raise ValueError(
+                f"task_names must be {self.dim} distinct names (one per dimension), got {names!r}"
+            )
+        self.names = names
+
+    # ------------------------------------------------------------------ kinds
+    @property
+    def is_box(self) -> bool:
+        return isinstance(self.space, spaces.Box)
+
+    @property
+    def is_discrete(self) -> bool:
+        """True for Discrete and MultiDiscrete."""
+        return not self.is_box
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of distinct tasks of a discrete space (``ValueError`` for a Box)."""
+        if self.is_box:
+            raise ValueError("a Box task space has no finite number of tasks")
+        return int(np.prod(self.high - self.low + 1))
+
+    # ------------------------------------------------------------ conversions
+    def vector(self, task: Task) -> np.ndarray:
+        """Validate ``task`` and return it as a flat float64 vector.
+
+        Raises
+        ------
+        ValueError
+            If the task has the wrong shape, is not a number, is not an integer in a discrete
+            space, or lies outside the space.
+        """
+        if not isinstance(task, np.ndarray) and isinstance(task, Mapping):
+            task = self._from_mapping(task)
+        try:
+            x = np.asarray(task, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"task must be numeric with shape {self.shape}, got {task!r}") from None
+        if x.shape != self.shape and not (x.size == self.dim and x.ndim <= 1 and self.dim == 1):
+            raise ValueError(f"task must have shape {self.shape}, got shape {x.shape}: {task!r}")
+        x = x.reshape(self.dim)
+        # Task spaces have few dimensions: a Python loop beats three numpy calls here.
+        for v, lo, hi in zip(x.tolist(), self._low_list, self._high_list):
+            if not lo <= v <= hi:  # also catches NaN
+                raise ValueError(
+                    f"task {x.tolist()} is outside the task space: expected values in "
+                    f"[{self.low.tolist()}, {self.high.tolist()}] for {self.names}"
+                )
+            if self._integral and not v.is_integer():
+                raise ValueError(f"task of a discrete space must be integers, got {x.tolist()}")
+        return x
+
+    def _from_mapping(self, task: Mapping) -> list:
+        missing = [n for n in self.names if n not in task]
+        unknown = [k for k in task if k not in self.names]
+        if missing or unknown:
+            raise ValueError(
+                f"a task given by name needs exactly the keys {self.names}; "
+                f"missing {missing}, unknown {unknown}"
+            )
+        return [task[n] for n in self.names]
+
+    def task(self, vector: np.ndarray) -> Task:
+        """The canonical task (an element of ``space``) for a flat vector already in bounds."""
+        if self.is_box:
+            inside = np.minimum(np.maximum(vector, self.low), self.high)
+            return inside.astype(self.dtype).reshape(self.shape)
+        ints = np.rint(vector).astype(np.int64)
+        if isinstance(self.space, spaces.Discrete):
+            return np.int64(ints[0])
+        return ints.reshape(self.shape)
+
+    def tasks(self, vectors: np.ndarray) -> np.ndarray:
+        """Canonical tasks, stacked, for a batch of flat vectors (``(n, dim)``) of a Box."""
+        if not self.is_box:
+            return np.stack([self.task(v) for v in vectors])
+        out = np.clip(vectors, self.low, self.high).astype(self.dtype)
+        return out.reshape((len(vectors),) + self.shape)
+
+    def as_dict(self, task: Task) -> dict[str, float]:
+        """The task as ``{name: value}``."""
+        return dict(zip(self.names, self.vector(task).tolist()))
+
+    def normalise(self, vectors: np.ndarray) -> np.ndarray:
+        """Map vectors (``(..., dim)``) from the space's bounds to [0, 1]."""
+        return (vectors - self.low) / self._width
+
+    def denormalise(self, unit: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`normalise`, clipped to the bounds."""
+        return np.clip(self.low + unit * self._width, self.low, self.high)
+
+    # ----------------------------------------------------------- discrete ids
+    def index(self, task: Task) -> int:
+        """Flat index (0..n_tasks-1) of a task of a discrete space."""
+        offs = (self.vector(task) - self.low).astype(np.int64)
+        return int(np.ravel_multi_index(offs, (self.high - self.low + 1).astype(np.int64)))
+
+    def from_index(self, index: int) -> Task:
+        """The task with flat index ``index`` in a discrete space."""
+        dims = (self.high - self.low + 1).astype(np.int64)
+        offs = np.array(np.unravel_index(int(index), dims), dtype=np.float64)
+        return self.task(self.low + offs)
+
+    def describe(self) -> dict:
+        """JSON-able description (space and names)."""
+        return {**describe_space(self.space), "names": list(self.names)}
+
+    def __repr__(self) -> str:
+        return f"TaskSpace({self.space!r}, names={self.names})"
+
+
+def check_score(score: float) -> float:
+    """Return ``score`` as a float; ``ValueError`` unless it is a finite real number."""
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        raise ValueError(f"score must be a finite real number, got {score!r}") from None
+    if value != value or value in (float("inf"), float("-inf")) or isinstance(score, (bool, str)):
+        raise ValueError(f"score must be a finite real number, got {score!r}")
+    return value

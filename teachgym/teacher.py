@@ -1,0 +1,270 @@
+"""The :class:`Teacher` base class and the teacher registry.
+
+A teacher chooses tasks (``sample``) and learns from the scores a student gets on them
+(``update``). The base class does validation, seeding, batching and state handling once; a
+teacher subclass fills ``_sample``, ``_update`` and, where it has state, ``_state`` / ``_load``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from teachgym.spaces import Task, TaskSpace, check_score
+
+_REGISTRY: dict[str, type[Teacher]] = {}  # filled at import time by @register_teacher only
+
+STATE_VERSION = 1
+
+
+def register_teacher(name: str):
+    """Class decorator: make a teacher available to :func:`make_teacher` under ``name``."""
+
+    def decorate(cls: type[Teacher]) -> type[Teacher]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"teacher name {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def list_teachers() -> list[str]:
+    """Names of every registered teacher, sorted."""
+    return sorted(_REGISTRY)
+
+
+def teacher_class(name: str) -> type[Teacher]:
+    """The class registered under ``name``; ``ValueError`` listing the known names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown teacher {name!r}; expected one of {list_teachers()}") from None
+
+
+def make_teacher(
+    name: str,
+    task_space: spaces.Space | TaskSpace,
+    seed: int | np.random.SeedSequence | None = None,
+    task_names: Sequence[str] | None = None,
+    **hparams: Any,
+) -> Teacher:
+    """Build the teacher registered under ``name``.
+
+    Parameters
+    ----------
+    name
+        A name from :func:`list_teachers`, e.g. ``"alp-gmm"``.
+    task_space
+        The space tasks are drawn from.
+    seed
+        Seed of the teacher's own ``numpy.random.Generator``.
+    task_names
+        Names of the task dimensions (for dict tasks and plots).
+    **hparams
+        Hyper-parameters; anything not given keeps the class default.
+
+    Raises
+    ------
+    ValueError
+        Unknown teacher or hyper-parameter, unsupported space, invalid hyper-parameter value.
+    """
+    cls = teacher_class(name)
+    known = cls.default_hparams()
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown hyper-parameter(s) {unknown} for teacher {name!r}; expected some of {sorted(known)}"
+        )
+    return cls(task_space, seed=seed, task_names=task_names, **hparams)
+
+
+def parse_teacher_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name:key=value+key=value"`` into the name and hyper-parameters.
+
+    Values are read as JSON where they parse (numbers, lists, true/false), as strings otherwise;
+    e.g. ``"alp-gmm:fit_backend=sklearn+fit_rate=100"``.
+    """
+    name, _, rest = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, rest.split("+")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"teacher spec {spec!r}: expected name:key=value+key=value, got {item!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    teacher_class(name)
+    return name, kwargs
+
+
+class Teacher:
+    """Base class of every curriculum teacher.
+
+    Parameters
+    ----------
+    task_space
+        ``gymnasium.spaces`` Box (bounded), Discrete or MultiDiscrete, or a :class:`TaskSpace`.
+    seed
+        Seed of the teacher's own generator (``self.rng``); the global RNG is never used.
+    task_names
+        Names of the task dimensions.
+
+    Notes
+    -----
+    Subclasses store each constructor hyper-parameter as an attribute of the same name, so that
+    :meth:`default_hparams` and :meth:`hparams` read them from the signature.
+    """
+
+    name: ClassVar[str] = "teacher"
+    #: Space types a teacher accepts.
+    supported_spaces: ClassVar[tuple[type, ...]] = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
+    _BASE_ARGS: ClassVar[frozenset] = frozenset({"self", "task_space", "seed", "task_names"})
+
+    def __init__(
+        self,
+        task_space: spaces.Space | TaskSpace,
+        seed: int | np.random.SeedSequence | None = None,
+        task_names: Sequence[str] | None = None,
+    ) -> None:
+        self.task_space = TaskSpace(task_space, task_names)
+        if not isinstance(self.task_space.space, self.supported_spaces):
+            kinds = ", ".join(t.__name__ for t in self.supported_spaces)
+            raise ValueError(
+                f"teacher {self.name!r} needs a task space of type {kinds}; "
+                f"got {self.task_space.space!r}"
+            )
+        self.rng = np.random.default_rng(seed)
+        self.n_updates = 0
+
+    # ------------------------------------------------------------ hyper-params
+    @classmethod
+    def default_hparams(cls) -> dict[str, Any]:
+        """Hyper-parameters and their defaults, read from the constructor's signature."""
+        params = inspect.signature(cls.__init__).parameters
+        plain = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return {
+            k: p.default for k, p in params.items() if k not in cls._BASE_ARGS and p.kind in plain
+        }
+
+    def hparams(self) -> dict[str, Any]:
+        """The hyper-parameters in force."""
+        return {k: getattr(self, k) for k in self.default_hparams()}
+
+    # ------------------------------------------------------------------ public
+    def sample(self) -> Task:
+        """Draw the next task; always an element of the task space."""
+        return self._sample()
+
+    def sample_batch(self, n: int) -> list[Task]:
+        """Draw ``n`` tasks."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        return [self._sample() for _ in range(int(n))]
+
+    def update(self, task: Task, score: float, **info: Any) -> None:
+        """Tell the teacher that the student scored ``score`` on ``task``.
+
+        ``info`` carries optional extras a student reports (e.g. ``advantages``); teachers that do
+        not use them ignore them.
+        """
+        vector = self.task_space.vector(task)
+        value = check_score(score)
+        self._update(vector, value, info)
+        self.n_updates += 1
+
+    def update_batch(self, tasks: Sequence[Task], scores: Sequence[float]) -> None:
+        """Report several episodes; all are validated before any is applied."""
+        if len(tasks) != len(scores):
+            raise ValueError(f"got {len(tasks)} tasks but {len(scores)} scores; expected equal lengths")
+        checked = [(self.task_space.vector(t), check_score(s)) for t, s in zip(tasks, scores)]
+        for vector, value in checked:
+            self._update(vector, value, {})
+            self.n_updates += 1
+
+    # ------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: JSON-able values and numpy arrays, no pickle."""
+        return {
+            "teacher": self.name,
+            "version": STATE_VERSION,
+            "task_space": self.task_space.describe(),
+            "hparams": _jsonable(self.hparams()),
+            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "n_updates": self.n_updates,
+            "state": self._state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`.
+
+        Raises
+        ------
+        ValueError
+            If the state belongs to another teacher, space or hyper-parameters, or is malformed;
+            the teacher is then unchanged.
+        """
+        if not isinstance(state, dict) or "teacher" not in state:
+            raise ValueError(f"expected a teacher state_dict (a dict with key 'teacher'), got {type(state).__name__}")
+        for key, mine in (
+            ("teacher", self.name),
+            ("version", STATE_VERSION),
+            ("task_space", self.task_space.describe()),
+            ("hparams", _jsonable(self.hparams())),
+        ):
+            if _jsonable(state.get(key)) != mine:
+                raise ValueError(
+                    f"state_dict does not fit this teacher: its {key!r} is {state.get(key)!r}, "
+                    f"expected {mine!r}"
+                )
+        backup = self.state_dict()
+        try:
+            rng_state = state["rng"]
+            if rng_state.get("bit_generator") != self.rng.bit_generator.state["bit_generator"]:
+                raise ValueError("state_dict's generator is of another kind")
+            self._load(state["state"])
+            self.rng.bit_generator.state = copy.deepcopy(rng_state)
+            self.n_updates = int(state["n_updates"])
+        except Exception as err:
+            self._load(backup["state"])
+            self.rng.bit_generator.state = backup["rng"]
+            self.n_updates = backup["n_updates"]
+            raise ValueError(f"malformed teacher state_dict: {err}") from err
+
+    # ------------------------------------------------------------ subclass API
+    def _sample(self) -> Task:
+        raise NotImplementedError
+
+    def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
+        """Learn from one episode; ``vector`` is the validated flat task."""
+
+    def _state(self) -> dict[str, Any]:
+        """Subclass state (JSON-able values and numpy arrays)."""
+        return {}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_state` returned."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.task_space.space!r}, n_updates={self.n_updates})"
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain-Python form of hyper-parameter values, for comparison and JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,80 @@
+"""ALP-GMM: the paper's ALP, mixtures refitted on schedule, and a curriculum that beats Random."""
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import teachgym
+from teachgym.benchmarks.toy import run_toy
+
+
+def brute_force_alps(tasks, scores, min_history=5):
+    """ALP as the paper computes it, one episode at a time."""
+    out = []
+    for i in range(len(tasks)):
+        if i <= min_history:
+            out.append(0.0)
+            continue
+        j = np.argmin(((tasks[:i] - tasks[i]) ** 2).sum(1))
+        out.append(abs(scores[i] - scores[j]))
+    return np.array(out)
+
+
+def test_alp_equals_the_per_episode_nearest_neighbour_definition():
+    space = spaces.Box(np.array([0.0, 0.0]), np.array([3.0, 6.0]))
+    teacher = teachgym.make_teacher("alp-gmm", space, seed=0, fit_rate=40, potential_ks=(2, 3))
+    rng = np.random.default_rng(0)
+    tasks, scores = [], []
+    for _ in range(333):
+        task = teacher.sample()
+        score = float(rng.random())
+        teacher.update(task, score)
+        tasks.append(task)
+        scores.append(score)
+    unit = np.array(tasks) / np.array([3.0, 6.0])  # the paper's distance, in normalised space
+    np.testing.assert_allclose(teacher.alps(), brute_force_alps(unit, np.array(scores)), atol=1e-12)
+
+
+def test_bootstrap_is_uniform_then_mixtures_are_fitted_every_fit_rate_episodes():
+    teacher = teachgym.make_teacher("alp-gmm", spaces.Box(0.0, 1.0, (2,)), seed=0, fit_rate=50)
+    rng = np.random.default_rng(0)
+    for i in range(149):
+        teacher.update(teacher.sample(), float(rng.random()))
+        if i + 1 < 50:
+            assert teacher.mixture is None
+        if i + 1 == 50:
+            first = teacher.mixture
+            assert first is not None and 2 <= first.n_components <= 10
+        if 50 < i + 1 < 100:
+            assert teacher.mixture is first
+    assert teacher.mixture is not first
+
+
+def test_samples_concentrate_where_learning_progress_is():
+    """Scores change only in the lower-left corner: ALP-GMM must sample there far more than 25%."""
+    teacher = teachgym.make_teacher("alp-gmm", spaces.Box(0.0, 1.0, (2,)), seed=1, fit_rate=100)
+    rng = np.random.default_rng(1)
+    corner = []
+    for _ in range(2000):
+        task = teacher.sample()
+        in_corner = bool((task < 0.5).all())
+        corner.append(in_corner)
+        teacher.update(task, float(rng.random()) if in_corner else 0.0)
+    assert np.mean(corner[-1000:]) > 0.6
+
+
+def test_absurd_scores_keep_the_teacher_sampling_inside_the_space():
+    space = spaces.Box(0.0, 1.0, (2,))
+    teacher = teachgym.make_teacher("alp-gmm", space, seed=0, fit_rate=20, potential_ks=(2, 3))
+    for i in range(100):
+        task = teacher.sample()
+        teacher.update(task, (1e300, -1e300, 0.0)[i % 3])
+        assert space.contains(task)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_alp_gmm_beats_random_on_the_grid_student_at_a_small_budget(seed):
+    random = run_toy("random", "default", seed, episodes=4000, eval_every=4000)
+    alp = run_toy("alp-gmm", "default", seed, episodes=4000, eval_every=4000)
+    assert random["mastered_pct"][-1] <= 1.0
+    assert alp["mastered_pct"][-1] >= 3.0

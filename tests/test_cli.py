@@ -1,0 +1,61 @@
+"""The console script: the toy benchmark writes its table, CSVs and PNG, and resumes."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from teachgym.cli import main
+
+
+def test_bench_toy_writes_summary_curves_and_png_then_reuses_finished_runs(tmp_path, capsys):
+    out = tmp_path / "toy"
+    args = ["bench", "toy", "--episodes", "1500", "--eval-every", "500", "--seeds", "2", "--jobs", "2", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "alp-gmm" in printed and "median" in printed
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["teacher"]) == {"random", "alp-gmm"} and (summary["seeds"] == 2).all()
+    curves = pd.read_csv(out / "curves.csv")
+    assert sorted(curves["episode"].unique()) == [0, 500, 1000, 1500]
+    assert (out / "curves.png").stat().st_size > 1000
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    assert len(stamps) == 4
+    assert main(args) == 0  # second run: everything is reused, nothing rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == stamps
+    assert pd.read_csv(out / "summary.csv").equals(summary)
+
+
+def test_results_of_another_configuration_are_an_error_and_are_kept(tmp_path, capsys):
+    out = tmp_path / "toy"
+    assert main(["bench", "toy", "--teachers", "random", "--episodes", "200", "--eval-every", "100", "--seeds", "1", "--jobs", "1", "--out", str(out)]) == 0
+    run_file = out / "runs" / "default__random__seed0.json"
+    before = run_file.read_text()
+    code = main(["bench", "toy", "--teachers", "random", "--episodes", "300", "--eval-every", "100", "--seeds", "1", "--jobs", "1", "--out", str(out)])
+    assert code == 2 and "another configuration" in capsys.readouterr().err
+    assert run_file.read_text() == before
+    run_file.write_text("{broken")
+    assert main(["bench", "toy", "--teachers", "random", "--episodes", "200", "--eval-every", "100", "--seeds", "1", "--jobs", "1", "--out", str(out)]) == 2
+    assert run_file.read_text() == "{broken"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bench", "toy", "--teachers", "nope"], "unknown teacher 'nope'"),
+        (["bench", "toy", "--variants", "wobbly"], "unknown grid variant"),
+        (["bench", "toy", "--seeds", "0"], "seeds must be a positive integer"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(args, message, capsys, tmp_path):
+    assert main(args + ["--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_teacher_overhead_and_teachers_listing(capsys):
+    assert main(["bench", "teacher-overhead", "--episodes", "300", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "seconds_median" in out and "alp-gmm" in out
+    assert main(["teachers"]) == 0
+    listing = capsys.readouterr().out
+    assert json.loads(listing.split("alp-gmm: ")[1].splitlines()[0])["fit_rate"] == 250

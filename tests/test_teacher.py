@@ -1,0 +1,162 @@
+"""The teacher contract, checked on every registered teacher that supports the space."""
+
+import numpy as np
+import pytest
+from conftest import score_streams, task_spaces
+from gymnasium import spaces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import teachgym
+from teachgym.io import load_state, save_state
+from teachgym.teacher import teacher_class
+
+BOX = spaces.Box(0.0, 1.0, (2,), dtype=np.float64)
+# Small fit rates so that a few hundred episodes exercise every code path.
+FAST = {"alp-gmm": {"fit_rate": 20, "potential_ks": (2, 3, 4)}}
+
+
+def make(name, space=BOX, seed=0):
+    return teachgym.make_teacher(name, space, seed=seed, **FAST.get(name, {}))
+
+
+def supports(name, space):
+    return isinstance(space, teacher_class(name).supported_spaces)
+
+
+def drive(teacher, n, rng, scores=None):
+    """Sample/update ``n`` episodes with scores from ``scores`` or ``rng``."""
+    out = []
+    for i in range(n):
+        task = teacher.sample()
+        out.append(task)
+        teacher.update(task, scores[i % len(scores)] if scores is not None else float(rng.random()))
+    return out
+
+
+def test_list_teachers_names_the_registered_ones():
+    assert {"random", "alp-gmm"} <= set(teachgym.list_teachers())
+
+
+def test_unknown_teacher_and_hyper_parameter_raise_value_error():
+    with pytest.raises(ValueError, match="unknown teacher 'nope'; expected one of"):
+        teachgym.make_teacher("nope", BOX)
+    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['fit_rte'\]"):
+        teachgym.make_teacher("alp-gmm", BOX, fit_rte=10)
+
+
+def test_invalid_hyper_parameter_values_raise_value_error():
+    with pytest.raises(ValueError, match="random_task_ratio"):
+        teachgym.make_teacher("alp-gmm", BOX, random_task_ratio=1.5)
+
+
+def test_alp_gmm_refuses_discrete_spaces_clearly():
+    with pytest.raises(ValueError, match="needs a task space of type Box"):
+        teachgym.make_teacher("alp-gmm", spaces.Discrete(4))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(space=task_spaces(), scores=score_streams(), seed=st.integers(0, 2**32 - 1))
+@pytest.mark.parametrize("name", ["random", "alp-gmm"])
+def test_every_sampled_task_lies_in_the_space(name, space, scores, seed):
+    if not supports(name, space):
+        return
+    teacher = make(name, space, seed)
+    for task in drive(teacher, 70, None, scores) + teacher.sample_batch(10):
+        assert space.contains(task), (task, space)
+
+
+@pytest.mark.parametrize("name", ["random", "alp-gmm"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_scores_raise_and_change_nothing(name, bad):
+    teacher = make(name)
+    task = teacher.sample()
+    before = teacher.state_dict()
+    with pytest.raises(ValueError, match="finite"):
+        teacher.update(task, bad)
+    with pytest.raises(ValueError, match="finite"):
+        teacher.update_batch([task, task], [0.5, bad])
+    assert teacher.n_updates == 0 and teacher.state_dict()["n_updates"] == before["n_updates"]
+
+
+@pytest.mark.parametrize("name", ["random", "alp-gmm"])
+def test_tasks_outside_the_space_or_of_wrong_shape_raise(name):
+    teacher = make(name)
+    with pytest.raises(ValueError, match="outside the task space"):
+        teacher.update([0.5, 1.5], 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        teacher.update([0.5, 0.5, 0.5], 1.0)
+    with pytest.raises(ValueError, match="equal lengths"):
+        teacher.update_batch([[0.5, 0.5]], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", ["random", "alp-gmm"])
+@pytest.mark.parametrize("via_file", [False, True])
+def test_state_dict_round_trip_gives_identical_next_1000_samples(name, via_file, tmp_path):
+    rng = np.random.default_rng(1)
+    original = make(name, seed=3)
+    drive(original, 137, rng)  # mid-way between two fits, with a partly used queue
+    state = original.state_dict()
+    if via_file:
+        save_state(tmp_path / "teacher.npz", state)
+        state = load_state(tmp_path / "teacher.npz")
+    clone = make(name, seed=99)
+    clone.load_state_dict(state)
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    a = np.array(drive(original, 1000, rng_a))
+    b = np.array(drive(clone, 1000, rng_b))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_load_state_dict_from_another_teacher_or_space_raises_and_keeps_teacher():
+    teacher = make("alp-gmm", seed=0)
+    drive(teacher, 50, np.random.default_rng(0))
+    before = teacher.state_dict()
+    other_space = make("alp-gmm", spaces.Box(0.0, 2.0, (2,)), seed=0)
+    for foreign in (make("random").state_dict(), other_space.state_dict(), {"x": 1}, "state"):
+        with pytest.raises(ValueError):
+            teacher.load_state_dict(foreign)
+    broken = dict(before, state=dict(before["state"], tasks="garbage"))
+    with pytest.raises(ValueError, match="malformed"):
+        teacher.load_state_dict(broken)
+    after = teacher.state_dict()
+    np.testing.assert_array_equal(after["state"]["tasks"], before["state"]["tasks"])
+    assert after["rng"] == before["rng"] and after["n_updates"] == before["n_updates"]
+
+
+@pytest.mark.parametrize("name", ["random", "alp-gmm"])
+def test_same_seed_same_tasks_and_the_global_rng_is_never_used(name):
+    def run(reseed):
+        teacher = make(name, seed=11)
+        rng = np.random.default_rng(2)
+        tasks = []
+        for _ in range(300):
+            global_seed = int(rng.integers(1 << 30))
+            if reseed:
+                np.random.seed(global_seed)  # would change anything drawn from the global RNG
+            tasks.append(teacher.sample())
+            teacher.update(tasks[-1], float(rng.random()))
+        return np.array(tasks)
+
+    np.testing.assert_array_equal(run(False), run(True))
+    assert not np.array_equal(run(False), np.array(drive(make(name, seed=12), 300, np.random.default_rng(2))))
+
+
+def test_sample_batch_and_update_batch_match_the_single_calls():
+    a, b = make("alp-gmm", seed=4), make("alp-gmm", seed=4)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        tasks = a.sample_batch(8)
+        scores = rng.random(8).tolist()
+        a.update_batch(tasks, scores)
+        for t, s in zip([b.sample() for _ in range(8)], scores):
+            b.update(t, s)
+    np.testing.assert_array_equal(a.sample_batch(5), b.sample_batch(5))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        a.sample_batch(-1)
+
+
+def test_default_hparams_are_read_from_the_constructor():
+    defaults = teacher_class("alp-gmm").default_hparams()
+    assert defaults["fit_rate"] == 250 and defaults["random_task_ratio"] == 0.2
+    assert tuple(defaults["potential_ks"]) == tuple(range(2, 11))
