@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -144,6 +144,30 @@ class Teacher:
             )
         self.rng = np.random.default_rng(seed)
         self.n_updates = 0
+        self.value_estimate: Callable[[np.ndarray], np.ndarray] | None = None
+        self.difficulty: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def bind(
+        self,
+        value_estimate: Callable[[np.ndarray], np.ndarray] | None = None,
+        difficulty: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        """Give the teacher what a student or env knows about tasks; most teachers need neither.
+
+        Parameters
+        ----------
+        value_estimate
+            Maps tasks (canonical form, stacked: ``(n, *shape)``) to the student's expected score
+            on each (SPDL uses it; an RL student's value function, a simulated student's
+            competence).
+        difficulty
+            Maps tasks (stacked) to a difficulty in [0, 1], 0 easiest, ``inf`` unfeasible (the
+            oracle teacher uses it).
+        """
+        if value_estimate is not None:
+            self.value_estimate = value_estimate
+        if difficulty is not None:
+            self.difficulty = difficulty
 
     # ------------------------------------------------------------ hyper-params
     @classmethod
@@ -181,14 +205,26 @@ class Teacher:
         self._update(vector, value, info)
         self.n_updates += 1
 
-    def update_batch(self, tasks: Sequence[Task], scores: Sequence[float]) -> None:
-        """Report several episodes; all are validated before any is applied."""
-        if len(tasks) != len(scores):
-            raise ValueError(f"got {len(tasks)} tasks but {len(scores)} scores; expected equal lengths")
+    def update_batch(
+        self,
+        tasks: Sequence[Task],
+        scores: Sequence[float],
+        infos: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        """Report a batch of episodes; all are validated before any is applied.
+
+        Batch-wise teachers (SEC, difficulty filtering) close their batch at the end of the call.
+        """
+        infos = [{}] * len(tasks) if infos is None else list(infos)
+        if not len(tasks) == len(scores) == len(infos):
+            raise ValueError(
+                f"got {len(tasks)} tasks, {len(scores)} scores and {len(infos)} infos; expected equal lengths"
+            )
         checked = [(self.task_space.vector(t), check_score(s)) for t, s in zip(tasks, scores)]
-        for vector, value in checked:
-            self._update(vector, value, {})
+        for (vector, value), info in zip(checked, infos):
+            self._update(vector, value, dict(info))
             self.n_updates += 1
+        self._end_batch()
 
     # ------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -245,6 +281,9 @@ class Teacher:
 
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
         """Learn from one episode; ``vector`` is the validated flat task."""
+
+    def _end_batch(self) -> None:
+        """Called after the episodes of one ``update_batch`` call have been applied."""
 
     def _state(self) -> dict[str, Any]:
         """Subclass state (JSON-able values and numpy arrays)."""

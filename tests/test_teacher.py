@@ -86,7 +86,7 @@ def test_tasks_outside_the_space_or_of_wrong_shape_raise(name):
         teacher.update([0.5, 1.5], 1.0)
     with pytest.raises(ValueError, match="shape"):
         teacher.update([0.5, 0.5, 0.5], 1.0)
-    with pytest.raises(ValueError, match="equal lengths"):
+    with pytest.raises(ValueError, match="expected equal lengths"):
         teacher.update_batch([[0.5, 0.5]], [1.0, 2.0])
 
 

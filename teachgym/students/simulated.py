@@ -162,6 +162,36 @@ class GridStudent:
         """Fraction of grid cells whose competence exceeds ``mastery_threshold``."""
         return sum(c > self.mastery_threshold for c in self._competence) / len(self._competence)
 
+    def _cells(self, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grid cell (flat) of each task, and whether the task lies inside the grid."""
+        grid = np.asarray(tasks, dtype=np.float64).reshape(-1, self._space.dim)[:, : self.n_dims]
+        inside = (grid < self.grid_extent).all(1) | (self.grid_extent >= 1.0)
+        idx = np.minimum((grid / self.grid_extent * self.cells_per_dim).astype(np.int64), self.cells_per_dim - 1)
+        flat = np.ravel_multi_index(tuple(np.clip(idx, 0, self.cells_per_dim - 1).T), (self.cells_per_dim,) * self.n_dims)
+        return np.asarray(self._cell_of_position)[flat], inside
+
+    def value_estimate(self, tasks: np.ndarray) -> np.ndarray:
+        """Expected score on each task (``(n, dim)``): the competence the student has there now."""
+        cells, inside = self._cells(tasks)
+        comp = np.asarray(self._competence, dtype=np.float64)[cells] / self.max_competence
+        return np.where(inside, comp, 0.0 if self.outside == "unfeasible" else 1.0)
+
+    def difficulty(self, tasks: np.ndarray) -> np.ndarray:
+        """Difficulty in [0, 1] of each task: prerequisite depth of its cell / the deepest depth.
+
+        The depth of a cell is its largest index (the number of cells on the shortest chain of
+        prerequisites from the origin); outside the grid, unfeasible tasks get ``inf`` and
+        trivial ones 0.
+        """
+        cells, inside = self._cells(tasks)
+        depth = np.array(np.unravel_index(cells, (self.cells_per_dim,) * self.n_dims)).max(0)
+        diff = depth / max(self.cells_per_dim - 1, 1)
+        return np.where(inside, diff, np.inf if self.outside == "unfeasible" else 0.0)
+
+    def teacher_hooks(self) -> dict[str, Any]:
+        """What :meth:`teachgym.teacher.Teacher.bind` takes from this student."""
+        return {"value_estimate": self.value_estimate, "difficulty": self.difficulty}
+
     @property
     def competence(self) -> np.ndarray:
         """Competence of every grid cell, shaped like the grid."""

@@ -1,6 +1,12 @@
-"""Teacher algorithms, one per file; importing this package registers them all."""
+"""Teacher algorithms, one per file; importing this package registers every one of them.
 
-from teachgym.teachers.alp_gmm import ALPGMM
-from teachgym.teachers.random import RandomTeacher
+Each module registers its teacher with ``@register_teacher``; the modules are found here so that a
+new teacher is a new file and nothing else.
+"""
 
-__all__ = ["ALPGMM", "RandomTeacher"]
+import importlib
+import pkgutil
+
+for _info in pkgutil.iter_modules(__path__):
+    if not _info.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_info.name}")
