@@ -54,6 +54,7 @@ def make_teacher(
     task_space: spaces.Space | TaskSpace,
     seed: int | np.random.SeedSequence | None = None,
     task_names: Sequence[str] | None = None,
+    adapt: bool = False,
     **hparams: Any,
 ) -> Teacher:
     """Build the teacher registered under ``name``.
@@ -68,6 +69,10 @@ def make_teacher(
         Seed of the teacher's own ``numpy.random.Generator``.
     task_names
         Names of the task dimensions (for dict tasks and plots).
+    adapt
+        If the teacher does not support the space, run it through an adapter
+        (:mod:`teachgym.adapters`: a grid of cells for discrete teachers on a Box, ``cells_per_dim``
+        cells per dimension, default 10; an embedding for continuous teachers on discrete spaces).
     **hparams
         Hyper-parameters; anything not given keeps the class default.
 
@@ -76,6 +81,10 @@ def make_teacher(
     ValueError
         Unknown teacher or hyper-parameter, unsupported space, invalid hyper-parameter value.
     """
+    if adapt:
+        from teachgym.adapters import adapt_teacher  # the adapters build on this module
+
+        return adapt_teacher(name, task_space, seed, task_names, **hparams)
     cls = teacher_class(name)
     known = cls.default_hparams()
     unknown = sorted(set(hparams) - set(known))

@@ -85,7 +85,7 @@ def run_toy(
     student = make_grid_student(variant, seed=student_seed)
     name, spec_kwargs = parse_teacher_spec(teacher)
     kwargs = {**spec_kwargs, **(teacher_kwargs or {})}
-    tutor = make_teacher(name, student.task_space, seed=teacher_seed, task_names=student.task_names, **kwargs)
+    tutor = make_teacher(name, student.task_space, seed=teacher_seed, task_names=student.task_names, adapt=True, **kwargs)
     tutor.bind(**student.teacher_hooks())
     clock = time.perf_counter
     start = clock()
