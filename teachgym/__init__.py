@@ -1,5 +1,6 @@
 """teachgym: automatic curriculum learning — parameterised envs and pluggable teachers."""
 
+from teachgym import envs as _envs  # noqa: F401  (registers every env under teachgym/)
 from teachgym import io
 from teachgym import teachers as _teachers  # noqa: F401  (registers every teacher)
 from teachgym.spaces import TaskSpace

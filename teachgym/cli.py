@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
-from teachgym.benchmarks.toy import ToyConfig, bench_toy
+from teachgym.benchmarks.toy import ToyConfig, bench_toy, format_summary
 from teachgym.students.simulated import GRID_VARIANTS
 from teachgym.teacher import list_teachers, teacher_class
 
@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             variants = tuple(GRID_VARIANTS) if args.variants == "all" else _names(args.variants)
             config = ToyConfig(_teacher_list(args.teachers), variants, args.seeds, args.episodes, args.eval_every)
             summary = bench_toy(config, args.out, jobs=args.jobs)
-            print(f"\nFinal % cells mastered after {config.episodes} episodes ({config.seeds} seeds):")
-            print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+            print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")
+            print(format_summary(summary))
             print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
         elif args.suite == "teacher-overhead":
             config = OverheadConfig(_teacher_list(args.teachers), args.seeds, args.episodes)

@@ -154,3 +154,16 @@ def bench_toy(config: ToyConfig, out: str, jobs: int | None = None) -> pd.DataFr
     write_text(out_dir / "summary.csv", summary.to_csv(index=False))
     plot_learning_curves(curves, out_dir / "curves.png")
     return summary
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """The summary as text: one row per teacher, one column per variant ("median [min, max]")."""
+    if summary["variant"].nunique() == 1:
+        return summary.to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    cells = summary.assign(
+        result=[f"{m:.0f} [{lo:.0f}, {hi:.0f}]" for m, lo, hi in zip(summary["median"], summary["min"], summary["max"])]
+    )
+    table = cells.pivot(index="teacher", columns="variant", values="result")
+    table = table.reindex(index=list(dict.fromkeys(summary["teacher"])), columns=list(dict.fromkeys(summary["variant"])))
+    seconds = summary.groupby("teacher", sort=False)["teacher_seconds"].median().rename("teacher_s")
+    return table.join(seconds.map(lambda v: f"{v:.2f}")).to_string()
