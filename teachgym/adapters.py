@@ -48,8 +48,13 @@ class _Adapter(Teacher):
         difficulty: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         super().bind(value_estimate, difficulty)
-        wrap = (lambda fn: None if fn is None else (lambda tasks: fn(self._to_outer(np.asarray(tasks)))))
-        self.inner.bind(wrap(value_estimate), wrap(difficulty))
+        self.inner.bind(self._through_outer(value_estimate), self._through_outer(difficulty))
+
+    def _through_outer(self, fn: Callable[[np.ndarray], np.ndarray] | None) -> Callable | None:
+        """``fn`` of outer tasks as a function of inner tasks."""
+        if fn is None:
+            return None
+        return lambda tasks: fn(self._to_outer(np.asarray(tasks)))
 
     def _end_batch(self) -> None:
         self.inner._end_batch()
