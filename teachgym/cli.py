@@ -14,8 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
-from teachgym.benchmarks.toy import ToyConfig, bench_toy, format_summary
-from teachgym.students.simulated import GRID_VARIANTS
+from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
 
 
@@ -41,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     toy = _defaults(ToyConfig)
     p = suites.add_parser("toy", help="teachers on simulated grid students")
     p.add_argument("--teachers", default=",".join(toy["teachers"]), help="comma-separated names, or 'all'")
-    p.add_argument("--variants", default=",".join(toy["variants"]), help=f"comma-separated, or 'all': {', '.join(GRID_VARIANTS)}")
+    p.add_argument("--variants", default=",".join(toy["variants"]), help="comma-separated variant names of the students, or 'all'")
+    p.add_argument("--students", default=",".join(toy["students"]), help=f"comma-separated: {', '.join(STUDENTS)}")
     p.add_argument("--seeds", type=int, default=toy["seeds"])
     p.add_argument("--episodes", type=int, default=toy["episodes"])
     p.add_argument("--eval-every", type=int, default=toy["eval_every"])
@@ -65,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in list_teachers():
                 print(f"{name}: {json.dumps(teacher_class(name).default_hparams(), default=str)}")
         elif args.suite == "toy":
-            variants = tuple(GRID_VARIANTS) if args.variants == "all" else _names(args.variants)
-            config = ToyConfig(_teacher_list(args.teachers), variants, args.seeds, args.episodes, args.eval_every)
+            config = ToyConfig(
+                _teacher_list(args.teachers), _names(args.variants), _names(args.students), args.seeds, args.episodes, args.eval_every
+            )
             summary = bench_toy(config, args.out, jobs=args.jobs)
             print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")
             print(format_summary(summary))

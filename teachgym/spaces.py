@@ -91,6 +91,10 @@ class TaskSpace:
         self.low, self.high = low, high
         self._low_list, self._high_list = low.tolist(), high.tolist()
         self._integral = not isinstance(space, spaces.Box)
+        if self._integral:
+            dims = (high - low + 1).astype(np.int64)
+            self._strides = np.cumprod(np.r_[dims[1:], 1][::-1])[::-1].astype(np.float64)
+            self._by_index: dict[int, Task] = {}
         self.dim = low.size
         self._width = np.where(high > low, high - low, 1.0)
         if names is None:
@@ -189,16 +193,24 @@ class TaskSpace:
         return np.clip(self.low + unit * self._width, self.low, self.high)
 
     # ----------------------------------------------------------- discrete ids
+    # Bandit teachers turn tasks into arms and back on every episode: both directions are
+    # kept cheap (a dot product with C-order strides; a cache of the tasks built so far).
     def index(self, task: Task) -> int:
-        """Flat index (0..n_tasks-1) of a task of a discrete space."""
-        offs = (self.vector(task) - self.low).astype(np.int64)
-        return int(np.ravel_multi_index(offs, (self.high - self.low + 1).astype(np.int64)))
+        """Flat index (0..n_tasks-1) of a task of a discrete space (validated)."""
+        return self.arm(self.vector(task))
+
+    def arm(self, vector: np.ndarray) -> int:
+        """Flat index of an already validated task vector of a discrete space."""
+        return int((vector - self.low) @ self._strides)
 
     def from_index(self, index: int) -> Task:
-        """The task with flat index ``index`` in a discrete space."""
-        dims = (self.high - self.low + 1).astype(np.int64)
-        offs = np.array(np.unravel_index(int(index), dims), dtype=np.float64)
-        return self.task(self.low + offs)
+        """The task with flat index ``index`` in a discrete space (a fresh copy)."""
+        task = self._by_index.get(int(index))
+        if task is None:
+            dims = (self.high - self.low + 1).astype(np.int64)
+            offs = np.array(np.unravel_index(int(index), dims), dtype=np.float64)
+            task = self._by_index[int(index)] = self.task(self.low + offs)
+        return task.copy() if isinstance(task, np.ndarray) else task
 
     def describe(self) -> dict:
         """JSON-able description (space and names)."""

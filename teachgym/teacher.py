@@ -178,6 +178,15 @@ class Teacher:
         if difficulty is not None:
             self.difficulty = difficulty
 
+    @property
+    def train_on_last_sample(self) -> bool:
+        """Whether the student should learn from the episode of the last sampled task.
+
+        True for every teacher but robust PLR, which has new levels played only to score them;
+        students and runners then evaluate without a learning step.
+        """
+        return True
+
     # ------------------------------------------------------------ hyper-params
     @classmethod
     def default_hparams(cls) -> dict[str, Any]:

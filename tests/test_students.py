@@ -83,3 +83,11 @@ def test_every_variant_builds_and_rejects_bad_tasks():
         make_grid_student("nope")
     with pytest.raises(ValueError, match="rugged_block"):
         GridStudent(rugged_block=3)
+
+
+def test_evaluate_scores_without_learning():
+    s = GridStudent()
+    for _ in range(10):
+        s.train(centre(0, 0))
+    assert s.evaluate(centre(0, 0)) == 0.1 and s.evaluate(centre(0, 0)) == 0.1
+    assert s.n_episodes == 10 and s.competence[0, 0] == 10

@@ -25,7 +25,7 @@ from teachgym.io import write_json
 
 def run_id(run: dict[str, Any]) -> str:
     """File-name-safe identifier of a run description."""
-    raw = f"{run['variant']}__{run['teacher']}__seed{run['seed']}"
+    raw = f"{run.get('student', 'grid')}-{run['variant']}__{run['teacher']}__seed{run['seed']}"
     return re.sub(r"[^A-Za-z0-9_.=-]", "_", raw)
 
 

@@ -1,8 +1,11 @@
-"""The ``toy`` suite: teachers on simulated grid students (teachDeepRL's benchmark).
+"""The ``toy`` suite: teachers on simulated students.
 
-One run = one teacher x one challenge variant x one seed for ``episodes`` episodes; the
-percentage of mastered cells is recorded every ``eval_every`` episodes, together with the
-seconds the teacher spent in ``sample`` and ``update``.
+Students: ``grid`` (teachDeepRL's continuous benchmark, a Box task space) and ``skills`` (skills
+with prerequisites, a discrete task space), each with its challenge variants. One run = one
+teacher x one student variant x one seed for ``episodes`` episodes; the percentage mastered is
+recorded every ``eval_every`` episodes, with the seconds the teacher spent in ``sample`` and
+``update``. A teacher that does not support a student's space runs through an adapter
+(:mod:`teachgym.adapters`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from teachgym.benchmarks.plots import plot_learning_curves
 from teachgym.benchmarks.runner import execute
 from teachgym.io import write_text
 from teachgym.students.simulated import GRID_VARIANTS, make_grid_student
+from teachgym.students.skills import SKILLS_VARIANTS, make_skills_student
 from teachgym.teacher import make_teacher, parse_teacher_spec
+
+
+#: Student families: (factory(variant, seed), variants).
+STUDENTS: dict[str, tuple[Callable[..., Any], dict[str, dict[str, Any]]]] = {
+    "grid": (make_grid_student, GRID_VARIANTS),
+    "skills": (make_skills_student, SKILLS_VARIANTS),
+}
 
 
 @dataclass
@@ -28,7 +39,8 @@ class ToyConfig:
     """What ``teachgym bench toy`` runs; the CLI reads these defaults."""
 
     teachers: tuple[str, ...] = ("random", "alp-gmm")
-    variants: tuple[str, ...] = ("default",)
+    variants: tuple[str, ...] = ("default",)  # "all": every variant of each student
+    students: tuple[str, ...] = ("grid",)
     seeds: int = 3
     episodes: int = 20_000
     eval_every: int = 1_000
@@ -38,9 +50,13 @@ class ToyConfig:
         """``ValueError`` for unknown teachers or variants and non-positive sizes."""
         for spec in self.teachers:
             parse_teacher_spec(spec)
-        for v in self.variants:
-            if v not in GRID_VARIANTS:
-                raise ValueError(f"unknown grid variant {v!r}; expected some of {sorted(GRID_VARIANTS)}")
+        for student in self.students:
+            if student not in STUDENTS:
+                raise ValueError(f"unknown student {student!r}; expected some of {sorted(STUDENTS)}")
+            known = STUDENTS[student][1]
+            for v in self.variants:
+                if v != "all" and v not in known:
+                    raise ValueError(f"unknown {student} variant {v!r}; expected some of {sorted(known)} or 'all'")
         for key in ("seeds", "episodes", "eval_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -49,6 +65,7 @@ class ToyConfig:
         """One description per (variant, teacher, seed)."""
         return [
             {
+                "student": student,
                 "teacher": t,
                 "variant": v,
                 "seed": s,
@@ -56,7 +73,8 @@ class ToyConfig:
                 "eval_every": self.eval_every,
                 "teacher_kwargs": self.teacher_kwargs.get(t, {}),
             }
-            for v in self.variants
+            for student in self.students
+            for v in (STUDENTS[student][1] if "all" in self.variants else self.variants)
             for t in self.teachers
             for s in range(self.seeds)
         ]
@@ -70,8 +88,9 @@ def run_toy(
     eval_every: int,
     teacher_kwargs: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    student: str = "grid",
 ) -> dict[str, Any]:
-    """Train a grid student with a teacher; returns the curve and the teacher's time.
+    """Train a simulated student with a teacher; returns the curve and the teacher's time.
 
     ``teacher`` is a name or a spec with hyper-parameters (``"alp-gmm:fit_rate=100"``).
 
@@ -82,26 +101,26 @@ def run_toy(
         ``sample`` + ``update``) and ``wall_seconds``.
     """
     student_seed, teacher_seed = np.random.SeedSequence(seed).spawn(2)
-    student = make_grid_student(variant, seed=student_seed)
+    learner = STUDENTS[student][0](variant, seed=student_seed)
     name, spec_kwargs = parse_teacher_spec(teacher)
     kwargs = {**spec_kwargs, **(teacher_kwargs or {})}
-    tutor = make_teacher(name, student.task_space, seed=teacher_seed, task_names=student.task_names, adapt=True, **kwargs)
-    tutor.bind(**student.teacher_hooks())
+    tutor = make_teacher(name, learner.task_space, seed=teacher_seed, task_names=getattr(learner, "task_names", None), adapt=True, **kwargs)
+    tutor.bind(**learner.teacher_hooks())
     clock = time.perf_counter
     start = clock()
     spent = 0.0
-    curve_ep, curve_pct = [0], [100.0 * student.mastered_fraction()]
+    curve_ep, curve_pct = [0], [100.0 * learner.mastered_fraction()]
     for ep in range(1, episodes + 1):
         t0 = clock()
         task = tutor.sample()
         t1 = clock()
-        score = student.train(task)
+        score = learner.train(task) if tutor.train_on_last_sample else learner.evaluate(task)
         t2 = clock()
         tutor.update(task, score)
         spent += (t1 - t0) + (clock() - t2)
         if ep % eval_every == 0 or ep == episodes:
             curve_ep.append(ep)
-            curve_pct.append(100.0 * student.mastered_fraction())
+            curve_pct.append(100.0 * learner.mastered_fraction())
             if progress is not None:
                 progress(ep - curve_ep[-2])
     return {
@@ -122,14 +141,14 @@ def bench_toy(config: ToyConfig, out: str, jobs: int | None = None) -> pd.DataFr
     runs = config.runs()
     results = execute(run_toy, runs, out, units=lambda r: r["episodes"], jobs=jobs, desc="toy")
     rows = [
-        {"variant": r["variant"], "teacher": r["teacher"], "seed": r["seed"], "episode": e, "mastered_pct": m}
+        {"variant": f"{r['student']}/{r['variant']}", "teacher": r["teacher"], "seed": r["seed"], "episode": e, "mastered_pct": m}
         for r, res in zip(runs, results)
         for e, m in zip(res["episode"], res["mastered_pct"])
     ]
     curves = pd.DataFrame(rows)
     per_run = pd.DataFrame(
         {
-            "variant": r["variant"],
+            "variant": f"{r['student']}/{r['variant']}",
             "teacher": r["teacher"],
             "seed": r["seed"],
             "final_mastered_pct": res["mastered_pct"][-1],
@@ -152,7 +171,7 @@ def bench_toy(config: ToyConfig, out: str, jobs: int | None = None) -> pd.DataFr
     write_text(out_dir / "curves.csv", curves.to_csv(index=False))
     write_text(out_dir / "per_run.csv", per_run.to_csv(index=False))
     write_text(out_dir / "summary.csv", summary.to_csv(index=False))
-    plot_learning_curves(curves, out_dir / "curves.png")
+    plot_learning_curves(curves, out_dir / "curves.png", ylabel="% mastered")
     return summary
 
 

@@ -158,6 +158,10 @@ class GridStudent:
             comp[cell] += 1
         return comp[cell] / self.max_competence
 
+    def evaluate(self, task: Task) -> float:
+        """Score of an episode on ``task`` without learning (no time passes either)."""
+        return float(self.value_estimate(self._space.vector(task)[None])[0])
+
     def mastered_fraction(self) -> float:
         """Fraction of grid cells whose competence exceeds ``mastery_threshold``."""
         return sum(c > self.mastery_threshold for c in self._competence) / len(self._competence)
