@@ -1,0 +1,227 @@
+"""Box2D walkers: every body builds from its description, tasks shape the tracks, runs repeat."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import teachgym  # noqa: F401  (registers the envs)
+from teachgym.envs.walkers import BODIES
+from teachgym.envs.walkers.env import SUCCESS_RETURN, TERRAIN_HEIGHT, TERRAIN_STEP
+
+STUMPS, HEXAGONS = "teachgym/StumpTracks-v0", "teachgym/HexagonTracks-v0"
+# (observation, action) sizes of TeachMyAgent's bodies: 4 head values, angle and speed per
+# motor, one contact per foot, 10 lidar rays.
+SIZES = {
+    "small_bipedal": (24, 4),
+    "classic_bipedal": (24, 4),
+    "big_quadru": (34, 8),
+    "spider": (42, 12),
+    "millipede": (54, 16),
+    "wheel": (34, 8),
+}
+
+
+def rollout(env, seed, task, steps, action_seed=0):
+    """Observations and rewards of ``steps`` steps with fixed random actions (resets on ends)."""
+    rng = np.random.default_rng(action_seed)
+    obs, _ = env.reset(seed=seed, options={"task": task})
+    out = [obs]
+    for _ in range(steps):
+        obs, reward, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        out.append(np.append(obs, reward))
+        if term or trunc:
+            out.append(env.reset()[0])
+    return out
+
+
+def same(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("body", sorted(BODIES))
+def test_each_body_has_the_observation_and_action_sizes_of_its_description(body):
+    assert set(SIZES) <= set(BODIES)
+    for env_id in (STUMPS, HEXAGONS):
+        env = gym.make(env_id, body=body)
+        obs, info = env.reset(seed=0)
+        n_obs, n_act = SIZES[body]
+        assert env.observation_space.shape == obs.shape == (n_obs,)
+        assert env.action_space.shape == (n_act,) and obs.dtype == np.float32
+        obs, reward, term, trunc, info = env.step(env.action_space.sample())
+        assert np.all(np.isfinite(obs)) and np.isfinite(reward)
+        assert 0.0 <= obs[-10:].min() and obs[-10:].max() <= 1.0  # lidar fractions
+        assert env.spec.max_episode_steps == 2000
+
+
+@pytest.mark.parametrize("env_id,body", [(STUMPS, "classic_bipedal"), (HEXAGONS, "spider")])
+def test_walker_envs_pass_gymnasiums_env_checker(env_id, body, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # check_env also opens the "human" mode
+    env = gym.make(env_id, body=body, render_mode="rgb_array")
+    with pytest.warns(UserWarning, match="infinity"):  # unbounded angles and speeds, as in TeachMyAgent
+        check_env(env.unwrapped)
+
+
+def test_same_seed_and_task_repeat_the_trajectory_even_after_other_episodes():
+    first = rollout(gym.make(STUMPS, body="classic_bipedal"), 5, [2.0, 1.0], 300)
+    env = gym.make(STUMPS, body="classic_bipedal")
+    rollout(env, 9, [0.5, 4.0], 150, action_seed=3)
+    assert same(rollout(env, 5, [2.0, 1.0], 300), first)
+    assert not same(rollout(env, 6, [2.0, 1.0], 300), first)
+
+
+def test_two_envs_stepped_in_turn_behave_as_each_run_alone():
+    specs = [(STUMPS, "classic_bipedal", 1, [2.5, 0.5]), (HEXAGONS, "millipede", 2, [3.0] * 12),
+             (STUMPS, "spider", 3, [0.0, 6.0])]
+    alone = [rollout(gym.make(i, body=b), s, t, 200) for i, b, s, t in specs]
+    envs = [gym.make(i, body=b) for i, b, _, _ in specs]
+    rngs = [np.random.default_rng(0) for _ in specs]
+    runs = [[env.reset(seed=s, options={"task": t})[0]] for env, (_, _, s, t) in zip(envs, specs)]
+    for _ in range(200):
+        for env, rng, run in zip(envs, rngs, runs):
+            obs, reward, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+            run.append(np.append(obs, reward))
+            if term or trunc:
+                run.append(env.reset()[0])
+    assert all(same(a, b) for a, b in zip(alone, runs))
+    feet = np.array([o[[8, 13]] for o in alone[0]])  # classic_bipedal's two foot contacts
+    assert set(np.unique(feet)) == {0.0, 1.0}  # contacts come and go: no count leaks across episodes
+
+
+def test_a_task_by_name_equals_the_same_task_by_array_and_stays_until_replaced():
+    env = gym.make(STUMPS)
+    by_name = rollout(env, 0, {"obstacle_spacing": 2.0, "stump_height": 1.5}, 100)
+    assert same(rollout(env, 0, np.array([1.5, 2.0]), 100), by_name)
+    _, info = env.reset(seed=1)
+    assert np.array_equal(info["task"], [1.5, 2.0])
+    assert np.array_equal(env.step(env.action_space.sample())[4]["task"], [1.5, 2.0])
+    _, info = gym.make(STUMPS).reset(seed=1)
+    assert np.array_equal(info["task"], env.unwrapped.default_task)  # (0, 6): small sparse stumps
+    _, info = gym.make(HEXAGONS, task=[1.0] * 12).reset()
+    assert np.array_equal(info["task"], [1.0] * 12)
+
+
+@pytest.mark.parametrize("task,words", [
+    ([3.5, 1.0], "outside the task space"),
+    ([1.0, -0.1], "outside the task space"),
+    ([1.0, float("nan")], "outside the task space"),
+    ([1.0, 2.0, 3.0], "shape"),
+    ({"stump_height": 1.0}, "missing"),
+    ({"stump_height": 1.0, "obstacle_spacing": 1.0, "roughness": 1.0}, "unknown"),
+    ("easy", "numeric"),
+])
+def test_invalid_tasks_raise_value_errors_that_say_what_was_expected(task, words):
+    env = gym.make(STUMPS)
+    with pytest.raises(ValueError, match=words):
+        env.reset(options={"task": task})
+    with pytest.raises(ValueError, match=words):
+        gym.make(STUMPS, task=task)
+
+
+def test_unknown_bodies_and_wrong_actions_are_refused():
+    with pytest.raises(ValueError, match="classic_bipedal"):
+        gym.make(STUMPS, body="centipede")
+    env = gym.make(STUMPS).unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        env.step(np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.array([0.0, np.nan, 0.0, 0.0]))
+
+
+def test_stumps_follow_the_task_height_and_spacing():
+    env = gym.make(STUMPS).unwrapped
+    for height, spacing in [(0.0, 6.0), (1.0, 3.0), (3.0, 0.0)]:
+        env.reset(seed=0, options={"task": [height, spacing]})
+        stumps = np.array(env.obstacles)
+        tops = (stumps[:, :, 1].max(axis=1) - TERRAIN_HEIGHT) / TERRAIN_STEP
+        lefts = stumps[:, :, 0].min(axis=1)
+        assert np.allclose(np.diff(lefts), TERRAIN_STEP + max(spacing, 0.01))
+        if height > 0.3:  # away from the 0.05 floor, heights are N(height, 0.1)
+            assert abs(tops.mean() - height) < 0.05 and 0.05 < tops.std() < 0.15
+        assert tops.min() >= 0.05 - 1e-9
+    assert len(stumps) > 150  # dense: a stump every 0.48 m over 84 m
+    chain = np.array(env._terrain.fixtures[0].shape.vertices)  # the one fixture Box2D collides with
+    assert np.allclose(chain, env._drawing["ground"], atol=1e-5) and len(chain) == 4 * len(stumps) + 2
+
+
+def test_hexagon_parameters_push_the_hexagon_vertices():
+    env = gym.make(HEXAGONS).unwrapped
+    env.reset(seed=0)
+    plain = env.obstacles
+    env.reset(seed=0, options={"task": [0.0, 4.0] * 6})  # every vertex pushed up 4 steps
+    tall = env.obstacles
+
+    def height(polys):
+        return np.mean([(p[:, 1].max() - TERRAIN_HEIGHT) / TERRAIN_STEP for p in polys])
+
+    assert len(plain) == len(tall) >= 8
+    assert abs(height(plain) - 0.5) < 0.2 and abs(height(tall) - 4.5) < 0.2
+    env.reset(seed=0, options={"task": [4.0, 0.0] * 6})  # every vertex pushed forward 4 steps
+    shift = np.mean([p[:, 0].mean() for p in env.obstacles]) - np.mean([p[:, 0].mean() for p in plain])
+    assert abs(shift / TERRAIN_STEP - 4.0) < 0.2
+
+
+def test_lidar_sees_tall_stumps_ahead_and_feet_report_ground_contact():
+    env = gym.make(STUMPS).unwrapped
+    obs, _ = env.reset(seed=0, options={"task": [3.0, 0.0]})
+    for _ in range(5):
+        obs, *_ = env.step(np.zeros(4))
+    assert obs[-1] < 1.0 and obs[8] == obs[13] == 1.0  # farthest ray hits a stump; both feet down
+    env.reset(seed=0, options={"task": [0.0, 6.0]})
+    obs, *_ = env.step(np.zeros(4))
+    assert obs[-1] == 1.0
+
+
+def test_success_is_a_return_above_230_and_a_fall_costs_100():
+    env = gym.make(STUMPS, body="classic_bipedal")
+    env.reset(seed=0)
+    total, steps = 0.0, 0
+    while True:  # no torque: the legs fold and the hull hits the ground
+        _, reward, term, trunc, info = env.step(np.zeros(4))
+        total, steps = total + reward, steps + 1
+        assert info["success"] is (total > SUCCESS_RETURN)
+        if term or trunc:
+            break
+    assert term and reward == -100.0 and steps < 300 and not info["success"]
+
+    # Carry the hull forward (a crane holding it level): the return passes 230 and stays there.
+    base = env.unwrapped
+    base.reset(seed=0)
+    y = base._head.position.y
+    total, flags = 0.0, []
+    for _ in range(600):
+        x = base._head.position.x
+        base._head.transform = ((x, y), 0.0)
+        base._head.linearVelocity, base._head.angularVelocity = (6.0, 0.0), 0.0
+        _, reward, term, _, info = env.step(np.zeros(4))
+        total += reward
+        flags.append(info["success"])
+        assert info["success"] is (total > SUCCESS_RETURN) and not term
+    assert flags[0] is False and flags[-1] is True
+
+
+def test_test_sets_are_fixed_and_inside_the_task_spaces():
+    stumps = gym.make(STUMPS).unwrapped.test_set()
+    assert stumps.shape == (100, 2)
+    axes = np.linspace(0, 3, 10), np.linspace(0, 6, 10)
+    assert {tuple(t) for t in stumps.round(9)} == {(a, b) for a in axes[0].round(9) for b in axes[1].round(9)}
+    hexagons = gym.make(HEXAGONS).unwrapped.test_set()
+    assert hexagons.shape == (100, 12) and hexagons.min() >= 0 and hexagons.max() <= 4
+    assert np.array_equal(hexagons, np.random.default_rng(4222).uniform(0, 4, (100, 12)))  # documented seed
+    for env_id, tasks in ((STUMPS, stumps), (HEXAGONS, hexagons)):
+        space = gym.make(env_id).unwrapped.task_space
+        assert all(space.contains(t) for t in tasks)
+
+
+def test_rgb_array_frames_show_the_walker():
+    env = gym.make(STUMPS, body="big_quadru", render_mode="rgb_array")
+    env.reset(seed=0, options={"task": [1.0, 2.0]})
+    frame = env.render()
+    assert frame.shape == (400, 600, 3) and frame.dtype == np.uint8
+    trunk = np.array(BODIES["big_quadru"].trunk_colour)
+    assert (np.abs(frame.astype(int) - trunk).sum(axis=2) == 0).sum() > 500  # the hull's pixels
+    for _ in range(20):
+        env.step(np.ones(8))
+    assert not np.array_equal(env.render(), frame)  # the legs moved
+    env.close()
