@@ -2,6 +2,7 @@
 
 ``teachgym bench toy``                 teachers on simulated grid students (curves, table, PNG)
 ``teachgym bench teacher-overhead``    seconds teachers spend in sample + update
+``teachgym bench envs``                steps/s and reset times of the envs
 ``teachgym teachers``                  registered teachers and their default hyper-parameters
 """
 
@@ -13,6 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=ov["seeds"])
     p.add_argument("--episodes", type=int, default=ov["episodes"])
 
+    env_defaults = EnvSpeedConfig()
+    p = suites.add_parser("envs", help="steps/s and reset times of the envs vs gymnasium's originals")
+    p.add_argument("--steps", type=int, default=env_defaults.steps)
+    p.add_argument("--resets", type=int, default=env_defaults.resets)
+    p.add_argument("--only", default="", help="comma-separated labels to keep (the first one is the reference)")
+
     sub.add_parser("teachers", help="list teachers and their default hyper-parameters")
     return parser
 
@@ -72,6 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")
             print(format_summary(summary))
             print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
+        elif args.suite == "envs":
+            config = EnvSpeedConfig(steps=args.steps, resets=args.resets)
+            if args.only:
+                wanted = _names(args.only)
+                unknown = sorted(set(wanted) - {label for label, _, _ in config.envs})
+                if unknown:
+                    raise ValueError(f"unknown env labels {unknown}; expected some of {[e[0] for e in config.envs]}")
+                config.envs = tuple(sorted((e for e in config.envs if e[0] in wanted), key=lambda e: wanted.index(e[0])))
+            table = bench_envs(config)
+            print(f"\nRandom actions, {config.steps} steps per env, one process (ratio: steps/s over the 'vs' row's):")
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         elif args.suite == "teacher-overhead":
             config = OverheadConfig(_teacher_list(args.teachers), args.seeds, args.episodes)
             table = bench_teacher_overhead(config)

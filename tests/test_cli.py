@@ -59,3 +59,12 @@ def test_teacher_overhead_and_teachers_listing(capsys):
     assert main(["teachers"]) == 0
     listing = capsys.readouterr().out
     assert json.loads(listing.split("alp-gmm: ")[1].splitlines()[0])["fit_rate"] == 250
+
+
+def test_bench_envs_times_the_chosen_envs_against_the_reference(capsys):
+    args = ["bench", "envs", "--steps", "300", "--resets", "5", "--only", "BipedalWalker-v3,StumpTracks/classic_bipedal,CartPole-v1,ContextualCartPole"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "StumpTracks/classic_bipedal" in out and "reset_ms_median" in out and "async2_steps_per_s" in out
+    assert main(["bench", "envs", "--only", "NoSuchEnv"]) == 2
+    assert "unknown env labels" in capsys.readouterr().err

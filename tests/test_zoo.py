@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import score_streams, task_spaces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import teachgym
-from conftest import score_streams, task_spaces
 
 TEACHERS = teachgym.list_teachers()
 

@@ -26,7 +26,6 @@ from teachgym.students.simulated import GRID_VARIANTS, make_grid_student
 from teachgym.students.skills import SKILLS_VARIANTS, make_skills_student
 from teachgym.teacher import make_teacher, parse_teacher_spec
 
-
 #: Student families: (factory(variant, seed), variants).
 STUDENTS: dict[str, tuple[Callable[..., Any], dict[str, dict[str, Any]]]] = {
     "grid": (make_grid_student, GRID_VARIANTS),
