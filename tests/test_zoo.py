@@ -11,6 +11,13 @@ import teachgym
 TEACHERS = teachgym.list_teachers()
 
 
+def make(name, space, seed):
+    """The teacher on ``space`` (adapted if need be), with a difficulty bound for the oracle."""
+    teacher = teachgym.make_teacher(name, space, seed=seed, adapt=True)
+    teacher.bind(difficulty=lambda tasks: np.zeros(len(tasks)))
+    return teacher
+
+
 def drive(teacher, scores, n):
     tasks = []
     for i in range(n):
@@ -24,12 +31,12 @@ def drive(teacher, scores, n):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(space=task_spaces(), scores=score_streams(), seed=st.integers(0, 2**32 - 1))
 def test_fuzz_samples_stay_in_the_space_and_state_round_trips(name, space, scores, seed):
-    teacher = teachgym.make_teacher(name, space, seed=seed, adapt=True)
+    teacher = make(name, space, seed)
     tasks = drive(teacher, scores, 40) + teacher.sample_batch(5)
     teacher.update_batch(tasks[-5:], [scores[0]] * 5)
     for task in tasks:
         assert space.contains(task), (name, task, space)
-    clone = teachgym.make_teacher(name, space, seed=seed + 1, adapt=True)
+    clone = make(name, space, seed + 1)
     clone.load_state_dict(teacher.state_dict())
     a = np.array(drive(teacher, scores, 30))
     b = np.array(drive(clone, scores, 30))
@@ -42,7 +49,7 @@ def test_non_finite_scores_are_rejected_by_every_teacher(name, bad):
     from gymnasium import spaces
 
     for space in (spaces.Box(0.0, 1.0, (2,)), spaces.Discrete(5)):
-        teacher = teachgym.make_teacher(name, space, seed=0, adapt=True)
+        teacher = make(name, space, 0)
         with pytest.raises(ValueError, match="finite"):
             teacher.update(teacher.sample(), bad)
         assert teacher.n_updates == 0

@@ -1,0 +1,300 @@
+"""GoalGAN: goals of intermediate difficulty from a generative adversarial network.
+
+Florensa, Held, Geng & Abbeel, "Automatic Goal Generation for Reinforcement Learning Agents",
+ICML 2018; as wrapped in TeachMyAgent (Romac et al. 2021). Each new goal is tried
+``n_rollouts`` times; its success rate labels it as a Goal Of Intermediate Difficulty (GOID) when
+it lies in [``goid_lb``, ``goid_ub``]. Every ``update_size`` labelled goals, a least-squares GAN is
+trained: the discriminator tells GOIDs (+1) from other goals and generated ones (-1), the
+generator learns to produce goals the discriminator calls GOIDs. With probability ``p_old`` a
+goal is instead replayed (with noise) from the buffer of goals already mastered.
+
+Details (TeachMyAgent's unless said):
+
+* Networks work on the task space mapped to [-1, 1]^d (tanh output); noise of dimension d.
+  LSGAN losses, RMSProp (lr 1e-3), batches of 64, one discriminator and one generator step per
+  outer iteration. Smaller by default than TeachMyAgent's (256-256 / 128-128 units, 250 outer
+  iterations) so that a 20,000-episode grid run stays in seconds.
+* Generated goals get Gaussian noise of ``noise_level`` x range; replayed goals too; all are
+  clipped to the space. The default, 5% of the range, is Florensa et al.'s maze setting (0.5
+  on a range of 10); TeachMyAgent's 1% left the generator stuck on one cell of the grid in our
+  runs. A mastered goal joins the replay buffer only if it lies farther than
+  ``success_distance_threshold`` x the range's diagonal from every goal already there.
+* Until the GAN is first trained (on a batch holding a GOID), new goals are uniform: the "no
+  prior knowledge" start, as a generator pre-trained to uniform goals would give but without
+  the cost; TeachMyAgent pre-trains on an expert's initial distribution instead.
+* A fraction ``random_goal_ratio`` of new goals is drawn uniformly (labelled like GAN goals).
+* Success of an episode: ``info["success"]`` when the student reports one, else
+  ``score > success_threshold``; with ``success_threshold=None`` the score itself, clipped to
+  [0, 1], is read as the probability of success (the grid student's competence / 100).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from teachgym.teacher import Teacher, register_teacher
+from teachgym.teachers._nets import (
+    init_mlp,
+    load_optimizer_state,
+    load_tensors,
+    mlp,
+    optimizer_state,
+    tensors_to_numpy,
+)
+
+
+@register_teacher("goal-gan")
+class GoalGAN(Teacher):
+    """GoalGAN teacher for bounded ``Box`` task spaces (torch; CPU by default).
+
+    Parameters
+    ----------
+    task_space, seed, task_names
+        See :class:`~teachgym.teacher.Teacher`.
+    update_size
+        Labelled goals between two GAN trainings.
+    n_rollouts
+        Episodes per new goal; their mean success labels it.
+    goid_lb, goid_ub
+        Success rates of a goal of intermediate difficulty.
+    p_old
+        Probability of replaying a mastered goal.
+    random_goal_ratio
+        Probability that a new goal is uniform rather than generated.
+    noise_level
+        Standard deviation of the noise on generated and replayed goals (fraction of range).
+    success_distance_threshold
+        Minimum distance between buffered mastered goals (fraction of the range's diagonal).
+    success_threshold
+        Score above which an episode is a success; ``None``: the score is the success probability.
+    generator_layers, discriminator_layers
+        Hidden units.
+    outer_iters
+        Discriminator + generator steps per training.
+    batch_size, learning_rate
+        Optimisation settings.
+    device
+        Torch device of the networks.
+    """
+
+    supported_spaces = (spaces.Box,)
+
+    def __init__(
+        self,
+        task_space,
+        seed=None,
+        task_names=None,
+        update_size: int = 100,
+        n_rollouts: int = 2,
+        goid_lb: float = 0.25,
+        goid_ub: float = 0.75,
+        p_old: float = 0.2,
+        random_goal_ratio: float = 0.1,
+        noise_level: float = 0.05,
+        success_distance_threshold: float = 0.01,
+        success_threshold: float | None = None,
+        generator_layers: tuple[int, ...] = (64, 64),
+        discriminator_layers: tuple[int, ...] = (64, 64),
+        outer_iters: int = 100,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(task_space, seed, task_names)
+        for name, value, low in (
+            ("update_size", update_size, 1),
+            ("n_rollouts", n_rollouts, 1),
+            ("outer_iters", outer_iters, 1),
+            ("batch_size", batch_size, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not 0.0 <= goid_lb <= goid_ub <= 1.0:
+            raise ValueError(f"expected 0 <= goid_lb <= goid_ub <= 1, got {goid_lb!r} and {goid_ub!r}")
+        for name, value in (("p_old", p_old), ("random_goal_ratio", random_goal_ratio)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        for name, value in (
+            ("noise_level", noise_level),
+            ("success_distance_threshold", success_distance_threshold),
+        ):
+            if not 0.0 <= value < np.inf:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if success_threshold is not None and not np.isfinite(success_threshold):
+            raise ValueError(f"success_threshold must be a finite number or None, got {success_threshold!r}")
+        layers = [tuple(int(u) for u in ls) for ls in (generator_layers, discriminator_layers)]
+        if any(u < 1 for ls in layers for u in ls):
+            raise ValueError(
+                "layers must be positive numbers of units, got "
+                f"{generator_layers!r}, {discriminator_layers!r}"
+            )
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+        self.update_size, self.n_rollouts = int(update_size), int(n_rollouts)
+        self.goid_lb, self.goid_ub = float(goid_lb), float(goid_ub)
+        self.p_old, self.random_goal_ratio = float(p_old), float(random_goal_ratio)
+        self.noise_level, self.success_distance_threshold = (
+            float(noise_level),
+            float(success_distance_threshold),
+        )
+        self.success_threshold = None if success_threshold is None else float(success_threshold)
+        self.generator_layers, self.discriminator_layers = layers
+        self.outer_iters = int(outer_iters)
+        self.batch_size, self.learning_rate = int(batch_size), float(learning_rate)
+        self.device = str(device)
+        self._device = torch.device(self.device)
+
+        d = self.task_space.dim
+        self.generator = init_mlp(self.rng, [d, *self.generator_layers, d], self._device)
+        self.discriminator = init_mlp(self.rng, [d, *self.discriminator_layers, 1], self._device)
+        # TeachMyAgent: RMSProp(0.001) (TensorFlow's decay 0.9).
+        self._g_opt = torch.optim.RMSprop(self.generator, lr=self.learning_rate, alpha=0.9)
+        self._d_opt = torch.optim.RMSprop(self.discriminator, lr=self.learning_rate, alpha=0.9)
+        self._contexts: list[np.ndarray] = []  # labelled goals (in [-1, 1]^d) since the last training
+        self._labels: list[float] = []
+        self._successes = np.empty((0, d))  # mastered goals, in [0, 1]^d
+        self._pending: dict[bytes, list[list[float]]] = {}  # task -> success lists of its open tries
+        self._repeats: list[np.ndarray] = []  # the remaining rollouts of the last new goal
+        self._generated = np.empty((0, d))  # generator outputs not used yet, in [-1, 1]^d
+        self.trained = False  # new goals are uniform until the GAN has learnt from a GOID
+
+    # ---------------------------------------------------------------- sampling
+    def _sample(self) -> np.ndarray:
+        space = self.task_space
+        if self._repeats:
+            return self._repeats.pop(0)
+        noise = self.noise_level * self.rng.standard_normal(space.dim)
+        if len(self._successes) and self.rng.random() < self.p_old:
+            unit = self._successes[self.rng.integers(len(self._successes))] + noise
+            return space.task(space.denormalise(np.clip(unit, 0.0, 1.0)))
+        if not self.trained or self.rng.random() < self.random_goal_ratio:
+            unit = self.rng.random(space.dim)
+        else:
+            if not len(self._generated):
+                self._generated = self._generate(self.batch_size)
+            unit = 0.5 * (self._generated[0] + 1.0) + noise
+            self._generated = self._generated[1:]
+        task = space.task(space.denormalise(np.clip(unit, 0.0, 1.0)))
+        self._pending.setdefault(np.asarray(task, dtype=np.float64).tobytes(), []).append([])
+        self._repeats = [task.copy() for _ in range(self.n_rollouts - 1)]
+        return task
+
+    def _generate(self, n: int) -> np.ndarray:
+        z = torch.as_tensor(
+            self.rng.standard_normal((n, self.task_space.dim)), dtype=torch.float32, device=self._device
+        )
+        with torch.no_grad():
+            return torch.tanh(mlp(self.generator, z, F.relu)).cpu().numpy().astype(np.float64)
+
+    # ---------------------------------------------------------------- learning
+    def _success(self, score: float, info: dict[str, Any]) -> float:
+        if "success" in info:
+            return float(bool(info["success"]))
+        if self.success_threshold is not None:
+            return float(score > self.success_threshold)
+        return min(max(score, 0.0), 1.0)
+
+    def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
+        key = vector.tobytes()
+        tries = self._pending.get(key)
+        if tries is None:
+            return  # a replayed goal or one the teacher did not propose: no label
+        tries[0].append(self._success(score, info))
+        if len(tries[0]) < self.n_rollouts:
+            return
+        rate = sum(tries.pop(0)) / self.n_rollouts
+        if not tries:
+            del self._pending[key]
+        unit = self.task_space.normalise(vector)
+        self._contexts.append(2.0 * unit - 1.0)
+        self._labels.append(float(self.goid_lb <= rate <= self.goid_ub))
+        if rate > self.goid_ub:
+            self._add_success(unit)
+        if len(self._contexts) >= self.update_size:
+            if any(self._labels):  # without a single GOID there is nothing to learn
+                self._train_gan(np.array(self._contexts), np.array(self._labels), self.outer_iters)
+                self._generated = self._generated[:0]  # the generator changed
+                self.trained = True
+            self._contexts, self._labels = [], []
+
+    def _add_success(self, unit: np.ndarray) -> None:
+        threshold = self.success_distance_threshold * np.sqrt(self.task_space.dim)
+        if len(self._successes) and np.sqrt(((self._successes - unit) ** 2).sum(1).min()) <= threshold:
+            return
+        self._successes = np.vstack([self._successes, unit])
+
+    def _train_gan(self, goals: np.ndarray, labels: np.ndarray, iters: int) -> None:
+        """LSGAN: D maps GOIDs to +1 and others / generated goals to -1; G wants D = +1."""
+        dev, n, b = self._device, len(goals), self.batch_size
+        x_all = torch.as_tensor(goals, dtype=torch.float32, device=dev)
+        y_all = torch.as_tensor(labels, dtype=torch.float32, device=dev)[:, None]
+        start = 0
+        for _ in range(iters):
+            # Cycle through the labelled goals in order, as TeachMyAgent's batch feeder.
+            idx = np.arange(n) if n <= b else (start + np.arange(b)) % n
+            start = (start + b) % n if n > b else 0
+            z = torch.as_tensor(
+                self.rng.standard_normal((b, self.task_space.dim)), dtype=torch.float32, device=dev
+            )
+            fake = torch.tanh(mlp(self.generator, z, F.relu))
+            x = torch.cat([x_all[idx], fake.detach()])
+            y = torch.cat([y_all[idx], torch.zeros(b, 1, device=dev)])
+            d_loss = ((2.0 * y - 1.0 - mlp(self.discriminator, x, _leaky)) ** 2).mean()
+            self._d_opt.zero_grad()
+            d_loss.backward()
+            self._d_opt.step()
+            g_loss = ((mlp(self.discriminator, fake, _leaky) - 1.0) ** 2).mean()
+            self._g_opt.zero_grad()
+            g_loss.backward()
+            self._g_opt.step()
+
+    # ------------------------------------------------------------------- state
+    def _state(self) -> dict[str, Any]:
+        d = self.task_space.dim
+        return {
+            "generator": tensors_to_numpy(self.generator),
+            "discriminator": tensors_to_numpy(self.discriminator),
+            "g_opt": optimizer_state(self._g_opt),
+            "d_opt": optimizer_state(self._d_opt),
+            "contexts": np.array(self._contexts).reshape(-1, d),
+            "labels": np.array(self._labels, dtype=np.float64),
+            "successes": self._successes.copy(),
+            "pending_tasks": np.array([np.frombuffer(k) for k in self._pending]).reshape(-1, d),
+            "pending_tries": [[list(t) for t in tries] for tries in self._pending.values()],
+            "repeats": np.array(self._repeats).reshape((-1,) + self.task_space.shape),
+            "generated": self._generated.copy(),
+            "trained": self.trained,
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        d = self.task_space.dim
+        contexts = np.asarray(state["contexts"], dtype=np.float64).reshape(-1, d)
+        labels = np.asarray(state["labels"], dtype=np.float64).reshape(-1)
+        pending = np.asarray(state["pending_tasks"], dtype=np.float64).reshape(-1, d)
+        if len(contexts) != len(labels) or len(pending) != len(state["pending_tries"]):
+            raise ValueError("GoalGAN state: contexts/labels or pending tasks/tries differ in length")
+        load_tensors(self.generator, state["generator"])
+        load_tensors(self.discriminator, state["discriminator"])
+        load_optimizer_state(self._g_opt, state["g_opt"])
+        load_optimizer_state(self._d_opt, state["d_opt"])
+        self._contexts, self._labels = list(contexts), labels.tolist()
+        self._successes = np.asarray(state["successes"], dtype=np.float64).reshape(-1, d)
+        self._pending = {
+            row.tobytes(): [[float(s) for s in t] for t in tries]
+            for row, tries in zip(pending, state["pending_tries"])
+        }
+        repeats = (
+            np.asarray(state["repeats"]).reshape((-1,) + self.task_space.shape).astype(self.task_space.dtype)
+        )
+        self._repeats = list(repeats)
+        self._generated = np.asarray(state["generated"], dtype=np.float64).reshape(-1, d)
+        self.trained = bool(state["trained"])
+
+
+def _leaky(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
