@@ -3,6 +3,7 @@
 ``teachgym bench toy``                 teachers on simulated grid students (curves, table, PNG)
 ``teachgym bench teacher-overhead``    seconds teachers spend in sample + update
 ``teachgym bench envs``                steps/s and reset times of the envs
+``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym teachers``                  registered teachers and their default hyper-parameters
 """
 
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
+from teachgym.benchmarks.fuzz import FuzzConfig, bench_fuzz, env_label
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
@@ -62,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resets", type=int, default=env_defaults.resets)
     p.add_argument("--only", default="", help="comma-separated labels to keep (the first one is the reference)")
 
+    fz = _defaults(FuzzConfig)
+    p = suites.add_parser("fuzz", help="random tasks (corners included) x random/extreme actions: no exception, NaN or bound break")
+    p.add_argument("--episodes", type=int, default=fz["episodes_per_env"], help="episodes per env")
+    p.add_argument("--max-steps", type=int, default=fz["max_steps"], help="steps per episode at most")
+    p.add_argument("--seed", type=int, default=fz["seed"])
+    p.add_argument("--only", default="", help="comma-separated substrings of env labels to keep, e.g. 'StumpTracks,wheel'")
+
     sub.add_parser("teachers", help="list teachers and their default hyper-parameters")
     return parser
 
@@ -96,6 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = bench_teacher_overhead(config)
             print(f"\nSeconds in sample + update over {config.episodes} grid episodes, one core ({config.seeds} seeds):")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        elif args.suite == "fuzz":
+            config = FuzzConfig(episodes_per_env=args.episodes, max_steps=args.max_steps, seed=args.seed)
+            if args.only:
+                wanted = _names(args.only)
+                config.envs = tuple(s for s in config.envs if any(w in env_label(s) for w in wanted))
+                if not config.envs:
+                    raise ValueError(f"no env label contains any of {list(wanted)}; labels: {[env_label(s) for s in FuzzConfig().envs]}")
+            table = bench_fuzz(config)
+            print(f"\nFuzz: {config.episodes_per_env} episodes per env, at most {config.max_steps} steps each, seed {config.seed}:")
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+            print(f"total: {table['episodes'].sum()} episodes, {table['steps'].sum()} steps, {table['failures'].sum()} failures, {table['seconds'].sum():.1f} s")
+            if table["failures"].any():
+                return 1
     except ValueError as err:
         print(f"teachgym: error: {err}", file=sys.stderr)
         return 2

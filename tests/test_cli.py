@@ -68,3 +68,10 @@ def test_bench_envs_times_the_chosen_envs_against_the_reference(capsys):
     assert "StumpTracks/classic_bipedal" in out and "reset_ms_median" in out and "async2_steps_per_s" in out
     assert main(["bench", "envs", "--only", "NoSuchEnv"]) == 2
     assert "unknown env labels" in capsys.readouterr().err
+
+
+def test_bench_fuzz_runs_the_chosen_envs_and_reports_totals(capsys):
+    assert main(["bench", "fuzz", "--episodes", "3", "--max-steps", "30", "--only", "ContextualCartPole"]) == 0
+    out = capsys.readouterr().out
+    assert "total: 3 episodes" in out and "0 failures" in out
+    assert main(["bench", "fuzz", "--only", "NoSuchEnv"]) == 2

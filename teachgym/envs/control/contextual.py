@@ -131,6 +131,9 @@ class ControlFamily:
     derive
         Optional ``derive(inner_env)`` recomputing quantities the original caches
         (CartPole's ``total_mass``); called after the attributes are written.
+    observation_bounds
+        ``{index: (low, high)}`` replacing the original's observation bounds where its physics
+        does not keep them (LunarLander's height, angle and speeds leave its declared box).
     """
 
     env_id: str
@@ -145,6 +148,7 @@ class ControlFamily:
     test_set_design: str = "halton"
     base_kwargs: Mapping[str, Any] = field(default_factory=dict)
     derive: Callable[[gym.Env], None] | None = None
+    observation_bounds: Mapping[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -274,6 +278,11 @@ class ContextualControlEnv(gym.Env):
         self.context_obs = bool(context_obs)
         self.action_space = self.inner.action_space
         base = self.inner.observation_space
+        if family.observation_bounds:  # an observation must lie in the space the env declares
+            low, high = base.low.copy(), base.high.copy()
+            for index, (lo, hi) in family.observation_bounds.items():
+                low[index], high[index] = lo, hi
+            base = spaces.Box(low, high, dtype=base.dtype)
         self._obs_size, dim = base.shape[0], self._tasks.dim
         self._obs_template = np.zeros(self._obs_size + dim, dtype=np.float32)
         if self.context_obs:

@@ -189,6 +189,10 @@ LUNAR_LANDER = ControlFamily(
     unlearnable_doc=f"gravity ≥ {LANDER_MAX_GRAVITY} (beyond the main engine's thrust)",
     test_set_file="lunar_lander_test_set.csv",
     derive=_lander_derive,
+    # The original declares |y| <= 2.5, |angle| <= 2 pi, |speeds| <= 10, but nothing keeps them there:
+    # under low gravity the lander climbs to y > 15, and it spins (the angle is not wrapped; seen
+    # at 197 rad, angular speed 11.5). Velocities have no cap either. x stays: |x| >= 1 ends the episode.
+    observation_bounds={i: (-math.inf, math.inf) for i in range(1, 6)},
 )
 
 FAMILIES: dict[str, ControlFamily] = {
