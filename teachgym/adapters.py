@@ -56,6 +56,12 @@ class _Adapter(Teacher):
             return None
         return lambda tasks: fn(self._to_outer(np.asarray(tasks)))
 
+    def _inner_update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
+        """Report to the inner teacher; task and score are valid by construction, so the inner
+        teacher's own validation is skipped (it would run on every episode)."""
+        self.inner._update(vector, score, info)
+        self.inner.n_updates += 1
+
     def _end_batch(self) -> None:
         self.inner._end_batch()
 
@@ -117,7 +123,7 @@ class CellAdapter(_Adapter):
         return self.task_space.task(self.task_space.denormalise(unit))
 
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
-        self.inner.update(self._cell_of(vector), score, **info)
+        self._inner_update(self._cell_of(vector).astype(np.float64), score, info)
 
 
 class EmbeddingAdapter(_Adapter):
@@ -150,7 +156,7 @@ class EmbeddingAdapter(_Adapter):
         return self.task_space.task(np.clip(np.rint(x), self.task_space.low, self.task_space.high))
 
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
-        self.inner.update(vector, score, **info)
+        self._inner_update(vector, score, info)
 
 
 def adapt_teacher(

@@ -190,7 +190,7 @@ class TaskSpace:
 
     def denormalise(self, unit: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`normalise`, clipped to the bounds."""
-        return np.clip(self.low + unit * self._width, self.low, self.high)
+        return np.minimum(np.maximum(self.low + unit * self._width, self.low), self.high)
 
     # ----------------------------------------------------------- discrete ids
     # Bandit teachers turn tasks into arms and back on every episode: both directions are

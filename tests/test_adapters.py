@@ -12,8 +12,8 @@ def test_cell_adapter_reports_each_episode_as_its_cell_and_samples_inside_the_ce
     space = spaces.Box(np.array([0.0, -1.0]), np.array([2.0, 1.0]))
     teacher = CellAdapter(space, seed=0, teacher="random", cells_per_dim=(4, 2))
     seen = []
-    original = teacher.inner.update
-    teacher.inner.update = lambda task, score, **info: (seen.append(np.array(task)), original(task, score, **info))
+    original = teacher.inner._update
+    teacher.inner._update = lambda task, score, info: (seen.append(np.array(task)), original(task, score, info))
     for _ in range(200):
         task = teacher.sample()
         assert space.contains(task)
