@@ -219,6 +219,25 @@ def _cholesky(cov: np.ndarray, reg: float) -> np.ndarray:
         return out
 
 
+def draw_from_mixture(
+    rng: np.random.Generator, mixture: Mixture | None, utility: np.ndarray, dim: int, n: int, random_ratio: float
+) -> np.ndarray:
+    """``n`` points of [0, 1]^dim: uniform with probability ``random_ratio`` (always, without a
+    mixture), else from a component chosen in proportion to ``utility`` (uniformly when every
+    utility is 0), on the marginal of the first ``dim`` coordinates, clipped to [0, 1]."""
+    unit = rng.random((n, dim))
+    if mixture is None:
+        return unit
+    k = mixture.n_components
+    probs = utility / utility.sum() if utility.sum() > 0 else np.full(k, 1.0 / k)
+    comps = np.minimum(np.searchsorted(np.cumsum(probs), rng.random(n) * probs.sum(), side="right"), k - 1)
+    chol = cholesky_factors(mixture.covariances[:, :dim, :dim])  # marginal: drop the extra axes
+    z = rng.standard_normal((n, dim))
+    gauss = mixture.means[comps, :dim] + np.einsum("bij,bj->bi", chol[comps], z)
+    uniform = rng.random(n) < random_ratio
+    return np.where(uniform[:, None], unit, np.clip(gauss, 0.0, 1.0))
+
+
 def cholesky_factors(covariances: np.ndarray) -> np.ndarray:
     """Cholesky factors of a stack of covariance matrices (for sampling)."""
     return _cholesky(np.asarray(covariances, dtype=np.float64), 1e-9)

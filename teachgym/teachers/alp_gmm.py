@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from teachgym.teacher import Teacher, register_teacher
-from teachgym.teachers._mixture import FIT_BACKENDS, Mixture, best_mixture, cholesky_factors
+from teachgym.teachers._mixture import FIT_BACKENDS, Mixture, best_mixture, draw_from_mixture
 from teachgym.teachers._neighbours import NeighbourForest
 
 
@@ -106,18 +106,8 @@ class ALPGMM(Teacher):
 
     def _draw(self, n: int) -> np.ndarray:
         """``n`` tasks from the current sampling distribution, in the space's canonical form."""
-        dim = self.task_space.dim
-        unit = self.rng.random((n, dim))
-        if self.mixture is not None:
-            gmm = self.mixture
-            alp_means = np.maximum(gmm.means[:, -1], 0.0)
-            probs = alp_means / alp_means.sum() if alp_means.sum() > 0 else np.full(gmm.n_components, 1.0 / gmm.n_components)
-            comps = np.minimum(np.searchsorted(np.cumsum(probs), self.rng.random(n) * probs.sum()), gmm.n_components - 1)
-            chol = cholesky_factors(gmm.covariances[:, :dim, :dim])  # marginal: drop the ALP axis
-            z = self.rng.standard_normal((n, dim))
-            gauss = gmm.means[comps, :dim] + np.einsum("bij,bj->bi", chol[comps], z)
-            uniform = self.rng.random(n) < self.random_task_ratio
-            unit = np.where(uniform[:, None], unit, np.clip(gauss, 0.0, 1.0))
+        utility = np.zeros(0) if self.mixture is None else np.maximum(self.mixture.means[:, -1], 0.0)
+        unit = draw_from_mixture(self.rng, self.mixture, utility, self.task_space.dim, n, self.random_task_ratio)
         return self.task_space.tasks(self.task_space.denormalise(unit))
 
     # ---------------------------------------------------------------- learning

@@ -25,7 +25,7 @@ import numpy as np
 from gymnasium import spaces
 
 from teachgym.teacher import Teacher, register_teacher
-from teachgym.teachers._mixture import FIT_BACKENDS, Mixture, best_mixture, cholesky_factors
+from teachgym.teachers._mixture import FIT_BACKENDS, Mixture, best_mixture, draw_from_mixture
 
 
 @register_teacher("covar-gmm")
@@ -116,20 +116,10 @@ class CovarGMM(Teacher):
 
     def _draw(self, n: int) -> np.ndarray:
         """``n`` tasks from the current sampling distribution, in the space's canonical form."""
-        dim = self.task_space.dim
-        unit = self.rng.random((n, dim))
-        if self.mixture is not None:
-            gmm = self.mixture
-            k = gmm.n_components
-            lp = self.learning_progress()
-            # No component progresses: any of them, uniformly (as teachDeepRL's proportional_choice).
-            probs = lp / lp.sum() if lp.sum() > 0 else np.full(k, 1.0 / k)
-            comps = np.minimum(np.searchsorted(np.cumsum(probs), self.rng.random(n) * probs.sum(), side="right"), k - 1)
-            chol = cholesky_factors(gmm.covariances[:, :dim, :dim])  # marginal: drop time and score
-            z = self.rng.standard_normal((n, dim))
-            gauss = gmm.means[comps, :dim] + np.einsum("bij,bj->bi", chol[comps], z)
-            uniform = self.rng.random(n) < self.random_task_ratio
-            unit = np.where(uniform[:, None], unit, np.clip(gauss, 0.0, 1.0))
+        # No component progresses: any of them, uniformly (as teachDeepRL's proportional_choice).
+        unit = draw_from_mixture(
+            self.rng, self.mixture, self.learning_progress(), self.task_space.dim, n, self.random_task_ratio
+        )
         return self.task_space.tasks(self.task_space.denormalise(unit))
 
     # ---------------------------------------------------------------- learning
