@@ -82,9 +82,13 @@ class CellAdapter(_Adapter):
     teacher
         Registered name of the discrete teacher.
     cells_per_dim
-        Cells along each dimension (one number for all, or one per dimension).
+        Cells along each dimension (one number for all, or one per dimension). Default: 10 per
+        dimension while that makes at most ``max_cells`` cells, else the largest equal number
+        (at least 2) that does, so that a 10-D space gets 2^10 cells rather than 10^10.
     teacher_kwargs
         Hyper-parameters of the inner teacher.
+    max_cells
+        Largest number of cells (arms) the adapter creates.
     """
 
     supported_spaces = (spaces.Box,)
@@ -95,15 +99,26 @@ class CellAdapter(_Adapter):
         seed=None,
         task_names=None,
         teacher: str = "exp3",
-        cells_per_dim: int | Sequence[int] = 10,
+        cells_per_dim: int | Sequence[int] | None = None,
         teacher_kwargs: dict | None = None,
+        max_cells: int = 10_000,
     ) -> None:
         space = TaskSpace(task_space, task_names)
-        cells = np.broadcast_to(np.asarray(cells_per_dim, dtype=np.int64), (space.dim,))
+        if cells_per_dim is None:
+            per_dim = 10 if 10**space.dim <= max_cells else max(2, int(np.floor(max_cells ** (1.0 / space.dim) + 1e-9)))
+            cells = np.full(space.dim, per_dim, dtype=np.int64)
+        else:
+            cells = np.broadcast_to(np.asarray(cells_per_dim, dtype=np.int64), (space.dim,))
         if (cells < 1).any():
             raise ValueError(f"cells_per_dim must be positive integers, got {cells_per_dim!r}")
+        if float(np.prod(cells.astype(np.float64))) > max_cells:
+            raise ValueError(
+                f"{' x '.join(map(str, cells.tolist()))} cells is more than max_cells={max_cells}; "
+                "use fewer cells per dimension"
+            )
+        self.max_cells = int(max_cells)
         self._cells = cells.copy()
-        self.cells_per_dim = cells_per_dim if isinstance(cells_per_dim, int) else tuple(int(c) for c in cells_per_dim)
+        self.cells_per_dim = cells_per_dim if cells_per_dim is None or isinstance(cells_per_dim, int) else tuple(int(c) for c in cells_per_dim)
         super().__init__(space, seed, task_names, teacher, teacher_kwargs)
 
     def _inner_space(self) -> spaces.Space:
@@ -164,7 +179,7 @@ def adapt_teacher(
     task_space: spaces.Space | TaskSpace,
     seed: int | np.random.SeedSequence | None = None,
     task_names: Sequence[str] | None = None,
-    cells_per_dim: int | Sequence[int] = 10,
+    cells_per_dim: int | Sequence[int] | None = None,
     **hparams: Any,
 ) -> Teacher:
     """The teacher ``name`` on ``task_space``, through an adapter if it does not support it."""

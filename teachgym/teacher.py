@@ -72,7 +72,7 @@ def make_teacher(
     adapt
         If the teacher does not support the space, run it through an adapter
         (:mod:`teachgym.adapters`: a grid of cells for discrete teachers on a Box, ``cells_per_dim``
-        cells per dimension, default 10; an embedding for continuous teachers on discrete spaces).
+        cells per dimension, default 10 while that makes at most 10,000 cells; an embedding for continuous teachers on discrete spaces).
     **hparams
         Hyper-parameters; anything not given keeps the class default.
 

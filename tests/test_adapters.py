@@ -62,3 +62,12 @@ def test_no_adapter_for_an_unsupported_combination_is_a_clear_error():
         teachgym.make_teacher("alp-gmm", spaces.Discrete(3), adapt=True, nonsense=1)
     with pytest.raises(ValueError, match="cells_per_dim"):
         CellAdapter(spaces.Box(0.0, 1.0, (2,)), teacher="random", cells_per_dim=0)
+
+
+def test_cell_adapter_keeps_the_number_of_arms_bounded_in_many_dimensions():
+    ten_d = spaces.Box(0.0, 1.0, (10,))
+    teacher = teachgym.make_teacher("exp3", ten_d, seed=0, adapt=True)
+    assert teacher.inner.task_space.n_tasks == 2**10
+    assert teachgym.make_teacher("exp3", spaces.Box(0.0, 1.0, (2,)), adapt=True).inner.task_space.n_tasks == 100
+    with pytest.raises(ValueError, match="max_cells"):
+        CellAdapter(ten_d, teacher="exp3", cells_per_dim=10)
