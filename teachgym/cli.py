@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=toy["eval_every"])
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--out", default="runs/toy", help="results directory; finished runs in it are reused")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
     ov = _defaults(OverheadConfig)
     p = suites.add_parser("teacher-overhead", help="seconds in sample + update over a grid run, one core")
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             summary = bench_toy(config, args.out, jobs=args.jobs)
             print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")
-            print(format_summary(summary))
+            print(format_summary(summary, markdown=args.markdown))
             print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
         elif args.suite == "envs":
             config = EnvSpeedConfig(steps=args.steps, resets=args.resets)

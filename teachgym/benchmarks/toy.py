@@ -174,9 +174,12 @@ def bench_toy(config: ToyConfig, out: str, jobs: int | None = None) -> pd.DataFr
     return summary
 
 
-def format_summary(summary: pd.DataFrame) -> str:
-    """The summary as text: one row per teacher, one column per variant ("median [min, max]")."""
-    if summary["variant"].nunique() == 1:
+def format_summary(summary: pd.DataFrame, markdown: bool = False) -> str:
+    """The summary as text: one row per teacher, one column per variant ("median [min, max]").
+
+    ``markdown=True`` gives a Markdown table (for READMEs and reports).
+    """
+    if summary["variant"].nunique() == 1 and not markdown:
         return summary.to_string(index=False, float_format=lambda v: f"{v:.2f}")
     cells = summary.assign(
         result=[f"{m:.0f} [{lo:.0f}, {hi:.0f}]" for m, lo, hi in zip(summary["median"], summary["min"], summary["max"])]
@@ -184,4 +187,10 @@ def format_summary(summary: pd.DataFrame) -> str:
     table = cells.pivot(index="teacher", columns="variant", values="result")
     table = table.reindex(index=list(dict.fromkeys(summary["teacher"])), columns=list(dict.fromkeys(summary["variant"])))
     seconds = summary.groupby("teacher", sort=False)["teacher_seconds"].median().rename("teacher_s")
-    return table.join(seconds.map(lambda v: f"{v:.2f}")).to_string()
+    table = table.join(seconds.map(lambda v: f"{v:.2f}"))
+    if not markdown:
+        return table.to_string()
+    header = ["teacher", *table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join([str(idx), *map(str, row)]) + " |" for idx, row in table.iterrows()]
+    return "\n".join(lines)
