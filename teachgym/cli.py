@@ -5,6 +5,7 @@
 ``teachgym bench envs``                steps/s and reset times of the envs
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym teachers``                  registered teachers and their default hyper-parameters
+``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from teachgym.benchmarks.fuzz import FuzzConfig, bench_fuzz, env_label
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
+from teachgym.training import add_train_arguments, run_train
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -73,11 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default="", help="comma-separated substrings of env labels to keep, e.g. 'StumpTracks,wheel'")
 
     sub.add_parser("teachers", help="list teachers and their default hyper-parameters")
+    add_train_arguments(sub.add_parser("train", help="train an RL student (SB3) under a teacher"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return run_train(args)
     try:
         if args.command == "teachers":
             for name in list_teachers():

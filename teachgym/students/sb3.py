@@ -1,0 +1,177 @@
+"""RL students from stable-baselines3: SAC, PPO and TD3 with the papers' network sizes.
+
+A student is an SB3 model built from a preset (:data:`PRESETS`): the hyper-parameters the
+curriculum papers trained their students with, overridable one by one. ``device="auto"`` uses
+CUDA when present. :func:`forget` is the forgetting-student challenge of TeachMyAgent: the
+student's networks, optimisers and replay buffer start again from scratch, every K steps.
+Checkpoints hold no pickle: :func:`torch_state` / :func:`load_torch_state` give the weights,
+optimiser states and learnt scalars as tensors for ``torch.save`` (read back with
+``weights_only=True``), :func:`replay_state` / :func:`load_replay_state` the replay buffer as
+arrays for :func:`teachgym.io.save_state`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import get_device
+from stable_baselines3.common.vec_env import VecEnv
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An algorithm and the keyword arguments its papers used (JSON-able values only)."""
+
+    algo: type[BaseAlgorithm]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    net_arch: tuple[int, ...] = (64, 64)
+    source: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    # teachDeepRL (Portelas et al., 2019, ALP-GMM): SAC with two hidden layers of 400 and 300
+    # units, fixed entropy coefficient 0.005, batches of 1000, 10 gradient steps every 10 steps.
+    "sac": Preset(SAC, dict(learning_rate=1e-3, batch_size=1000, buffer_size=2_000_000, ent_coef=0.005,
+                            train_freq=10, gradient_steps=10, learning_starts=10_000, gamma=0.99, tau=0.005),
+                  (400, 300), "Portelas et al. 2019 (ALP-GMM), teachDeepRL's SAC"),
+    # Schulman et al. 2017: two hidden layers of 64 units; SB3's defaults are that paper's.
+    "ppo": Preset(PPO, dict(), (64, 64), "Schulman et al. 2017 (PPO), MuJoCo setting"),
+    # Fujimoto et al. 2018: 400-300, Adam 1e-3, batches of 100, N(0, 0.1) exploration noise.
+    "td3": Preset(TD3, dict(learning_rate=1e-3, batch_size=100, learning_starts=10_000, tau=0.005,
+                            policy_delay=2), (400, 300), "Fujimoto et al. 2018 (TD3)"),
+}
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other names are checked."""
+    try:
+        return str(get_device(device))
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r} is not usable here: {err}") from err
+
+
+def make_student(algo: str, env: VecEnv, seed: int | None = None, device: str = "auto",
+                 overrides: dict[str, Any] | None = None, verbose: int = 0) -> BaseAlgorithm:
+    """An SB3 model built from the preset ``algo`` on ``env``.
+
+    Parameters
+    ----------
+    algo
+        A key of :data:`PRESETS` (``"sac"``, ``"ppo"``, ``"td3"``).
+    env
+        The vectorised training env.
+    seed
+        Seeds torch, numpy, Python and the action space (SB3's ``set_random_seed``).
+    device
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    overrides
+        Keyword arguments replacing the preset's (e.g. ``{"learning_starts": 100}``); ``net_arch``
+        is accepted as a list of layer sizes.
+    """
+    if algo not in PRESETS:
+        raise ValueError(f"unknown algorithm {algo!r}; expected one of {sorted(PRESETS)}")
+    preset = PRESETS[algo]
+    kwargs = dict(preset.kwargs)
+    kwargs.update(overrides or {})
+    net_arch = list(kwargs.pop("net_arch", preset.net_arch))
+    if algo == "td3" and "action_noise" not in kwargs:
+        n = env.action_space.shape[-1]
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
+    try:
+        return preset.algo("MlpPolicy", env, policy_kwargs={"net_arch": net_arch}, seed=seed,
+                           device=resolve_device(device), verbose=verbose, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad {algo} hyper-parameter: {err}") from err
+
+
+def is_off_policy(model: BaseAlgorithm) -> bool:
+    """Whether ``model`` learns from a replay buffer (SAC, TD3)."""
+    return isinstance(model, OffPolicyAlgorithm)
+
+
+def forget(model: BaseAlgorithm) -> None:
+    """The forgetting student: fresh networks, optimisers and (off-policy) replay buffer.
+
+    SB3's ``_setup_model`` rebuilds all three; it would also re-seed the global RNGs with the
+    run's seed, replaying the first draws of the run, so the seed is withheld meanwhile.
+    """
+    seed, model.seed = model.seed, None
+    if is_off_policy(model):
+        model.replay_buffer = None  # _setup_model keeps an existing buffer
+    try:
+        model._setup_model()
+    finally:
+        model.seed = seed
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def torch_state(model: BaseAlgorithm) -> dict[str, Any]:
+    """Weights, optimiser states and learnt tensors of ``model`` (for ``torch.save``)."""
+    state_dicts, tensors = model._get_torch_save_params()
+    out: dict[str, Any] = {"state_dicts": {}, "tensors": {}}
+    for name in state_dicts:
+        out["state_dicts"][name] = _attr(model, name).state_dict()
+    for name in tensors:
+        out["tensors"][name] = _attr(model, name).detach().cpu()
+    return out
+
+
+def load_torch_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
+    """Put what :func:`torch_state` returned back into ``model``."""
+    state_dicts, tensors = model._get_torch_save_params()
+    if sorted(state["state_dicts"]) != sorted(state_dicts) or sorted(state["tensors"]) != sorted(tensors):
+        raise ValueError(f"the checkpoint holds {sorted(state['state_dicts'])} + {sorted(state['tensors'])}; "
+                         f"this model needs {sorted(state_dicts)} + {sorted(tensors)}")
+    for name in state_dicts:
+        _attr(model, name).load_state_dict(state["state_dicts"][name])
+    with torch.no_grad():
+        for name in tensors:
+            _attr(model, name).copy_(state["tensors"][name].to(model.device))
+
+
+def _attr(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+_REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def replay_state(model: BaseAlgorithm) -> dict[str, Any]:
+    """The filled part of an off-policy model's replay buffer, as arrays (empty dict otherwise)."""
+    if not is_off_policy(model) or model.replay_buffer is None:
+        return {}
+    buffer = model.replay_buffer
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    state: dict[str, Any] = {"pos": int(buffer.pos), "full": bool(buffer.full), "size": int(size)}
+    for name in _REPLAY_ARRAYS:
+        value = getattr(buffer, name, None)
+        if isinstance(value, np.ndarray):
+            state[name] = value[:size].copy()
+    return state
+
+
+def load_replay_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
+    """Refill an off-policy model's replay buffer from :func:`replay_state`'s arrays."""
+    if not state:
+        return
+    buffer = model.replay_buffer
+    size = int(state["size"])
+    for name in _REPLAY_ARRAYS:
+        if name in state:
+            target = getattr(buffer, name)
+            if target.shape[1:] != state[name].shape[1:]:
+                raise ValueError(f"replay buffer {name}: checkpoint shape {state[name].shape[1:]} "
+                                 f"!= model's {target.shape[1:]}")
+            target[:size] = state[name]
+    buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])

@@ -1,0 +1,773 @@
+"""Train an SB3 student on a teachgym env under a teacher: evaluation, checkpoints, resume.
+
+``teachgym train --env teachgym/StumpTracks-v0 --env-kwargs body=classic_bipedal --teacher alp-gmm
+--algo sac --steps 20000000 --n-envs 8 --device auto --out runs/x`` or, from Python,
+``train(TrainConfig(...), "runs/x")``. The one teacher lives in this process; with several
+envs in sub-processes they reach it through :class:`teachgym.vector.TeacherServer` (or a Ray
+actor, ``--backend ray``). At fixed step intervals the student is evaluated on the env's fixed
+``test_set()`` (% mastered: ``info["success"]`` at the episode's end where the env gives it,
+return > 230 otherwise) and the run is checkpointed without pickle.
+
+A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % mastered, ...),
+``teacher.csv`` (teacher statistics and task histograms at each evaluation), ``episodes.csv``
+(every episode's task and score), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
+``checkpoints/`` (``latest.json`` names the last complete one; each holds ``model.pt`` — state
+dicts and RNG tensors for ``torch.load(weights_only=True)`` — and ``.npz`` files for the
+replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations;
+with one env it also waits for an episode's end, so that a resumed run repeats an uninterrupted
+one exactly (with several envs, the episodes in progress restart with the same task and seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import inspect
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from teachgym.io import load_state, save_state, write_json, write_text
+from teachgym.spaces import TaskSpace
+from teachgym.students.sb3 import (
+    PRESETS,
+    forget,
+    is_off_policy,
+    load_replay_state,
+    load_torch_state,
+    make_student,
+    replay_state,
+    resolve_device,
+    torch_state,
+)
+from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec
+from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
+from teachgym.wrappers import env_task_space
+
+MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
+EVAL_COLUMNS = ("step", "episodes", "mastered_pct", "mean_return", "wall_s")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in ``run.json``).
+
+    ``eval_every`` / ``checkpoint_every`` default to a twentieth / a tenth of ``steps``;
+    ``forget_every`` > 0 makes the forgetting student (fresh networks and buffer every K steps).
+    ``vec``: ``"auto"`` (sub-processes when ``n_envs`` > 1), ``"dummy"`` or ``"subproc"``.
+    """
+
+    env: str
+    teacher: str = "alp-gmm"
+    algo: str = "sac"
+    steps: int = 1_000_000
+    n_envs: int = 1
+    seed: int = 0
+    device: str = "auto"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    forget_every: int = 0
+    backend: str = "local"
+    vec: str = "auto"
+    eval_envs: int = 10
+    mastery_return: float = MASTERY_RETURN
+
+    def __post_init__(self) -> None:
+        self.eval_every = int(self.eval_every or max(self.steps // 20, 1))
+        self.checkpoint_every = int(self.checkpoint_every or max(self.steps // 10, 1))
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a resumed run must share (all but ``steps`` and ``device``)."""
+        out = dataclasses.asdict(self)
+        for key in ("steps", "device"):
+            out.pop(key)
+        return json.loads(json.dumps(out))
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def check_config(config: TrainConfig) -> TaskSpace:
+    """Raise ``ValueError`` for a bad env id, env kwargs, algorithm, teacher or number; return the task space."""
+    if config.algo not in PRESETS:
+        raise ValueError(f"unknown algorithm {config.algo!r}; expected one of {sorted(PRESETS)}")
+    parse_teacher_spec(config.teacher)  # unknown teacher -> ValueError listing the known ones
+    for name in ("steps", "n_envs", "eval_every", "checkpoint_every", "eval_envs"):
+        if int(getattr(config, name)) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.forget_every < 0:
+        raise ValueError(f"forget_every must be >= 0, got {config.forget_every}")
+    if config.backend not in ("local", "ray"):
+        raise ValueError(f"unknown backend {config.backend!r}; expected 'local' or 'ray'")
+    if config.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError as err:
+            raise ValueError("--backend ray needs ray: pip install 'teachgym[ray]'") from err
+    if config.vec not in ("auto", "dummy", "subproc"):
+        raise ValueError(f"unknown vec {config.vec!r}; expected 'auto', 'dummy' or 'subproc'")
+    resolve_device(config.device)
+    accepted = set(inspect.signature(PRESETS[config.algo].algo.__init__).parameters) - {"self", "policy", "env"}
+    unknown = sorted(set(config.algo_kwargs) - accepted - {"net_arch"})
+    if unknown:
+        raise ValueError(f"bad {config.algo} hyper-parameter: {unknown} not among {sorted(accepted | {'net_arch'})}")
+    if config.env not in gym.registry:
+        known = sorted(k for k in gym.registry if k.startswith("teachgym/"))
+        raise ValueError(f"unknown env id {config.env!r}; teachgym's envs are {known}")
+    try:
+        env = gym.make(config.env, **config.env_kwargs)
+    except TypeError as err:
+        raise ValueError(f"env {config.env!r} does not take these kwargs {config.env_kwargs}: {err}") from err
+    try:
+        space = env_task_space(env)
+        if not callable(getattr(env.unwrapped, "test_set", None)):
+            raise ValueError(f"env {config.env!r} has no test_set(); evaluation needs fixed test tasks")
+    finally:
+        env.close()
+    name, hparams = parse_teacher_spec(config.teacher)
+    make_teacher(name, space, seed=0, **hparams)  # bad hyper-parameters -> ValueError now, not later
+    return space
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate(model: Any, env_id: str, env_kwargs: dict[str, Any], tasks: np.ndarray, n_envs: int = 10,
+             mastery_return: float = MASTERY_RETURN, seed: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
+    """Run the deterministic policy once on each test task, ``n_envs`` envs stepped together.
+
+    Returns the fraction mastered, the mastered flags and the returns. Task ``i`` is reset with
+    seed ``seed + i``, so an evaluation draws nothing from any shared generator.
+    """
+    envs = [gym.make(env_id, **env_kwargs) for _ in range(min(n_envs, len(tasks)))]
+    returns = np.zeros(len(tasks))
+    mastered = np.zeros(len(tasks), dtype=bool)
+    running: list[int | None] = [None] * len(envs)
+    obs: list[Any] = [None] * len(envs)
+    next_task = 0
+
+    def start(slot: int) -> None:
+        nonlocal next_task
+        running[slot] = None
+        if next_task < len(tasks):
+            running[slot] = next_task
+            obs[slot], _ = envs[slot].reset(seed=seed + next_task, options={"task": tasks[next_task]})
+            next_task += 1
+
+    try:
+        for slot in range(len(envs)):
+            start(slot)
+        while any(i is not None for i in running):
+            active = [s for s, i in enumerate(running) if i is not None]
+            actions, _ = model.predict(np.stack([obs[s] for s in active]), deterministic=True)
+            for slot, action in zip(active, actions):
+                i = running[slot]
+                obs[slot], reward, terminated, truncated, info = envs[slot].step(action)
+                returns[i] += float(reward)
+                if terminated or truncated:
+                    mastered[i] = bool(info["success"]) if "success" in info else returns[i] > mastery_return
+                    start(slot)
+    finally:
+        for env in envs:
+            env.close()
+    return float(mastered.mean()), mastered, returns
+
+
+def teacher_statistics(teacher: Teacher) -> dict[str, float]:
+    """Scalars describing a teacher's state: GMM components and their ALP, arm probabilities."""
+    stats: dict[str, float] = {"teacher_updates": float(teacher.n_updates)}
+    mixture = getattr(teacher, "mixture", None)
+    if mixture is not None and hasattr(mixture, "weights"):
+        stats["gmm_components"] = float(mixture.n_components)
+        stats["gmm_mean_alp"] = float(np.dot(mixture.weights, mixture.means[:, -1]))
+    probabilities = getattr(teacher, "probabilities", None)
+    if callable(probabilities):
+        p = np.asarray(probabilities(), dtype=float).ravel()
+        for i, value in enumerate(p[:32]):
+            stats[f"p_arm_{i}"] = float(value)
+    return stats
+
+
+def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict[str, str]:
+    """Per-dimension counts of ``tasks`` in ``bins`` equal bins over the space's bounds."""
+    out = {}
+    for d, name in enumerate(space.names):
+        counts, _ = np.histogram(tasks[:, d], bins=bins, range=(float(space.low[d]), float(space.high[d])))
+        out[f"hist_{name}"] = " ".join(str(int(c)) for c in counts)
+    return out
+
+
+# ----------------------------------------------------------------------------- the teacher link
+
+
+class LocalLink:
+    """The teacher used in-process (one env or DummyVecEnv), recording updates like the server."""
+
+    def __init__(self, teacher: Teacher) -> None:
+        self.teacher = teacher
+        self.task_space = teacher.task_space
+        self._tasks: list[np.ndarray] = []
+        self._scores: list[float] = []
+
+    def client(self) -> LocalLink:
+        return self
+
+    def sample(self) -> Any:
+        return self.teacher.sample()
+
+    def update(self, task: Any, score: float) -> None:
+        self.teacher.update(task, score)
+        self._tasks.append(self.task_space.vector(task).copy())
+        self._scores.append(float(score))
+
+    def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
+        tasks = np.asarray(self._tasks, dtype=np.float64).reshape(-1, len(self.task_space.low))
+        scores = np.asarray(self._scores, dtype=np.float64)
+        self._tasks, self._scores = [], []
+        return tasks, scores
+
+    def teacher_state(self) -> dict[str, Any]:
+        return self.teacher.state_dict()
+
+    def close(self) -> None:
+        pass
+
+
+class ServerLink(LocalLink):
+    """The teacher behind a :class:`TeacherServer` for sub-process workers."""
+
+    def __init__(self, teacher: Teacher) -> None:
+        super().__init__(teacher)
+        self.server = TeacherServer(teacher, record=True)
+
+    def client(self) -> Any:
+        return self.server.client()
+
+    def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.server.drain_log()
+
+    def teacher_state(self) -> dict[str, Any]:
+        with self.server.lock:
+            return self.teacher.state_dict()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+class RayLink(LocalLink):
+    """The teacher in a Ray actor; ``self.teacher`` is refreshed from it for statistics."""
+
+    def __init__(self, teacher: Teacher) -> None:
+        super().__init__(teacher)
+        self.remote = ray_teacher(teacher)
+
+    def client(self) -> Any:
+        return self.remote
+
+    def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
+        tasks, scores = self.remote.drain_log()
+        self.teacher.load_state_dict(self.remote.state_dict())
+        return tasks, scores
+
+    def teacher_state(self) -> dict[str, Any]:
+        return self.remote.state_dict()
+
+
+# ----------------------------------------------------------------------------- run folder
+
+
+class RunFolder:
+    """Paths and the checks that keep a run folder from being overwritten by another run."""
+
+    def __init__(self, out: str | os.PathLike) -> None:
+        self.root = Path(out)
+        self.run_json = self.root / "run.json"
+        self.eval_csv = self.root / "eval.csv"
+        self.teacher_csv = self.root / "teacher.csv"
+        self.episodes_csv = self.root / "episodes.csv"
+        self.checkpoints = self.root / "checkpoints"
+        self.latest = self.checkpoints / "latest.json"
+
+    def start(self, config: TrainConfig, resume: bool, write: bool = True) -> dict[str, Any] | None:
+        """Check the folder; return the last checkpoint's manifest when resuming (None if none yet).
+
+        With ``write``, mark the run as running in ``run.json``; a resumed run with no checkpoint
+        yet loses the tables its killed predecessor wrote, since it starts again from step 0.
+        """
+        if not resume:
+            if self.root.exists() and any(self.root.iterdir()):
+                what = "a run" if self.run_json.exists() else "files"
+                raise ValueError(f"{self.root} already holds {what}; pass --resume to continue a run, "
+                                 "or choose an empty --out")
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
+            return None
+        if not self.run_json.exists():
+            raise ValueError(f"--resume: {self.root} is not a teachgym run (no run.json)")
+        try:
+            saved = json.loads(self.run_json.read_text())["config"]
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
+        mine = config.identity()
+        theirs = TrainConfig(**saved).identity()
+        if mine != theirs:
+            diff = {k: (theirs.get(k), mine.get(k)) for k in mine if mine.get(k) != theirs.get(k)}
+            raise ValueError(f"--resume: {self.root} was written by another config (run's, yours): {diff}")
+        if not write:
+            return None
+        write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
+        if not self.latest.exists():
+            for stale in (self.eval_csv, self.teacher_csv, self.episodes_csv):
+                stale.unlink(missing_ok=True)
+            shutil.rmtree(self.root / "tb", ignore_errors=True)
+            return None
+        return json.loads(self.latest.read_text())
+
+
+def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    lines = [",".join(columns)]
+    for row in rows:
+        lines.append(",".join(_cell(row.get(c, "")) for c in columns))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+
+def _rng_state(model: Any) -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": {"keys": keys, "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "action_space": model.action_space.np_random.bit_generator.state,
+    }
+
+
+def _load_rng_state(model: Any, state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    model.action_space.np_random.bit_generator.state = state["action_space"]
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class _Trainer(BaseCallback):
+    """SB3 callback doing evaluation and checkpoints between iterations, and the progress bar."""
+
+    def __init__(self, run: Trainer) -> None:
+        super().__init__()
+        self.run = run
+        self.last_dones = np.ones(1, dtype=bool)
+
+    def _on_step(self) -> bool:
+        self.last_dones = np.asarray(self.locals.get("dones", self.last_dones))
+        self.run.progress_to(self.num_timesteps)
+        return True
+
+    def _on_rollout_start(self) -> None:
+        # Between two iterations: the previous gradient steps are done and nothing is half-collected.
+        self.run.boundary(self.num_timesteps, episode_end=bool(np.all(self.last_dones)))
+
+
+class Trainer:
+    """One training run (see the module docstring); use :func:`train`."""
+
+    def __init__(self, config: TrainConfig, out: str | os.PathLike, resume: bool = False,
+                 progress: bool = True) -> None:
+        self.config = config
+        self.space = check_config(config)
+        self.folder = RunFolder(out)
+        self.manifest = self.folder.start(config, resume)
+        self.progress = progress
+        name, hparams = parse_teacher_spec(config.teacher)
+        self.teacher = make_teacher(name, self.space, seed=config.seed, **hparams)
+        self.test_tasks = self._test_tasks()
+        self.eval_rows: list[dict[str, Any]] = []
+        self.teacher_rows: list[dict[str, Any]] = []
+        self.episodes_logged = 0
+        self.next_eval = 0
+        self.next_checkpoint = config.checkpoint_every
+        self.next_forget = config.forget_every or None
+        self.started = time.perf_counter()
+        self.wall_before = 0.0
+        self.bar = None
+        self.tb = None
+        self.tb_note = ""
+        self._period_tasks = np.empty((0, len(self.space.low)))  # tasks reported since the last evaluation
+
+    def _test_tasks(self) -> np.ndarray:
+        env = gym.make(self.config.env, **self.config.env_kwargs)
+        try:
+            return np.asarray(env.unwrapped.test_set(), dtype=np.float64)
+        finally:
+            env.close()
+
+    # ------------------------------------------------------------------------- set-up
+    def _make_envs(self, link: LocalLink) -> VecEnv:
+        config = self.config
+        env_id, env_kwargs = config.env, dict(config.env_kwargs)
+        fns = []
+        for i in range(config.n_envs):
+            client = link.client()
+            worker_seed = int(np.random.SeedSequence([config.seed, i]).generate_state(1)[0])
+
+            def make(client: Any = client, worker_seed: int = worker_seed) -> gym.Env:
+                env = gym.make(env_id, **env_kwargs)
+                return Monitor(EpisodeCurriculum(env, client, seed=worker_seed))
+
+            fns.append(make)
+        subproc = config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1)
+        if subproc:
+            return SubprocVecEnv(fns, start_method="forkserver" if "forkserver" in _start_methods() else "spawn")
+        return DummyVecEnv(fns)
+
+    def _open_tensorboard(self, purge_step: int | None) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.tb_note = "tensorboard is not installed: curves are in eval.csv and teacher.csv only"
+            return
+        self.tb = SummaryWriter(str(self.folder.root / "tb"), purge_step=purge_step)
+
+    # ------------------------------------------------------------------------- running
+    def run(self) -> dict[str, Any]:
+        config = self.config
+        link_cls = RayLink if config.backend == "ray" else (
+            ServerLink if config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1) else LocalLink)
+        resuming = self.manifest is not None
+        if resuming:
+            self.teacher.load_state_dict(load_state(self._ckpt_dir() / "teacher.npz"))
+        link = link_cls(self.teacher)
+        self.link = link
+        env = self._make_envs(link)
+        try:
+            overrides = dict(config.algo_kwargs)
+            if config.algo in ("sac", "td3"):  # rows past the run's length are never filled: skip them
+                preset_size = int(PRESETS[config.algo].kwargs.get("buffer_size", 1_000_000))
+                overrides.setdefault("buffer_size", min(preset_size, config.steps + config.n_envs))
+            self.model = make_student(config.algo, env, seed=config.seed, device=config.device, overrides=overrides)
+            if resuming:
+                self._load_checkpoint(env)
+            self._open_tensorboard(self.model.num_timesteps if resuming else None)
+            if self.tb_note and self.progress:
+                print(f"teachgym: {self.tb_note}", file=sys.stderr)
+            self._open_bar()
+            callback = _Trainer(self)
+            while self.model.num_timesteps < config.steps:
+                target = config.steps
+                if self.next_forget is not None:
+                    target = min(target, self.next_forget)
+                self.model.learn(target - self.model.num_timesteps, callback=callback, reset_num_timesteps=False,
+                                 progress_bar=False)
+                if self.next_forget is not None and self.model.num_timesteps >= self.next_forget:
+                    forget(self.model)
+                    while self.next_forget <= self.model.num_timesteps:
+                        self.next_forget += config.forget_every
+            step = self.model.num_timesteps
+            if not self.eval_rows or self.eval_rows[-1]["step"] != step:
+                self._evaluate(step)
+            self._checkpoint(step)
+            write_json(self.folder.run_json, {"config": dataclasses.asdict(config), "status": "complete"})
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            env.close()
+            link.close()
+            if self.tb is not None:
+                self.tb.close()
+        last = self.eval_rows[-1]
+        return {"steps": last["step"], "mastered_pct": last["mastered_pct"], "episodes": last["episodes"],
+                "evaluations": len(self.eval_rows), "out": str(self.folder.root), "note": self.tb_note}
+
+    def _open_bar(self) -> None:
+        if not self.progress:
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.config.steps, initial=self.model.num_timesteps, unit="step", dynamic_ncols=True)
+        if self.eval_rows:
+            self.bar.set_postfix(mastered=f"{self.eval_rows[-1]['mastered_pct']:.1f}%")
+
+    def progress_to(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    def boundary(self, step: int, episode_end: bool) -> None:
+        """Between two SB3 iterations: evaluate and checkpoint when due."""
+        if step >= self.next_eval:
+            self._evaluate(step)
+        exact = self.config.n_envs > 1 or not is_off_policy(self.model) or episode_end
+        if step >= self.next_checkpoint and exact:
+            self._checkpoint(step)
+
+    def _evaluate(self, step: int) -> None:
+        config = self.config
+        fraction, _, returns = evaluate(self.model, config.env, config.env_kwargs, self.test_tasks,
+                                        config.eval_envs, config.mastery_return, seed=config.seed * 100_003)
+        self._log_episodes()
+        row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * fraction,
+               "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1)}
+        self.eval_rows.append(row)
+        stats = {"step": step, **teacher_statistics(self.link.teacher)}
+        tasks = self._period_tasks
+        stats.update(task_histograms(self.space, tasks))
+        self.teacher_rows.append(stats)
+        _write_table(self.folder.eval_csv, self.eval_rows)
+        _write_table(self.folder.teacher_csv, self.teacher_rows)
+        if self.tb is not None:
+            self.tb.add_scalar("eval/mastered_pct", row["mastered_pct"], step)
+            self.tb.add_scalar("eval/mean_return", row["mean_return"], step)
+            for key, value in stats.items():
+                if key != "step" and not key.startswith("hist_"):
+                    self.tb.add_scalar(f"teacher/{key}", value, step)
+            for d, name in enumerate(self.space.names):
+                if len(tasks):
+                    self.tb.add_histogram(f"tasks/{name}", tasks[:, d], step)
+        self._period_tasks = np.empty((0, len(self.space.low)))
+        while self.next_eval <= step:
+            self.next_eval += config.eval_every
+        if self.bar is not None:
+            self.bar.set_postfix(mastered=f"{row['mastered_pct']:.1f}%")
+
+    def _log_episodes(self) -> None:
+        """Append the updates the teacher received since the last call to episodes.csv."""
+        tasks, scores = self.link.drain_log()
+        self._period_tasks = np.concatenate([self._period_tasks, tasks])
+        path = self.folder.episodes_csv
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow([*self.space.names, "score"])
+            for task, score in zip(tasks.tolist(), scores.tolist()):
+                writer.writerow([*(f"{v:.17g}" for v in task), f"{score:.17g}"])
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.episodes_logged += len(scores)
+
+    def _wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.started
+
+    # ------------------------------------------------------------------------- checkpoints
+    def _ckpt_dir(self) -> Path:
+        return self.folder.checkpoints / self.manifest["dir"]
+
+    def _checkpoint(self, step: int) -> None:
+        self._log_episodes()
+        if self.folder.latest.exists() and json.loads(self.folder.latest.read_text())["step"] == step:
+            return  # resumed at this very step: the checkpoint on disk is this state already
+        while self.next_checkpoint <= step:
+            self.next_checkpoint += self.config.checkpoint_every
+        model = self.model
+        name = f"step-{step:012d}"
+        folder = self.folder.checkpoints / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        torch_rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            torch_rng["cuda"] = torch.cuda.get_rng_state_all()
+        tmp = folder / ".model.pt.tmp"
+        torch.save({"model": torch_state(model), "torch_rng": torch_rng}, tmp)
+        os.replace(tmp, folder / "model.pt")
+        save_state(folder / "replay.npz", replay_state(model) or {"empty": True})
+        save_state(folder / "teacher.npz", self.link.teacher_state())
+        workers = model.get_env().env_method("curriculum_state")
+        save_state(folder / "loop.npz", {
+            "step": step, "n_updates": int(model._n_updates), "episode_num": int(model._episode_num),
+            "rng": _rng_state(model), "workers": json.dumps(workers),
+            "eval_rows": json.dumps(self.eval_rows), "teacher_rows": json.dumps(self.teacher_rows),
+            "episodes_logged": self.episodes_logged, "next_eval": self.next_eval,
+            "next_checkpoint": self.next_checkpoint,
+            "next_forget": -1 if self.next_forget is None else self.next_forget,
+            "wall_s": self._wall(), "period_tasks": self._period_tasks,
+        })
+        write_json(self.folder.latest, {"step": step, "dir": name})  # the checkpoint now counts
+        for other in self.folder.checkpoints.iterdir():
+            if other.is_dir() and other.name != name:
+                shutil.rmtree(other, ignore_errors=True)
+
+    def _load_checkpoint(self, env: VecEnv) -> None:
+        folder = self._ckpt_dir()
+        model = self.model
+        saved = torch.load(folder / "model.pt", weights_only=True, map_location=model.device)
+        load_torch_state(model, saved["model"])
+        loop = load_state(folder / "loop.npz")
+        replay = load_state(folder / "replay.npz")
+        if is_off_policy(model):
+            load_replay_state(model, {} if "empty" in replay else replay)
+        model.num_timesteps = int(loop["step"])
+        model._n_updates = int(loop["n_updates"])
+        model._episode_num = int(loop["episode_num"])
+        model._last_obs = None  # learn() resets the envs: each worker restarts its saved episode
+        for i, state in enumerate(json.loads(loop["workers"])):
+            env.env_method("load_curriculum_state", state, indices=[i])
+        _load_rng_state(model, loop["rng"])
+        torch.set_rng_state(saved["torch_rng"]["cpu"])
+        if "cuda" in saved["torch_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["torch_rng"]["cuda"])
+        self.eval_rows = json.loads(loop["eval_rows"])
+        self.teacher_rows = json.loads(loop["teacher_rows"])
+        self.episodes_logged = int(loop["episodes_logged"])
+        self.next_eval = int(loop["next_eval"])
+        self.next_checkpoint = int(loop["next_checkpoint"])
+        self.next_forget = None if int(loop["next_forget"]) < 0 else int(loop["next_forget"])
+        self.wall_before = float(loop["wall_s"])
+        self._period_tasks = np.asarray(loop["period_tasks"], dtype=np.float64).reshape(-1, len(self.space.low))
+        # Rows written after the checkpoint (before the crash) are dropped: they will be redone.
+        _write_table(self.folder.eval_csv, self.eval_rows)
+        _write_table(self.folder.teacher_csv, self.teacher_rows)
+        _truncate_lines(self.folder.episodes_csv, self.episodes_logged + 1)
+
+
+def _truncate_lines(path: Path, keep: int) -> None:
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        lines = fh.readlines()[:keep]
+    write_text(path, b"".join(lines).decode())
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue) a run; return its final evaluation.
+
+    Raises
+    ------
+    ValueError
+        Bad env id, env kwargs, algorithm, teacher or numbers; an ``out`` folder that already
+        holds something (without ``resume``) or that is not a run of this config (with it).
+        Nothing in ``out`` is written before these checks pass.
+    """
+    if resume:
+        done = RunFolder(out)
+        if done.run_json.exists():
+            try:
+                status = json.loads(done.run_json.read_text()).get("status")
+            except ValueError:
+                status = None
+            if status == "complete" and done.eval_csv.exists():
+                check_config(config)
+                done.start(config, resume=True, write=False)  # same checks: another config is an error
+                rows = list(csv.DictReader(open(done.eval_csv)))
+                if int(rows[-1]["step"]) >= config.steps:
+                    return {"steps": int(rows[-1]["step"]), "mastered_pct": float(rows[-1]["mastered_pct"]),
+                            "episodes": int(rows[-1]["episodes"]), "evaluations": len(rows), "out": str(out),
+                            "note": "the run was already complete"}
+    return Trainer(config, out, resume=resume, progress=progress).run()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
+    """``["a=1", "b=x,c=true"]`` → ``{"a": 1, "b": "x", "c": True}`` (values read as JSON where they parse)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        for part in filter(None, re.split(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*=)", item)):
+            key, eq, value = part.partition("=")
+            if not eq or not key:
+                raise ValueError(f"expected key=value, got {part!r}")
+            out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``teachgym train`` options to ``parser``."""
+    defaults = TrainConfig(env="")
+    parser.add_argument("--env", required=True, help="env id, e.g. teachgym/StumpTracks-v0")
+    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="keyword arguments of gym.make, e.g. body=classic_bipedal")
+    parser.add_argument("--teacher", default=defaults.teacher, help="teacher spec, e.g. alp-gmm or 'alp-gmm:fit_rate=100'")
+    parser.add_argument("--algo", default=defaults.algo, choices=sorted(PRESETS))
+    parser.add_argument("--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override the preset's SB3 arguments, e.g. learning_starts=1000 net_arch=[256,256]")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--n-envs", type=int, default=defaults.n_envs)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", default=defaults.device, help="auto (CUDA when present), cpu, cuda")
+    parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default steps/20)")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default steps/10)")
+    parser.add_argument("--forget-every", type=int, default=0,
+                        help="forgetting student: reset networks and buffer every K steps (0: never)")
+    parser.add_argument("--backend", default=defaults.backend, choices=("local", "ray"),
+                        help="where the shared teacher lives: this process, or a Ray actor")
+    parser.add_argument("--vec", default=defaults.vec, choices=("auto", "dummy", "subproc"))
+    parser.add_argument("--eval-envs", type=int, default=defaults.eval_envs)
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` the parsed arguments describe."""
+    return TrainConfig(env=args.env, teacher=args.teacher, algo=args.algo, steps=args.steps, n_envs=args.n_envs,
+                       seed=args.seed, device=args.device, env_kwargs=parse_kwargs(args.env_kwargs),
+                       algo_kwargs=parse_kwargs(args.algo_kwargs), eval_every=args.eval_every,
+                       checkpoint_every=args.checkpoint_every, forget_every=args.forget_every,
+                       backend=args.backend, vec=args.vec, eval_envs=args.eval_envs)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``teachgym train``: run, print the final % mastered; 2 with a message on bad input."""
+    try:
+        config = config_from_args(args)
+        summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    except ValueError as err:
+        print(f"teachgym: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{summary['steps']} steps, {summary['episodes']} episodes: {summary['mastered_pct']:.1f}% of the "
+          f"test set mastered ({summary['evaluations']} evaluations) -> {summary['out']}/eval.csv")
+    if summary["note"]:
+        print(f"note: {summary['note']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="teachgym train", description="Train an RL student under a teacher.")
+    add_train_arguments(parser)
+    return run_train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

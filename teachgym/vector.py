@@ -1,0 +1,388 @@
+"""One teacher for many env workers: a server in the learner, picklable clients in the workers.
+
+Vectorised training runs its envs in sub-processes (SB3 ``SubprocVecEnv``, gymnasium
+``AsyncVectorEnv``) or on other machines, while the teacher must stay ONE object that sees every
+episode. :class:`TeacherServer` serves the teacher from a thread of the learner's process over a
+``multiprocessing.connection`` socket (messages are JSON over ``send_bytes``: no pickle crosses
+it); :class:`TeacherClient` is the small picklable handle a worker carries. Each request gets a
+reply only after the teacher has applied it, so when ``VecEnv.step`` returns, every episode that
+ended in it has reached the teacher exactly once (a client numbers its updates and the server
+drops a number it has already applied). :func:`ray_teacher` puts the teacher in a Ray actor
+instead, for workers on other machines (optional extra ``ray``).
+
+:class:`EpisodeCurriculum` is the worker-side wrapper: a task from the teacher (local or remote)
+at each reset, ``(task, score)`` to it at each episode's end, and an explicit seed for each
+episode drawn from its own generator, so that a checkpoint can restart the episode in progress
+exactly (:meth:`EpisodeCurriculum.curriculum_state`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import threading
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from teachgym.spaces import Task, TaskSpace, describe_space
+from teachgym.teacher import Teacher
+from teachgym.wrappers import env_task_space, rescale_score
+
+
+def _vector(task_space: TaskSpace, task: Task) -> list:
+    return task_space.vector(task).tolist()
+
+
+class TeacherServer:
+    """Serve one teacher to any number of :class:`TeacherClient` s from a background thread.
+
+    Parameters
+    ----------
+    teacher
+        The teacher; every request runs under one lock, so it sees a single ordered stream.
+    record
+        Whether to keep the ``(task vector, score)`` of each update for :meth:`drain_log`
+        (the training loop's histograms and statistics).
+
+    Use as a context manager, or call :meth:`close`; ``close`` waits until every connected
+    client has hung up (its worker exited or called ``close``) and all its requests are done.
+    """
+
+    def __init__(self, teacher: Teacher, record: bool = False) -> None:
+        self.teacher = teacher
+        self.record = record
+        self.lock = threading.Lock()
+        self._log_tasks: list[list[float]] = []
+        self._log_scores: list[float] = []
+        self._seen: dict[str, int] = {}  # client id -> last update number applied
+        self.n_updates = 0
+        self.n_duplicates = 0
+        self._folder = tempfile.mkdtemp(prefix="teachgym-")
+        self.address = os.path.join(self._folder, "teacher.sock")
+        self._authkey = secrets.token_bytes(16)
+        self._listener = Listener(self.address, family="AF_UNIX", authkey=self._authkey)
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._acceptor = threading.Thread(target=self._accept, name="teacher-server", daemon=True)
+        self._acceptor.start()
+
+    def client(self) -> TeacherClient:
+        """A new picklable client for one worker."""
+        return TeacherClient(self.address, self._authkey, self.teacher.task_space)
+
+    # ------------------------------------------------------------------------- serving
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn = self._listener.accept()
+            except (OSError, EOFError):
+                return  # listener closed
+            if self._closed:
+                conn.close()
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, conn: Connection) -> None:
+        with conn:
+            while True:
+                try:
+                    message = json.loads(conn.recv_bytes().decode())
+                except (EOFError, OSError):
+                    return  # the client hung up
+                try:
+                    reply = self._handle(message)
+                except Exception as err:  # the worker raises it; the server keeps serving
+                    reply = {"error": f"{type(err).__name__}: {err}"}
+                conn.send_bytes(json.dumps(reply).encode())
+
+    def _handle(self, message: dict[str, Any]) -> dict[str, Any]:
+        space = self.teacher.task_space
+        with self.lock:
+            if message["op"] == "sample":
+                return {"task": _vector(space, self.teacher.sample())}
+            if message["op"] == "update":
+                client, number = message["client"], int(message["number"])
+                if number <= self._seen.get(client, -1):
+                    self.n_duplicates += 1
+                    return {"applied": False}
+                task = space.task(np.asarray(message["task"], dtype=np.float64))
+                self.teacher.update(task, float(message["score"]))
+                self._seen[client] = number
+                self.n_updates += 1
+                if self.record:
+                    self._log_tasks.append(list(message["task"]))
+                    self._log_scores.append(float(message["score"]))
+                return {"applied": True}
+        raise ValueError(f"unknown request {message.get('op')!r}; expected 'sample' or 'update'")
+
+    def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(tasks, scores)`` of the updates since the last call (needs ``record=True``)."""
+        with self.lock:
+            tasks, scores = self._log_tasks, self._log_scores
+            self._log_tasks, self._log_scores = [], []
+        dim = len(self.teacher.task_space.low)
+        return np.asarray(tasks, dtype=np.float64).reshape(-1, dim), np.asarray(scores, dtype=np.float64)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop accepting clients and wait for the connected ones to hang up."""
+        if self._closed:
+            return
+        self._closed = True
+        try:  # wake the acceptor: connect once so that accept() returns
+            Client(self.address, family="AF_UNIX", authkey=self._authkey).close()
+        except OSError:
+            pass
+        self._listener.close()
+        self._acceptor.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        try:
+            os.rmdir(self._folder)
+        except OSError:
+            pass
+
+    def __enter__(self) -> TeacherServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TeacherClient:
+    """A worker's handle on a :class:`TeacherServer`: ``sample()`` and ``update(task, score)``.
+
+    Picklable (address, key and task space only); it connects on first use inside the worker.
+    """
+
+    def __init__(self, address: str, authkey: bytes, task_space: TaskSpace) -> None:
+        self.address = address
+        self.authkey = authkey
+        self.task_space = task_space
+        self.client_id = ""
+        self._conn: Connection | None = None
+        self._number = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"address": self.address, "authkey": self.authkey, "task_space": self.task_space}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["address"], state["authkey"], state["task_space"])
+
+    def _connect(self) -> Connection:
+        if self._conn is None:
+            self._conn = Client(self.address, family="AF_UNIX", authkey=self.authkey)
+            self.client_id = secrets.token_hex(8)  # unique per connection, even across forks
+        return self._conn
+
+    def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        self._connect().send_bytes(json.dumps(message).encode())
+        reply = json.loads(self._connect().recv_bytes().decode())
+        if "error" in reply:
+            raise ValueError(f"teacher server: {reply['error']}")
+        return reply
+
+    def sample(self) -> Task:
+        """A task from the shared teacher."""
+        return self.task_space.task(np.asarray(self._request({"op": "sample"})["task"], dtype=np.float64))
+
+    def update(self, task: Task, score: float) -> None:
+        """Report one episode; returns once the teacher has applied it."""
+        self._connect()
+        self._request({"op": "update", "client": self.client_id, "number": self._number, "task": _vector(self.task_space, task), "score": float(score)})
+        self._number += 1
+
+    def close(self) -> None:
+        """Hang up (the server finishes this client's requests first: they were acknowledged)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class EpisodeCurriculum(gym.Wrapper):
+    """Worker-side curriculum wrapper: teacher (or client) task at reset, score at episode end.
+
+    Like :class:`teachgym.CurriculumWrapper`, with two additions for vectorised, resumable
+    training: the teacher may be any object with ``task_space``, ``sample()`` and
+    ``update(task, score)`` (a :class:`TeacherClient`, a Ray handle), and every episode is
+    reset with a seed drawn from the wrapper's own generator, so the episode in progress is
+    fully described by :meth:`curriculum_state` and restarted identically after
+    :meth:`load_curriculum_state`.
+
+    Parameters
+    ----------
+    env
+        An env with ``task_space`` on its unwrapped instance.
+    teacher
+        A :class:`~teachgym.teacher.Teacher` or a client for one.
+    seed
+        Seed of the generator that draws each episode's env seed.
+    """
+
+    def __init__(self, env: gym.Env, teacher: Any, seed: int | None = None) -> None:
+        super().__init__(env)
+        space = env_task_space(env)
+        if describe_space(space.space) != describe_space(teacher.task_space.space):
+            raise ValueError(
+                f"the teacher's task space {teacher.task_space.space!r} differs from the env's {space.space!r}"
+            )
+        self.teacher = teacher
+        self.task_space = space
+        self.score_range = getattr(env.unwrapped, "score_range", None)
+        self.rng = np.random.default_rng(seed)
+        self._task: Task | None = None
+        self._episode_seed = 0
+        self._rng_before = self.rng.bit_generator.state
+        self._replay: dict[str, Any] | None = None
+        self._return = 0.0
+        self._reported = True
+        self.n_reported = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = dict(options or {})
+        if self._replay is not None:  # restart the episode a checkpoint was taken in
+            state, self._replay = self._replay, None
+            self._task = self.task_space.task(np.asarray(state["task"], dtype=np.float64))
+            self._episode_seed = int(state["episode_seed"])
+            self.rng.bit_generator.state = state["rng"]
+        else:
+            self._task = self.teacher.sample()
+            self._rng_before = self.rng.bit_generator.state
+            self._episode_seed = int(self.rng.integers(2**31 - 1))
+        options["task"] = self._task
+        obs, info = self.env.reset(seed=self._episode_seed, options=options)
+        self._return, self._reported = 0.0, False
+        info.setdefault("task", self._task)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._task is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._return += float(reward)
+        info.setdefault("task", self._task)
+        if (terminated or truncated) and not self._reported:
+            self._reported = True
+            raw = info["score"] if "score" in info else self._return
+            score = rescale_score(raw, self.score_range)
+            info["teacher_score"] = score
+            self.teacher.update(self._task, score)
+            self.n_reported += 1
+        return obs, reward, terminated, truncated, info
+
+    def curriculum_state(self) -> dict[str, Any]:
+        """The episode in progress: its task, its env seed and the generator after drawing it."""
+        if self._task is None:
+            return {}
+        return {"task": _vector(self.task_space, self._task), "episode_seed": self._episode_seed,
+                "rng": self.rng.bit_generator.state}
+
+    def load_curriculum_state(self, state: dict[str, Any]) -> None:
+        """Make the next ``reset`` restart the episode ``state`` describes, without asking the teacher."""
+        self._replay = dict(state) if state else None
+
+    def close(self) -> None:
+        closer = getattr(self.teacher, "close", None)
+        if closer is not None and not isinstance(self.teacher, Teacher):
+            closer()
+        super().close()
+
+
+# ----------------------------------------------------------------------------- Ray
+
+
+def ray_teacher(teacher: Teacher) -> Any:
+    """Put ``teacher`` in a Ray actor; return a picklable client with ``sample``/``update``.
+
+    Workers anywhere in the Ray cluster use the returned :class:`RayTeacherClient`; Ray runs an
+    actor's calls one at a time, so the teacher sees one ordered stream. Requires ``ray``
+    (``pip install teachgym[ray]``) and an initialised Ray (``ray.init()``).
+    """
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("--backend ray needs ray: pip install 'teachgym[ray]'") from err
+    if not ray.is_initialized():
+        ray.init()  # a local cluster; call ray.init(address=...) first to use an existing one
+
+    @ray.remote
+    class TeacherActor:
+        def __init__(self, name: str, space: Any, names: Any, seed: Any, hparams: dict, state: dict) -> None:
+            from teachgym.teacher import make_teacher
+
+            self.teacher = make_teacher(name, TaskSpace(space, names), seed=seed, **hparams)
+            self.teacher.load_state_dict(state)
+            self.seen: dict[str, int] = {}
+            self.log: list[tuple[list, float]] = []
+
+        def sample(self) -> list:
+            return _vector(self.teacher.task_space, self.teacher.sample())
+
+        def update(self, client: str, number: int, task: list, score: float) -> bool:
+            if number <= self.seen.get(client, -1):
+                return False
+            self.teacher.update(self.teacher.task_space.task(np.asarray(task, dtype=np.float64)), score)
+            self.seen[client] = number
+            self.log.append((list(task), float(score)))
+            return True
+
+        def drain_log(self) -> tuple[list, list]:
+            log, self.log = self.log, []
+            return [t for t, _ in log], [s for _, s in log]
+
+        def state_dict(self) -> dict:
+            return self.teacher.state_dict()
+
+    space = teacher.task_space
+    actor = TeacherActor.remote(teacher.name, space.space, space.names, None, teacher.hparams(),
+                                teacher.state_dict())
+    return RayTeacherClient(actor, space)
+
+
+class RayTeacherClient:
+    """A worker's handle on the Ray teacher actor (same interface as :class:`TeacherClient`)."""
+
+    def __init__(self, actor: Any, task_space: TaskSpace) -> None:
+        self.actor = actor
+        self.task_space = task_space
+        self.client_id = secrets.token_hex(8)
+        self._number = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"actor": self.actor, "task_space": self.task_space}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["actor"], state["task_space"])
+
+    @staticmethod
+    def _ray() -> Any:
+        import ray
+
+        if not ray.is_initialized():  # a worker process: join the cluster the actor lives in
+            ray.init(address="auto")
+        return ray
+
+    def sample(self) -> Task:
+        ray = self._ray()
+        return self.task_space.task(np.asarray(ray.get(self.actor.sample.remote()), dtype=np.float64))
+
+    def update(self, task: Task, score: float) -> None:
+        ray = self._ray()
+        ray.get(self.actor.update.remote(self.client_id, self._number, _vector(self.task_space, task), float(score)))
+        self._number += 1
+
+    def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(tasks, scores)`` the actor applied since the last call."""
+        tasks, scores = self._ray().get(self.actor.drain_log.remote())
+        dim = len(self.task_space.low)
+        return np.asarray(tasks, dtype=np.float64).reshape(-1, dim), np.asarray(scores, dtype=np.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The actor's teacher state (for checkpoints)."""
+        return self._ray().get(self.actor.state_dict.remote())

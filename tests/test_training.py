@@ -1,0 +1,170 @@
+"""The training loop: evaluation rows, pickle-free checkpoints, exact resume, forgetting, bad input."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from teachgym.io import load_state
+from teachgym.students.sb3 import forget, make_student
+from teachgym.training import TrainConfig, add_train_arguments, run_train, train
+
+# Pendulum with 20-step episodes: 20 episodes in 400 steps, so ALP-GMM (fit_rate=4) fits
+# mixtures from the scores and its samples depend on the student's progress.
+TINY = ["--env", "teachgym/ContextualPendulum-v0", "--env-kwargs", "context_obs=true", "max_episode_steps=20",
+        "--teacher", "alp-gmm:fit_rate=4+potential_ks=[1,2]", "--algo", "sac", "--steps", "400", "--eval-every", "200",
+        "--checkpoint-every", "100", "--eval-envs", "100", "--seed", "3", "--no-progress",
+        "--algo-kwargs", "learning_starts=100", "batch_size=32", "train_freq=2", "gradient_steps=1",
+        "net_arch=[16,16]"]
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def _listing(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "full"
+    assert run_train(_args([*TINY, "--out", str(out)])) == 0
+    return out
+
+
+def test_run_writes_evaluations_on_schedule_and_a_pickle_free_checkpoint(uninterrupted):
+    evals = pd.read_csv(uninterrupted / "eval.csv")
+    assert evals["step"].tolist() == [0, 200, 400]
+    assert evals["mastered_pct"].between(0, 100).all()
+    teacher = pd.read_csv(uninterrupted / "teacher.csv")
+    assert teacher["teacher_updates"].iloc[-1] == 20 and teacher["gmm_components"].iloc[-1] >= 1
+    assert len(pd.read_csv(uninterrupted / "episodes.csv")) == 20
+    ckpt = uninterrupted / "checkpoints" / "step-000000000400"
+    state = torch.load(ckpt / "model.pt", weights_only=True)  # refuses any pickled object
+    assert "policy" in state["model"]["state_dicts"]
+    for name in ("replay.npz", "teacher.npz", "loop.npz"):
+        with np.load(ckpt / name, allow_pickle=False) as data:
+            assert "__json__" in data.files
+    assert load_state(ckpt / "teacher.npz")["n_updates"] == 20
+    assert len(load_state(ckpt / "replay.npz")["observations"]) == 400
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_runs_evaluations_and_teacher_samples(uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "teachgym.training", *TINY, "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "checkpoints" / "latest.json").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 0.5))  # a random point after the first checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed; make it longer"
+    assert run_train(_args([*TINY, "--out", str(out), "--resume"])) == 0
+    full, resumed = pd.read_csv(uninterrupted / "eval.csv"), pd.read_csv(out / "eval.csv")
+    pd.testing.assert_frame_equal(resumed.drop(columns="wall_s"), full.drop(columns="wall_s"))
+    # every episode's task and score, in order: the teacher's samples after resume are the same
+    pd.testing.assert_frame_equal(pd.read_csv(out / "episodes.csv"), pd.read_csv(uninterrupted / "episodes.csv"))
+
+
+def test_resume_of_a_complete_run_changes_nothing(uninterrupted):
+    before = _listing(uninterrupted)
+    assert run_train(_args([*TINY, "--out", str(uninterrupted), "--resume"])) == 0
+    after = _listing(uninterrupted)
+    assert {k: v for k, v in after.items() if not k.endswith("run.json")} == \
+        {k: v for k, v in before.items() if not k.endswith("run.json")}
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--env", "teachgym/NoSuchEnv-v0"], "unknown env id"),
+    (["--algo-kwargs", "bogus=1"], "bad sac hyper-parameter"),
+    (["--teacher", "no-such-teacher"], "no-such-teacher"),
+    (["--env-kwargs", "wings=3"], "does not take these kwargs"),
+])
+def test_bad_input_is_a_clear_error_that_writes_nothing(tmp_path, capsys, change, message):
+    out = tmp_path / "run"
+    assert run_train(_args([*TINY, "--out", str(out), *change])) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_algorithm_is_refused_by_the_library_too(tmp_path):
+    with pytest.raises(ValueError, match="unknown algorithm 'dqn'"):
+        train(TrainConfig(env="teachgym/ContextualPendulum-v0", algo="dqn", steps=10), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_refuses_a_folder_that_is_not_a_run_or_another_config(uninterrupted, tmp_path, capsys):
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    assert run_train(_args([*TINY, "--out", str(stray), "--resume"])) == 2
+    assert "not a teachgym run" in capsys.readouterr().err
+    assert run_train(_args([*TINY, "--out", str(stray)])) == 2  # a new run never writes into it
+    assert [p.name for p in stray.iterdir()] == ["notes.txt"]
+
+    before = _listing(uninterrupted)
+    assert run_train(_args([*TINY, "--out", str(uninterrupted), "--resume", "--teacher", "random"])) == 2
+    assert "another config" in capsys.readouterr().err
+    assert run_train(_args([*TINY, "--out", str(uninterrupted)])) == 2  # no --resume: refused too
+    assert _listing(uninterrupted) == before
+
+
+def test_forgetting_student_gets_fresh_networks_and_an_empty_buffer_without_reseeding():
+    import gymnasium as gym
+
+    env = gym.make("teachgym/ContextualPendulum-v0")
+    model = make_student("sac", env, seed=0, device="cpu",
+                         overrides={"learning_starts": 10, "batch_size": 8, "net_arch": [8], "buffer_size": 100})
+    model.learn(40)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    draw_after_seed = np.random.RandomState(0).rand()  # what a re-seeded global RNG would give
+    forget(model)
+    assert model.replay_buffer.pos == 0 and not model.replay_buffer.full
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+    assert np.random.rand() != draw_after_seed
+
+
+def test_forgetting_run_trains_through_the_resets_with_ppo(tmp_path):
+    config = TrainConfig(env="teachgym/ContextualCartPole-v0", teacher="random", algo="ppo", steps=256,
+                         forget_every=128, eval_every=256, eval_envs=100, env_kwargs={"max_episode_steps": 20},
+                         algo_kwargs={"n_steps": 64, "batch_size": 32, "n_epochs": 1}, device="cpu")
+    summary = train(config, tmp_path / "forget", progress=False)
+    assert summary["steps"] == 256 and summary["episodes"] > 0
+
+
+def test_two_subprocess_workers_report_every_episode_once(tmp_path):
+    config = TrainConfig(env="teachgym/ContextualCartPole-v0", teacher="random", algo="ppo", steps=256, n_envs=2,
+                         eval_every=256, eval_envs=100, env_kwargs={"max_episode_steps": 20},
+                         algo_kwargs={"n_steps": 64, "batch_size": 32, "n_epochs": 1}, device="cpu")
+    summary = train(config, tmp_path / "sub", progress=False)
+    episodes = pd.read_csv(tmp_path / "sub" / "episodes.csv")
+    teacher_state = load_state(tmp_path / "sub" / "checkpoints" / "step-000000000256" / "teacher.npz")
+    assert len(episodes) == summary["episodes"] == teacher_state["n_updates"] >= 256 // 20
+
+
+def test_sb3_zip_would_hold_pickled_data_which_our_checkpoints_avoid(tmp_path):
+    """Why checkpoints use torch state dicts: SB3's own zip is not weights_only-loadable as a whole."""
+    import gymnasium as gym
+
+    model = make_student("ppo", gym.make("teachgym/ContextualCartPole-v0"), seed=0, device="cpu")
+    model.save(tmp_path / "m.zip")
+    with zipfile.ZipFile(tmp_path / "m.zip") as archive:
+        assert "data" in archive.namelist()  # JSON with cloudpickled members (schedules, spaces)
+        assert "serialized" in archive.read("data").decode()

@@ -1,0 +1,119 @@
+"""The one teacher shared by many env workers: server, clients, worker wrapper, Ray actor."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+import teachgym  # noqa: F401  (registers the envs)
+from teachgym.teacher import make_teacher
+from teachgym.vector import EpisodeCurriculum, TeacherServer
+from teachgym.wrappers import env_task_space
+
+ENV = "teachgym/ContextualCartPole-v0"  # random actions end an episode in ~20 steps
+
+
+def _teacher(seed: int = 0):
+    return make_teacher("random", env_task_space(gym.make(ENV)), seed=seed)
+
+
+def _worker(client, seed):
+    return lambda: EpisodeCurriculum(gym.make(ENV), client, seed=seed)
+
+
+def _key(task, score) -> tuple:
+    return tuple(np.round(np.asarray(task, dtype=float), 12)) + (round(float(score), 12),)
+
+
+def test_subproc_workers_deliver_every_episode_to_the_one_teacher_exactly_once():
+    teacher = _teacher()
+    with TeacherServer(teacher, record=True) as server:
+        env = SubprocVecEnv([_worker(server.client(), i) for i in range(3)], start_method="fork")
+        env.reset()
+        ended = []  # (task, score) of each finished episode, as the workers saw it
+        rng = np.random.default_rng(0)
+        for _ in range(400):
+            _, _, dones, infos = env.step(rng.integers(0, 2, size=3))
+            ended += [_key(info["task"], info["teacher_score"]) for done, info in zip(dones, infos) if done]
+        # every update was acknowledged before step() returned: the teacher has them all already
+        assert teacher.n_updates == len(ended) > 10  # how many depends on which worker asks first
+        tasks, scores = server.drain_log()
+        env.close()
+    assert Counter(_key(t, s) for t, s in zip(tasks, scores)) == Counter(ended)
+    assert server.n_duplicates == 0
+
+
+def test_gymnasium_async_vector_env_workers_share_the_teacher():
+    teacher = _teacher()
+    with TeacherServer(teacher, record=True) as server:
+        env = gym.vector.AsyncVectorEnv([_worker(server.client(), i) for i in range(2)], context="fork")
+        env.reset(seed=0)
+        finished = 0
+        for _ in range(300):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            finished += int(np.sum(terminated | truncated))
+        assert teacher.n_updates == finished > 10
+        env.close()
+
+
+def test_server_drops_a_repeated_update_number():
+    teacher = _teacher()
+    with TeacherServer(teacher) as server:
+        task = teacher.task_space.vector(teacher.sample()).tolist()
+        message = {"op": "update", "client": "w0", "number": 0, "task": task, "score": 0.3}
+        assert server._handle(message) == {"applied": True}
+        assert server._handle(message) == {"applied": False}
+        assert teacher.n_updates == 1 and server.n_duplicates == 1
+
+
+def test_client_is_picklable_and_raises_the_teachers_error():
+    teacher = _teacher()
+    with TeacherServer(teacher) as server:
+        client = pickle.loads(pickle.dumps(server.client()))
+        task = client.sample()
+        assert teacher.task_space.vector(task).shape == (5,)
+        with pytest.raises(ValueError, match="teacher server"):
+            client.update(task, float("nan"))  # the teacher rejects a non-finite score
+        client.close()
+
+
+def test_episode_curriculum_restarts_the_saved_episode_identically():
+    teacher = _teacher()
+    env = EpisodeCurriculum(gym.make(ENV), teacher, seed=3)
+    env.reset()
+    first_obs, first_info = env.reset()
+    state = env.curriculum_state()
+    n_samples = teacher.rng.bit_generator.state
+    other = EpisodeCurriculum(gym.make(ENV), teacher, seed=99)
+    other.load_curriculum_state(state)
+    obs, info = other.reset()
+    np.testing.assert_array_equal(obs, first_obs)
+    np.testing.assert_array_equal(info["task"], first_info["task"])
+    assert teacher.rng.bit_generator.state == n_samples  # the teacher was not asked again
+    # and the generator continues as the original's would
+    assert other.curriculum_state()["rng"] == state["rng"]
+    env.reset(), other.reset()
+    assert env.curriculum_state()["episode_seed"] == other.curriculum_state()["episode_seed"]
+
+
+def test_ray_actor_teacher_counts_each_update_once():
+    ray = pytest.importorskip("ray")
+    from teachgym.vector import ray_teacher
+
+    ray.init(num_cpus=1, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        teacher = _teacher()
+        client = ray_teacher(teacher)
+        copy = pickle.loads(pickle.dumps(client))
+        for _ in range(5):
+            copy.update(copy.sample(), 0.5)
+        assert client.state_dict()["n_updates"] == 5
+        tasks, scores = client.drain_log()
+        assert tasks.shape == (5, 5) and np.all(scores == 0.5)
+    finally:
+        ray.shutdown()
