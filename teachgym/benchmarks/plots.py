@@ -28,7 +28,8 @@ def plot_learning_curves(
     """
     panels = list(dict.fromkeys(curves[panel]))
     lines = list(dict.fromkeys(curves[line]))
-    colours = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
+    colours = plt.get_cmap("tab10")  # ten colours, then the same ten dashed, dotted, ...
+    styles = ("-", "--", ":", "-.")
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.6 * nrows + 0.4), squeeze=False, sharey=True)
@@ -36,8 +37,9 @@ def plot_learning_curves(
         sub = curves[curves[panel] == name]
         for label, group in sub.groupby(line, sort=False):
             stats = group.groupby(x)[y].agg(["median", "min", "max"])
-            colour = colours(lines.index(label) % colours.N)
-            ax.plot(stats.index, stats["median"], label=label, color=colour)
+            i = lines.index(label)
+            colour = colours(i % 10)
+            ax.plot(stats.index, stats["median"], label=label, color=colour, linestyle=styles[(i // 10) % 4])
             ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15)
         ax.set_title(str(name))
         ax.set_xlabel(x)
