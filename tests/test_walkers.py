@@ -88,13 +88,14 @@ def test_two_envs_stepped_in_turn_behave_as_each_run_alone():
     assert set(np.unique(feet)) == {0.0, 1.0}  # contacts come and go: no count leaks across episodes
 
 
-def test_a_task_by_name_equals_the_same_task_by_array_and_stays_until_replaced():
+def test_a_task_by_name_equals_the_same_task_by_array_and_a_reset_without_one_plays_the_default():
     env = gym.make(STUMPS)
     by_name = rollout(env, 0, {"obstacle_spacing": 2.0, "stump_height": 1.5}, 100)
     assert same(rollout(env, 0, np.array([1.5, 2.0]), 100), by_name)
-    _, info = env.reset(seed=1)
-    assert np.array_equal(info["task"], [1.5, 2.0])
+    _, info = env.reset(seed=1, options={"task": [1.5, 2.0]})
     assert np.array_equal(env.step(env.action_space.sample())[4]["task"], [1.5, 2.0])
+    _, info = env.reset(seed=1)
+    assert np.array_equal(info["task"], env.unwrapped.default_task)
     _, info = gym.make(STUMPS).reset(seed=1)
     assert np.array_equal(info["task"], env.unwrapped.default_task)  # (0, 6): small sparse stumps
     _, info = gym.make(HEXAGONS, task=[1.0] * 12).reset()

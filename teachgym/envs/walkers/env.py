@@ -93,8 +93,9 @@ class WalkerTrackEnv(gym.Env):
 
     Notes
     -----
-    ``reset(options={"task": t})`` sets the task (an array, or a dict by name); later resets
-    without a task keep it. Observation: head angle, angular velocity, x and y velocity; per
+    ``reset(options={"task": t})`` sets the task of that episode (an array, or a dict by name);
+    a reset without one plays the default task (``task=`` of the constructor, else
+    :attr:`default_task`), as the contextual control envs do. Observation: head angle, angular velocity, x and y velocity; per
     motor its angle and speed (and the contact of the segment it drives, for feet); then 10 lidar
     fractions. Reward: ``130 * dx / SCALE`` forward progress, minus ``5 * |head angle|``
     shaping, minus the torque cost; -100 and the end of the episode when a critical piece
@@ -120,7 +121,8 @@ class WalkerTrackEnv(gym.Env):
         self._blueprint = Blueprint(self.body)
         self.task_space = spaces.Box(self.task_low, np.array(self.task_high), dtype=np.float64)
         self._tasks = TaskSpace(self.task_space, self.task_names)
-        self._task = self._checked_task(self.default_task if task is None else task)
+        self._default = self._checked_task(self.default_task if task is None else task)
+        self._task = self._default
 
         n_motors = self.body.n_motors
         self.action_space = spaces.Box(-1.0, 1.0, (n_motors,), dtype=np.float32)
@@ -167,8 +169,8 @@ class WalkerTrackEnv(gym.Env):
     # ------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if options and options.get("task") is not None:
-            self._task = self._checked_task(options["task"])
+        has_task = options is not None and options.get("task") is not None
+        self._task = self._checked_task(options["task"]) if has_task else self._default
         rng = self.np_random
         if self._world is not None:
             self._world.contactListener = None  # the old world must not call a dead listener
