@@ -3,6 +3,7 @@
 ``teachgym bench toy``                 teachers on simulated grid students (curves, table, PNG)
 ``teachgym bench teacher-overhead``    seconds teachers spend in sample + update
 ``teachgym bench envs``                steps/s and reset times of the envs
+``teachgym bench datagen``             data-generation teachers vs uniform allocation
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym teachers``                  registered teachers and their default hyper-parameters
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
@@ -16,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from teachgym.benchmarks.datagen import DatagenConfig, bench_datagen, format_datagen
 from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
 from teachgym.benchmarks.fuzz import FuzzConfig, bench_fuzz, env_label
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
@@ -74,6 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=fz["seed"])
     p.add_argument("--only", default="", help="comma-separated substrings of env labels to keep, e.g. 'StumpTracks,wheel'")
 
+    dg = _defaults(DatagenConfig)
+    p = suites.add_parser("datagen", help="data-generation teachers vs uniform allocation (math, code, vqa)")
+    p.add_argument("--domains", default=",".join(dg["domains"]), help="comma-separated: math, code, vqa")
+    p.add_argument(
+        "--policies",
+        default=",".join(dg["policies"]),
+        help="uniform, balanced-fill, random-allocation, alternating or teacher specs",
+    )
+    p.add_argument("--seeds", type=int, default=dg["seeds"])
+    p.add_argument("--iterations", type=int, default=dg["iterations"])
+    p.add_argument("--budget", type=int, default=None, help="examples per iteration (default: the domain's)")
+    p.add_argument("--train-steps", type=int, default=None)
+    p.add_argument("--n-eval", type=int, default=None)
+    p.add_argument("--device", default=dg["device"])
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--out", default="runs/datagen")
+
     sub.add_parser("teachers", help="list teachers and their default hyper-parameters")
     add_train_arguments(sub.add_parser("train", help="train an RL student (SB3) under a teacher"))
     return parser
@@ -106,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = bench_envs(config)
             print(f"\nRandom actions, {config.steps} steps per env, one process (ratio: steps/s over the 'vs' row's):")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        elif args.suite == "datagen":
+            config = DatagenConfig(
+                _names(args.domains), _names(args.policies), args.seeds, args.iterations,
+                args.budget, args.train_steps, args.n_eval, args.device,
+            )
+            print(format_datagen(bench_datagen(config, args.out, jobs=args.jobs)))
         elif args.suite == "teacher-overhead":
             config = OverheadConfig(_teacher_list(args.teachers), args.seeds, args.episodes)
             table = bench_teacher_overhead(config)

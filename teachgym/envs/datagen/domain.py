@@ -1,0 +1,159 @@
+"""Domains of the data-generation envs: skills, subskills and difficulty levels as data.
+
+A :class:`Domain` is a table of :class:`Skill` s, each with the same number of
+:class:`Subskill` templates; a subskill draws its parameters for a difficulty level, renders the
+question and computes the answer. :meth:`Domain.verify` is the quality check: it re-derives the
+answer from the question alone (math: the numbers parsed back out of the template; code: the
+program run in a sandbox) and keeps an example only when its answer matches, so examples from
+an LLM engine are checked exactly like the template engine's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training or evaluation example.
+
+    ``skill`` / ``level`` index the domain's skills and difficulty levels; ``subskill`` indexes
+    the skill's subskills (-1 when unknown, e.g. an LLM example); ``image`` and ``meta`` (the
+    scene and question parameters as JSON, what the quality check re-derives) are for VQA only.
+    """
+
+    skill: int
+    level: int
+    subskill: int
+    prompt: str
+    answer: str
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    meta: str | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Subskill:
+    """A question template: ``sample(rng, level) -> params``, ``render(params)``, ``solve(params)``."""
+
+    name: str
+    template: str
+    sample: Callable[[np.random.Generator, int], Params]
+    solve: Callable[[Params], str]
+
+    def render(self, params: Params) -> str:
+        return self.template.format(**params)
+
+    def pattern(self) -> re.Pattern:
+        """Regex reading the integer fields of :attr:`template` back out of a question.
+
+        A field used twice must hold the same number twice (a back-reference); ``re`` caches
+        the compiled pattern.
+        """
+        parts = re.split(r"\{(\w+)\}", self.template)
+        seen: set[str] = set()
+        regex = []
+        for i, part in enumerate(parts):
+            if i % 2 == 0:
+                regex.append(re.escape(part))
+            else:
+                regex.append(f"(?P={part})" if part in seen else f"(?P<{part}>-?\\d+)")
+                seen.add(part)
+        return re.compile("".join(regex) + r"\Z")
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A named skill and its subskills (a skill-tree's children)."""
+
+    name: str
+    subskills: tuple[Subskill, ...]
+
+
+class Domain:
+    """Skills x subskills x difficulty levels, the generator of examples and their quality check.
+
+    Parameters
+    ----------
+    name
+        ``"math"``, ``"code"``, ``"vqa"``.
+    skills
+        The skills; each has ``n_subskills`` subskills.
+    n_levels
+        Difficulty levels 0..n_levels-1 (every subskill samples each).
+    defaults
+        Env settings this domain runs best with (budget, evaluation size, student, steps).
+    """
+
+    def __init__(self, name: str, skills: Sequence[Skill], n_levels: int, defaults: dict[str, Any]) -> None:
+        counts = {len(s.subskills) for s in skills}
+        if len(counts) != 1 or not skills:
+            raise ValueError(f"every skill of a domain needs the same number of subskills, got {counts}")
+        self.name, self.skills, self.n_levels = name, tuple(skills), int(n_levels)
+        self.n_subskills = counts.pop()
+        self.defaults = dict(defaults)
+        self.skill_names = tuple(s.name for s in self.skills)
+
+    @property
+    def n_skills(self) -> int:
+        return len(self.skills)
+
+    def skill_index(self, name: str | int) -> int:
+        """Index of a skill given by name or index; ``ValueError`` listing the names otherwise."""
+        if isinstance(name, (int, np.integer)) and 0 <= int(name) < self.n_skills:
+            return int(name)
+        if isinstance(name, str) and name in self.skill_names:
+            return self.skill_names.index(name)
+        raise ValueError(f"unknown {self.name} skill {name!r}; expected one of {self.skill_names}")
+
+    def generate(self, skill: int, subskill: int, level: int, rng: np.random.Generator) -> Example:
+        """One example of (skill, subskill, level) from the templates."""
+        sub = self.skills[skill].subskills[subskill]
+        params = sub.sample(rng, level)
+        return Example(skill, level, subskill, sub.render(params), sub.solve(params))
+
+    def make_image(self, example: Example) -> Example:
+        """Hook for domains whose examples carry an image (VQA); identity here."""
+        return example
+
+    def verify(self, examples: Sequence[Example]) -> list[bool]:
+        """The quality check: does each example's answer follow from its question?"""
+        return [self._verify_one(e) for e in examples]
+
+    def _verify_one(self, e: Example) -> bool:
+        if not 0 <= e.skill < self.n_skills:
+            return False
+        subs = range(self.n_subskills) if e.subskill < 0 else [e.subskill]
+        for s in subs:
+            if not 0 <= s < self.n_subskills:
+                return False
+            match = self.skills[e.skill].subskills[s].pattern().match(e.prompt.strip())
+            if match:
+                params = {k: int(v) for k, v in match.groupdict().items()}
+                try:
+                    return self.skills[e.skill].subskills[s].solve(params) == e.answer.strip()
+                except (ArithmeticError, ValueError):
+                    return False
+        return False
+
+    def make_student(self, seed: int | None, device: str = "auto", **kwargs: Any) -> Any:
+        """The default student of text domains: a small transformer trained from scratch."""
+        from teachgym.students.lm import TransformerStudent  # torch is imported only when needed
+
+        return TransformerStudent(**{**self.defaults.get("student", {}), **kwargs}, device=device, seed=seed)
+
+    def describe(self) -> str:
+        """Skills, subskills and one example question each: the format an LLM engine must follow."""
+        rng = np.random.default_rng(0)
+        lines = []
+        for i, skill in enumerate(self.skills):
+            for j, sub in enumerate(skill.subskills):
+                e = self.generate(i, j, 0, rng)
+                lines.append(f"- skill {skill.name!r}, subskill {sub.name!r}: question {e.prompt!r} -> answer {e.answer!r}")
+        return "\n".join(lines)
