@@ -24,14 +24,14 @@ import secrets
 import tempfile
 import threading
 from multiprocessing.connection import Client, Connection, Listener
-from typing import Any, SupportsFloat
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from teachgym.spaces import Task, TaskSpace, describe_space
 from teachgym.teacher import Teacher
-from teachgym.wrappers import env_task_space, rescale_score
+from teachgym.wrappers import EpisodeReporter, env_task_space
 
 
 def _vector(task_space: TaskSpace, task: Task) -> list:
@@ -205,7 +205,7 @@ class TeacherClient:
             self._conn = None
 
 
-class EpisodeCurriculum(gym.Wrapper):
+class EpisodeCurriculum(EpisodeReporter):
     """Worker-side curriculum wrapper: teacher (or client) task at reset, score at episode end.
 
     Like :class:`teachgym.CurriculumWrapper`, with two additions for vectorised, resumable
@@ -261,20 +261,9 @@ class EpisodeCurriculum(gym.Wrapper):
         info.setdefault("task", self._task)
         return obs, info
 
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._task is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._return += float(reward)
-        info.setdefault("task", self._task)
-        if (terminated or truncated) and not self._reported:
-            self._reported = True
-            raw = info["score"] if "score" in info else self._return
-            score = rescale_score(raw, self.score_range)
-            info["teacher_score"] = score
-            self.teacher.update(self._task, score)
-            self.n_reported += 1
-        return obs, reward, terminated, truncated, info
+    def _report(self, score: float) -> None:
+        self.teacher.update(self._task, score)
+        self.n_reported += 1
 
     def curriculum_state(self) -> dict[str, Any]:
         """The episode in progress: its task, its env seed and the generator after drawing it."""

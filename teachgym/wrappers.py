@@ -36,7 +36,34 @@ def rescale_score(value: float, score_range: tuple[float, float] | None) -> floa
     return float(min(max((value - lo) / (hi - lo), 0.0), 1.0))
 
 
-class CurriculumWrapper(gym.Wrapper):
+class EpisodeReporter(gym.Wrapper):
+    """Base of the curriculum wrappers: tracks the return and reports each episode's score once.
+
+    Subclasses set ``_task``, ``_return``, ``_reported`` and ``score_range`` at reset and
+    implement :meth:`_report`.
+    """
+
+    _task: Task | None = None
+    score_range: tuple[float, float] | None = None
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._task is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._return += float(reward)
+        info.setdefault("task", self._task)
+        if (terminated or truncated) and not self._reported:
+            self._reported = True
+            raw = info["score"] if "score" in info else self._return
+            info["teacher_score"] = score = rescale_score(raw, self.score_range)
+            self._report(score)
+        return obs, reward, terminated, truncated, info
+
+    def _report(self, score: float) -> None:
+        raise NotImplementedError
+
+
+class CurriculumWrapper(EpisodeReporter):
     """Let a teacher choose the task of every episode and learn from its score.
 
     At each ``reset`` the wrapper draws ``teacher.sample()`` (unless the caller passes
@@ -88,21 +115,10 @@ class CurriculumWrapper(gym.Wrapper):
         info.setdefault("task", self._task)
         return obs, info
 
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._task is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._return += float(reward)
-        info.setdefault("task", self._task)
-        if (terminated or truncated) and not self._reported:
-            self._reported = True
-            raw = info["score"] if "score" in info else self._return
-            score = rescale_score(raw, self.score_range)
-            info["teacher_score"] = score
-            if self._from_teacher or self.update_on_given_tasks:
-                self.teacher.update(self._task, score)
-                self.episode_scores.append(score)
-        return obs, reward, terminated, truncated, info
+    def _report(self, score: float) -> None:
+        if self._from_teacher or self.update_on_given_tasks:
+            self.teacher.update(self._task, score)
+            self.episode_scores.append(score)
 
     @property
     def task(self) -> Task | None:
