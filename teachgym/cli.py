@@ -48,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     toy = _defaults(ToyConfig)
     p = suites.add_parser("toy", help="teachers on simulated grid students")
     p.add_argument("--teachers", default=",".join(toy["teachers"]), help="comma-separated names, or 'all'")
-    p.add_argument("--variants", default=",".join(toy["variants"]), help="comma-separated variant names of the students, or 'all'")
+    p.add_argument(
+        "--variants",
+        default=None,
+        help=f"comma-separated variant names of the students, or 'all' (default: {','.join(toy['variants'])}; "
+        "'all' with --teachers all)",
+    )
     p.add_argument("--students", default=",".join(toy["students"]), help=f"comma-separated: {', '.join(STUDENTS)}")
     p.add_argument("--seeds", type=int, default=toy["seeds"])
     p.add_argument("--episodes", type=int, default=toy["episodes"])
@@ -107,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in list_teachers():
                 print(f"{name}: {json.dumps(teacher_class(name).default_hparams(), default=str)}")
         elif args.suite == "toy":
+            variants = args.variants or ("all" if args.teachers == "all" else ",".join(ToyConfig.variants))
             config = ToyConfig(
-                _teacher_list(args.teachers), _names(args.variants), _names(args.students), args.seeds, args.episodes, args.eval_every
+                _teacher_list(args.teachers), _names(variants), _names(args.students), args.seeds, args.episodes, args.eval_every
             )
             summary = bench_toy(config, args.out, jobs=args.jobs)
             print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")

@@ -75,3 +75,16 @@ def test_bench_fuzz_runs_the_chosen_envs_and_reports_totals(capsys):
     out = capsys.readouterr().out
     assert "total: 3 episodes" in out and "0 failures" in out
     assert main(["bench", "fuzz", "--only", "NoSuchEnv"]) == 2
+
+
+def test_all_teachers_default_to_every_variant_and_named_ones_to_the_default(tmp_path, monkeypatch):
+    configs = []
+
+    def record(config, out, jobs=None):
+        configs.append(config)
+        raise ValueError("recorded")  # stop before running anything
+
+    monkeypatch.setattr("teachgym.cli.bench_toy", record)
+    for teachers in ("all", "random"):
+        assert main(["bench", "toy", "--teachers", teachers, "--out", str(tmp_path)]) == 2
+    assert [c.variants for c in configs] == [("all",), ("default",)]
