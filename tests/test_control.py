@@ -375,3 +375,80 @@ def test_mean_of_last_success_looks_only_at_the_last_window_of_steps():
     assert later.index(True) == 47 and all(later[47:])  # 48/50 once the first down left the window
     criterion.reset()
     assert not criterion.update(upright, 0.0, False)
+
+
+# ----------------------------------------------------------------------------- custom task ranges
+
+
+def test_custom_ranges_by_name_or_vector_set_the_task_space_and_the_context():
+    by_name = gym.make(CARTPOLE, context_obs=True, task_low={"force_mag": 0.01}, task_high={"force_mag": 3.0})
+    family = FAMILIES["cartpole"]
+    low, high = family.low.copy(), family.high.copy()
+    low[4], high[4] = 0.01, 3.0
+    by_vector = gym.make(CARTPOLE, context_obs=True, task_low=low, task_high=high)
+    for env in (by_name, by_vector):
+        np.testing.assert_array_equal(env.unwrapped.task_space.low, low)
+        np.testing.assert_array_equal(env.unwrapped.task_space.high, high)
+    # a push below the shipped range is now a task, written onto the original's physics
+    task = [1.0, 0.1, 1.0, 9.8, 0.05]
+    obs, _ = by_name.reset(seed=0, options={"task": task})
+    assert by_name.unwrapped.inner.force_mag == 0.05
+    np.testing.assert_allclose(obs[-1], (0.05 - 0.01) / (3.0 - 0.01), atol=1e-6)  # normalised in the new range
+    with pytest.raises(ValueError, match="outside the task space"):
+        gym.make(CARTPOLE).reset(options={"task": task})
+    with pytest.raises(ValueError, match="outside the task space"):  # 10 N is beyond the custom range
+        by_name.reset(options={"task": [1.0, 0.1, 1.0, 9.8, 10.0]})
+
+
+def test_a_default_task_outside_the_custom_range_is_clipped_into_it():
+    env = gym.make(CARTPOLE, task_high={"force_mag": 3.0}).unwrapped  # the original pushes with 10 N
+    np.testing.assert_array_equal(env.default_task, [1.0, 0.1, 1.0, 9.8, 3.0])
+    env.reset(seed=0)
+    assert env.inner.force_mag == 3.0
+
+
+@pytest.mark.parametrize("family", FAMILY_LIST, ids=lambda f: f.env_id)
+def test_the_test_set_of_custom_ranges_is_the_design_drawn_on_them(family):
+    # shrink every range to its middle half: the test set must follow, keeping the design
+    low = family.low + 0.25 * (family.high - family.low)
+    high = family.low + 0.75 * (family.high - family.low)
+    env = gym.make(family.env_id, task_low=low, task_high=high).unwrapped
+    tasks = env.test_set()
+    assert tasks.shape == (100, len(family.dimensions))
+    assert all(env.task_space.contains(t) for t in tasks)
+    custom = teachgym.envs.control.with_task_ranges(family, low, high)
+    np.testing.assert_allclose(tasks, design_test_set(custom), rtol=1e-9, atol=1e-12)
+    span = (tasks.max(0) - tasks.min(0)) / (high - low)
+    assert np.all(span > 0.85)
+    assert not np.allclose(tasks, gym.make(family.env_id).unwrapped.test_set())
+
+
+def test_a_wider_force_range_puts_more_of_the_cartpole_test_set_in_the_unlearnable_region():
+    shipped = gym.make(CARTPOLE).unwrapped
+    weak = gym.make(CARTPOLE, task_low={"force_mag": 0.01}, task_high={"force_mag": 3.0}).unwrapped
+    share = [np.mean([env.is_unlearnable(t) for t in env.test_set()]) for env in (shipped, weak)]
+    assert share[0] < 0.05 < 0.15 < share[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"task_low": {"force": 1.0}}, "unknown task dimensions"),
+        ({"task_low": [0.1, 0.1]}, r"shape \(5,\)"),
+        ({"task_low": {"force_mag": "weak"}}, "must be a number"),
+        ({"task_low": {"force_mag": 5.0}, "task_high": {"force_mag": 2.0}}, "low < high"),
+        ({"task_high": {"gravity": float("inf")}}, "finite"),
+        ({"task_low": {"cart_mass": 0.0}}, r"must lie in \(0.0, inf\]"),
+        ({"task_low": {"force_mag": -1.0}}, r"must lie in \[0.0, inf\]"),
+    ],
+)
+def test_bad_task_ranges_raise_a_value_error_saying_what_was_expected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make(CARTPOLE, **kwargs)
+
+
+def test_the_mountain_car_goal_range_must_stay_on_the_track():
+    with pytest.raises(ValueError, match=r"\(-1.2, 0.6\]"):
+        gym.make(MOUNTAIN_CAR, task_high={"goal_position": 0.7})
+    env = gym.make(MOUNTAIN_CAR, task_high={"goal_position": 0.6}).unwrapped
+    assert env.task_space.high[1] == 0.6

@@ -129,6 +129,11 @@ class CurriculumConfig:
     n_envs: int = 4
     steps: int = 150_000
     eval_every: int = 15_000
+    title: str = ""  # the panel's title; default: the env id without its namespace
+
+    @property
+    def panel(self) -> str:
+        return self.title or self.env.split("/")[-1]
 
 
 def _one(config: CurriculumConfig, teacher: str, seed: int, out: Path) -> pd.DataFrame:
@@ -140,7 +145,7 @@ def _one(config: CurriculumConfig, teacher: str, seed: int, out: Path) -> pd.Dat
     folder = out / f"{teacher.replace(':', '_')}-seed{seed}"
     train(run, folder, resume=(folder / "run.json").exists(), progress=False)
     curve = pd.read_csv(folder / "eval.csv")
-    curve["teacher"], curve["seed"], curve["panel"] = teacher, seed, config.env.split("/")[-1]
+    curve["teacher"], curve["seed"], curve["panel"] = teacher, seed, config.panel
     return curve
 
 

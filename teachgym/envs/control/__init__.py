@@ -9,7 +9,9 @@ Importing this package registers, under the originals' time limits:
 
 All four are one class, :class:`ContextualControlEnv`, reading a :class:`ControlFamily` table
 (:data:`FAMILIES`). ``gym.make(id, context_obs=True)`` appends the normalised task to the
-observation; ``gym.make(id, task=...)`` changes the task of resets that pass none.
+observation; ``gym.make(id, task=...)`` changes the task of resets that pass none;
+``gym.make(id, task_low={...}, task_high={...})`` changes the task ranges (the test set is the
+shipped one mapped into them; see :func:`with_task_ranges`).
 """
 
 import gymnasium as gym
@@ -24,6 +26,8 @@ from teachgym.envs.control.contextual import (
     TaskDimension,
     design_test_set,
     load_test_set,
+    rescale_test_set,
+    with_task_ranges,
 )
 from teachgym.envs.control.families import FAMILIES, get_family
 
@@ -50,4 +54,6 @@ __all__ = [
     "design_test_set",
     "get_family",
     "load_test_set",
+    "rescale_test_set",
+    "with_task_ranges",
 ]

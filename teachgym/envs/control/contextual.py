@@ -11,9 +11,10 @@ different tasks share a process.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -93,6 +94,9 @@ class TaskDimension:
     """One task dimension and how it is written onto the original env.
 
     Setting the task writes ``scale * value`` to the instance attribute ``attribute``.
+    ``minimum`` / ``maximum`` bound the physically valid values (a mass cannot be negative, the
+    MountainCar goal must lie on the track); with ``open_minimum`` the minimum itself is excluded
+    (lengths and masses divide the dynamics). Custom task ranges must stay inside these bounds.
     """
 
     name: str
@@ -102,6 +106,9 @@ class TaskDimension:
     attribute: str
     scale: float = 1.0
     doc: str = ""
+    minimum: float = -math.inf
+    maximum: float = math.inf
+    open_minimum: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,65 @@ def load_test_set(family: ControlFamily) -> np.ndarray:
         return np.loadtxt(handle, delimiter=",", ndmin=2)
 
 
+def _range_values(family: ControlFamily, values: Any, which: str) -> dict[str, float]:
+    """``task_low`` / ``task_high`` as ``{name: value}``: a dict by name (some names) or a full vector."""
+    if values is None:
+        return {}
+    if isinstance(values, Mapping):
+        unknown = sorted(set(values) - set(family.names))
+        if unknown:
+            raise ValueError(f"{which} names unknown task dimensions {unknown}; expected some of {family.names}")
+        items = dict(values)
+    else:
+        vector = np.asarray(values, dtype=np.float64)
+        if vector.shape != (len(family.names),):
+            raise ValueError(f"{which} must be a dict by name or a vector of shape ({len(family.names)},) in "
+                             f"the order {family.names}, got shape {vector.shape}")
+        items = dict(zip(family.names, vector.tolist()))
+    out = {}
+    for name, value in items.items():
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{which}[{name!r}] must be a number, got {value!r}") from None
+    return out
+
+
+def with_task_ranges(family: ControlFamily, task_low: Any = None, task_high: Any = None) -> ControlFamily:
+    """``family`` with the task ranges changed where ``task_low`` / ``task_high`` say.
+
+    Each is ``None`` (keep every range), a dict ``{name: bound}`` (change only those) or a full
+    vector in task order. Each new range must be finite, have ``low < high`` and stay inside the
+    dimension's physically valid values (``minimum``, ``maximum``); ``ValueError`` otherwise. A
+    default outside its new range is clipped into it (it is then the task of resets that pass none).
+    """
+    lows, highs = _range_values(family, task_low, "task_low"), _range_values(family, task_high, "task_high")
+    if not lows and not highs:
+        return family
+    dimensions = []
+    for d in family.dimensions:
+        low, high = lows.get(d.name, d.low), highs.get(d.name, d.high)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"the range of {d.name!r} must be finite with low < high, got [{low}, {high}]")
+        below = low <= d.minimum if d.open_minimum else low < d.minimum
+        if below or high > d.maximum:
+            bracket = "(" if d.open_minimum else "["
+            raise ValueError(f"the range of {d.name!r} must lie in {bracket}{d.minimum}, {d.maximum}] "
+                             f"(physically valid values), got [{low}, {high}]")
+        dimensions.append(replace(d, low=low, high=high, default=min(max(d.default, low), high)))
+    return replace(family, dimensions=tuple(dimensions))
+
+
+def rescale_test_set(tasks: np.ndarray, family: ControlFamily, custom: ControlFamily) -> np.ndarray:
+    """Map ``family``'s test tasks affinely into ``custom``'s ranges, dimension by dimension.
+
+    Grid centres and Halton points are affine in the ranges, so this is exactly the test set the
+    family's design (:func:`design_test_set`) gives for the custom ranges.
+    """
+    unit = (tasks - family.low) / (family.high - family.low)
+    return custom.low + unit * (custom.high - custom.low)
+
+
 # ----------------------------------------------------------------------------- the env
 
 
@@ -238,6 +304,12 @@ class ContextualControlEnv(gym.Env):
         original env's physics.
     render_mode
         Passed to the original env.
+    task_low, task_high
+        Custom task ranges: ``None`` (the family's), a dict ``{name: bound}`` changing some
+        dimensions, or a full vector in :attr:`task_names` order (see :func:`with_task_ranges`:
+        finite, ``low < high``, inside the physically valid values, else ``ValueError``). The
+        task space, the normalised context and :meth:`test_set` follow them; a default task
+        outside the new ranges is clipped into them.
 
     Notes
     -----
@@ -253,11 +325,13 @@ class ContextualControlEnv(gym.Env):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
     def __init__(self, family: str | ControlFamily, context_obs: bool = False, task: Any = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, task_low: Any = None, task_high: Any = None) -> None:
         if not isinstance(family, ControlFamily):
             from teachgym.envs.control.families import get_family  # families imports this module
 
             family = get_family(family)
+        self.base_family = family  # the shipped ranges, which its test-set file was designed on
+        family = with_task_ranges(family, task_low, task_high)
         self.family = family
         # The original's own class, made as gymnasium makes it, without its wrappers: the
         # TimeLimit and checker come once, around this env, from our registration.
@@ -320,8 +394,15 @@ class ContextualControlEnv(gym.Env):
         return self._task
 
     def test_set(self) -> np.ndarray:
-        """The family's 100 fixed test tasks, shipped with the package (``(100, dim)``)."""
-        return load_test_set(self.family)
+        """The family's 100 fixed test tasks, shipped with the package (``(100, dim)``).
+
+        With custom ranges, the shipped tasks mapped affinely into them (:func:`rescale_test_set`):
+        the same grid or Halton design, drawn on the custom ranges.
+        """
+        tasks = load_test_set(self.base_family)
+        if self.family is self.base_family:
+            return tasks
+        return rescale_test_set(tasks, self.base_family, self.family)
 
     def is_unlearnable(self, task: Task) -> bool:
         """Whether ``task`` lies in the family's proven-unlearnable region (see its docs)."""

@@ -43,6 +43,9 @@ from teachgym.envs.control.contextual import (
     TaskDimension,
 )
 
+# Lengths, masses and (where the dynamics divide by it) gravity: valid task ranges stay above 0.
+_POSITIVE = {"minimum": 0.0, "open_minimum": True}
+
 # ----------------------------------------------------------------------------- CartPole
 
 
@@ -62,11 +65,11 @@ CARTPOLE = ControlFamily(
     base_id="CartPole-v1",
     dimensions=(
         TaskDimension("pole_length", 0.2, 3.0, 1.0, "length", scale=0.5,
-                      doc="full pole length in m (gymnasium's `length` is half of it)"),
-        TaskDimension("pole_mass", 0.05, 2.0, 0.1, "masspole", doc="kg"),
-        TaskDimension("cart_mass", 0.5, 5.0, 1.0, "masscart", doc="kg"),
-        TaskDimension("gravity", 2.0, 50.0, 9.8, "gravity", doc="m/s²"),
-        TaskDimension("force_mag", 0.1, 15.0, 10.0, "force_mag", doc="push of either action, N"),
+                      doc="full pole length in m (gymnasium's `length` is half of it)", **_POSITIVE),
+        TaskDimension("pole_mass", 0.05, 2.0, 0.1, "masspole", doc="kg", **_POSITIVE),
+        TaskDimension("cart_mass", 0.5, 5.0, 1.0, "masscart", doc="kg", **_POSITIVE),
+        TaskDimension("gravity", 2.0, 50.0, 9.8, "gravity", doc="m/s²", **_POSITIVE),
+        TaskDimension("force_mag", 0.1, 15.0, 10.0, "force_mag", doc="push of either action, N", minimum=0.0),
     ),
     success=partial(ReturnAtLeast, 475.0),
     success_doc="the pole stays up for at least 475 steps (return ≥ 475, gymnasium's threshold)",
@@ -113,9 +116,9 @@ PENDULUM = ControlFamily(
     env_id="teachgym/ContextualPendulum-v0",
     base_id="Pendulum-v1",
     dimensions=(
-        TaskDimension("length", 0.3, 2.0, 1.0, "l", doc="m"),
-        TaskDimension("mass", 0.5, 3.0, 1.0, "m", doc="kg"),
-        TaskDimension("gravity", 2.0, 25.0, 10.0, "g", doc="m/s²"),
+        TaskDimension("length", 0.3, 2.0, 1.0, "l", doc="m", **_POSITIVE),
+        TaskDimension("mass", 0.5, 3.0, 1.0, "m", doc="kg", **_POSITIVE),
+        TaskDimension("gravity", 2.0, 25.0, 10.0, "g", doc="m/s²", minimum=0.0),
     ),
     success=partial(MeanOfLastAtLeast, 0, 50, 0.95),
     success_doc="mean of cos θ (1 = upright) over the last 50 steps ≥ 0.95",
@@ -149,8 +152,10 @@ MOUNTAIN_CAR = ControlFamily(
     env_id="teachgym/ContextualMountainCarContinuous-v0",
     base_id="MountainCarContinuous-v0",
     dimensions=(
-        TaskDimension("power", 0.0, 0.002, 0.0015, "power", doc="velocity change per unit action"),
-        TaskDimension("goal_position", -0.2, 0.5, 0.45, "goal_position", doc="x of the flag"),
+        TaskDimension("power", 0.0, 0.002, 0.0015, "power", doc="velocity change per unit action",
+                      minimum=0.0),
+        TaskDimension("goal_position", -0.2, 0.5, 0.45, "goal_position", doc="x of the flag",
+                      minimum=_WALL, maximum=0.6, open_minimum=True),  # the track: x in [-1.2, 0.6]
     ),
     success=GoalReached,
     success_doc="the car reaches the goal (the original's termination)",
@@ -178,9 +183,10 @@ LUNAR_LANDER = ControlFamily(
     base_kwargs={"continuous": True},
     dimensions=(
         TaskDimension("gravity", 1.0, 25.0, 10.0, "gravity", scale=-1.0,
-                      doc="downward acceleration (gymnasium's `gravity` is its negative)"),
-        TaskDimension("wind_power", 0.0, 20.0, 0.0, "wind_power", doc="peak sideways wind force"),
-        TaskDimension("turbulence_power", 0.0, 2.0, 0.0, "turbulence_power", doc="peak torque"),
+                      doc="downward acceleration (gymnasium's `gravity` is its negative)", **_POSITIVE),
+        TaskDimension("wind_power", 0.0, 20.0, 0.0, "wind_power", doc="peak sideways wind force", minimum=0.0),
+        TaskDimension("turbulence_power", 0.0, 2.0, 0.0, "turbulence_power", doc="peak torque",
+                      minimum=0.0),
     ),
     success=partial(ReturnAtLeast, 200.0),
     success_doc="return ≥ 200 (gymnasium's threshold: a soft landing on the pad)",
