@@ -8,6 +8,9 @@ import pytest
 from gymnasium import spaces
 from hypothesis import strategies as st
 
+import teachgym
+from teachgym.students.skills import make_skills_student
+
 
 class ReachEnv(gym.Env):
     """A 1-D point must reach a goal: the task is (goal distance, step size).
@@ -77,3 +80,24 @@ def score_streams():
         st.builds(lambda v, n: [v] * n, st.floats(-1e3, 1e3), st.integers(1, 60)),
         st.lists(st.sampled_from([1e15, -1e15, 0.0, 1e-12]), min_size=1, max_size=60),
     )
+
+
+def drive(teacher, n, rng, binary=False):
+    """Sample and update ``n`` episodes with random scores (pass/fail if ``binary``); the tasks."""
+    out = []
+    for _ in range(n):
+        task = teacher.sample()
+        out.append(task)
+        teacher.update(task, float(rng.random() < 0.5) if binary else float(rng.random()))
+    return out
+
+
+def skills_mastered(name, variant="default", seed=0, episodes=3000, **hparams):
+    """Final mastered fraction of a skills student taught by ``name``."""
+    student_seed, teacher_seed = np.random.SeedSequence(seed).spawn(2)
+    student = make_skills_student(variant, seed=student_seed)
+    teacher = teachgym.make_teacher(name, student.task_space, seed=teacher_seed, **hparams)
+    for _ in range(episodes):
+        task = teacher.sample()
+        teacher.update(task, student.train(task))
+    return student.mastered_fraction()

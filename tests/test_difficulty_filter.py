@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import drive as conftest_drive
 from conftest import score_streams, task_spaces
 from gymnasium import spaces
 from hypothesis import HealthCheck, assume, given, settings
@@ -13,12 +14,7 @@ from teachgym.students.skills import make_skills_student
 
 
 def drive(teacher, n, rng):
-    out = []
-    for _ in range(n):
-        task = teacher.sample()
-        out.append(task)
-        teacher.update(task, float(rng.random() < 0.5))
-    return out
+    return conftest_drive(teacher, n, rng, binary=True)
 
 
 def periodic(rates):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import score_streams, task_spaces
+from conftest import drive, score_streams, task_spaces
 from gymnasium import spaces
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -12,15 +12,6 @@ from teachgym.io import load_state, save_state
 from teachgym.students.skills import make_skills_student
 
 NAMES = ["plr", "robust-plr"]
-
-
-def drive(teacher, n, rng):
-    out = []
-    for _ in range(n):
-        task = teacher.sample()
-        out.append(task)
-        teacher.update(task, float(rng.random()))
-    return out
 
 
 @settings(

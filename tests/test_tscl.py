@@ -2,36 +2,16 @@
 
 import numpy as np
 import pytest
-from conftest import score_streams, task_spaces
+from conftest import drive, score_streams, task_spaces
+from conftest import skills_mastered as mastered
 from gymnasium import spaces
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import teachgym
 from teachgym.io import load_state, save_state
-from teachgym.students.skills import make_skills_student
 
 NAMES = ["tscl-online", "tscl-naive", "tscl-window", "tscl-sampling"]
-
-
-def drive(teacher, n, rng):
-    out = []
-    for _ in range(n):
-        task = teacher.sample()
-        out.append(task)
-        teacher.update(task, float(rng.random()))
-    return out
-
-
-def mastered(name, variant="default", seed=0, episodes=3000, **hparams):
-    """Final mastered fraction of a skills student taught by ``name``."""
-    student_seed, teacher_seed = np.random.SeedSequence(seed).spawn(2)
-    student = make_skills_student(variant, seed=student_seed)
-    teacher = teachgym.make_teacher(name, student.task_space, seed=teacher_seed, **hparams)
-    for _ in range(episodes):
-        task = teacher.sample()
-        teacher.update(task, student.train(task))
-    return student.mastered_fraction()
 
 
 # ------------------------------------------------------------------ the contract
