@@ -268,3 +268,33 @@ def fit_mixtures_sklearn(
 
 
 FIT_BACKENDS = {"batched": fit_mixtures, "sklearn": fit_mixtures_sklearn}
+
+
+def check_gmm_hparams(
+    fit_rate: int,
+    random_task_ratio: float,
+    potential_ks: tuple[int, ...],
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    fit_backend: str,
+) -> tuple[int, ...]:
+    """Validate the hyper-parameters the GMM teachers share; returns ``potential_ks`` as ints.
+
+    Raises
+    ------
+    ValueError
+        Saying which value is wrong and what was expected.
+    """
+    if not (isinstance(fit_rate, (int, np.integer)) and not isinstance(fit_rate, bool) and fit_rate >= 2):
+        raise ValueError(f"fit_rate must be an integer >= 2, got {fit_rate!r}")
+    if not 0.0 <= random_task_ratio <= 1.0:
+        raise ValueError(f"random_task_ratio must lie in [0, 1], got {random_task_ratio!r}")
+    ks = tuple(int(k) for k in potential_ks)
+    if not ks or min(ks) < 1 or max(ks) > fit_rate:
+        raise ValueError(f"potential_ks must be numbers of components in [1, fit_rate], got {potential_ks!r}")
+    if not (tol > 0 and max_iter >= 1 and reg_covar >= 0):
+        raise ValueError(f"expected tol > 0, max_iter >= 1, reg_covar >= 0; got {tol!r}, {max_iter!r}, {reg_covar!r}")
+    if fit_backend not in FIT_BACKENDS:
+        raise ValueError(f"fit_backend must be one of {sorted(FIT_BACKENDS)}, got {fit_backend!r}")
+    return ks

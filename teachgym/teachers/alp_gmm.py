@@ -24,7 +24,13 @@ import numpy as np
 from gymnasium import spaces
 
 from teachgym.teacher import Teacher, register_teacher
-from teachgym.teachers._mixture import FIT_BACKENDS, Mixture, best_mixture, draw_from_mixture
+from teachgym.teachers._mixture import (
+    FIT_BACKENDS,
+    Mixture,
+    best_mixture,
+    check_gmm_hparams,
+    draw_from_mixture,
+)
 from teachgym.teachers._neighbours import NeighbourForest
 
 
@@ -70,20 +76,12 @@ class ALPGMM(Teacher):
         fit_backend: str = "batched",
     ) -> None:
         super().__init__(task_space, seed, task_names)
-        if not (isinstance(fit_rate, (int, np.integer)) and fit_rate >= 2):
-            raise ValueError(f"fit_rate must be an integer >= 2, got {fit_rate!r}")
-        if not 0.0 <= random_task_ratio <= 1.0:
-            raise ValueError(f"random_task_ratio must lie in [0, 1], got {random_task_ratio!r}")
-        ks = tuple(int(k) for k in potential_ks)
-        if not ks or min(ks) < 1 or max(ks) > fit_rate:
-            raise ValueError(f"potential_ks must be numbers of components in [1, fit_rate], got {potential_ks!r}")
+        ks = check_gmm_hparams(fit_rate, random_task_ratio, potential_ks, tol, max_iter, reg_covar, fit_backend)
         self.fit_rate = int(fit_rate)
         self.random_task_ratio = float(random_task_ratio)
         self.potential_ks = ks
         self.alp_min_history = int(alp_min_history)
         self.tol, self.max_iter, self.reg_covar = float(tol), int(max_iter), float(reg_covar)
-        if fit_backend not in FIT_BACKENDS:
-            raise ValueError(f"fit_backend must be one of {sorted(FIT_BACKENDS)}, got {fit_backend!r}")
         self.fit_backend = fit_backend
         dim = self.task_space.dim
         self._tasks = np.empty((1024, dim))  # normalised to [0, 1]
