@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import drive
 from gymnasium import spaces
 
 import teachgym
@@ -91,18 +92,10 @@ def test_the_generator_learns_to_propose_goals_of_intermediate_difficulty():
 
 def test_state_round_trip_continues_identically():
     a = goal_gan(update_size=20, outer_iters=10)
-    rng = np.random.default_rng(0)
-    for _ in range(137):
-        task = a.sample()
-        a.update(task, float(rng.random()))
+    drive(a, 137, np.random.default_rng(0))
     b = teachgym.make_teacher("goal-gan", BOX, seed=9, update_size=20, outer_iters=10)
     b.load_state_dict(a.state_dict())
-    for _ in range(200):
-        ta, tb = a.sample(), b.sample()
-        np.testing.assert_array_equal(ta, tb)
-        score = float(rng.random())
-        a.update(ta, score)
-        b.update(tb, score)
+    np.testing.assert_array_equal(drive(a, 200, np.random.default_rng(1)), drive(b, 200, np.random.default_rng(1)))
 
 
 def test_invalid_hyper_parameters_raise():

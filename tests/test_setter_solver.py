@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import drive
 from gymnasium import spaces
 
 import teachgym
@@ -76,18 +77,10 @@ def test_samples_stay_inside_the_space_for_any_score():
 
 def test_state_round_trip_continues_identically():
     a = teachgym.make_teacher("setter-solver", BOX, seed=0, update_frequency=40, train_steps=3)
-    rng = np.random.default_rng(0)
-    for _ in range(137):
-        task = a.sample()
-        a.update(task, float(rng.random()))
+    drive(a, 137, np.random.default_rng(0))
     b = teachgym.make_teacher("setter-solver", BOX, seed=4, update_frequency=40, train_steps=3)
     b.load_state_dict(a.state_dict())
-    for _ in range(200):
-        ta, tb = a.sample(), b.sample()
-        np.testing.assert_array_equal(ta, tb)
-        score = float(rng.random())
-        a.update(ta, score)
-        b.update(tb, score)
+    np.testing.assert_array_equal(drive(a, 200, np.random.default_rng(1)), drive(b, 200, np.random.default_rng(1)))
 
 
 def test_invalid_hyper_parameters_raise():
