@@ -205,6 +205,20 @@ def teacher_statistics(teacher: Teacher) -> dict[str, float]:
     return stats
 
 
+def task_heatmap(space: TaskSpace, tasks: np.ndarray, dims: tuple[int, int] = (0, 1),
+                 bins: int = 20) -> np.ndarray:
+    """Counts of ``tasks`` over two dimensions of the space as a ``bins`` x ``bins`` image in [0, 1].
+
+    Row 0 is the top (highest value of ``dims[1]``), as an image viewer shows it.
+    """
+    a, b = dims
+    counts, _, _ = np.histogram2d(tasks[:, a], tasks[:, b], bins=bins,
+                                  range=[(float(space.low[a]), float(space.high[a])),
+                                         (float(space.low[b]), float(space.high[b]))])
+    peak = counts.max()
+    return (counts.T[::-1] / peak if peak > 0 else counts.T).astype(np.float32)
+
+
 def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict[str, str]:
     """Per-dimension counts of ``tasks`` in ``bins`` equal bins over the space's bounds."""
     out = {}
@@ -551,6 +565,10 @@ class Trainer:
             for d, name in enumerate(self.space.names):
                 if len(tasks):
                     self.tb.add_histogram(f"tasks/{name}", tasks[:, d], step)
+            names = self.space.names
+            if len(tasks) and len(names) >= 2:  # where the teacher sent the student since the last evaluation
+                self.tb.add_image(f"tasks/heatmap_{names[0]}_x_{names[1]}_y", task_heatmap(self.space, tasks),
+                                  step, dataformats="HW")
         self._period_tasks = np.empty((0, len(self.space.low)))
         while self.next_eval <= step:
             self.next_eval += config.eval_every

@@ -33,6 +33,8 @@ from teachgym.spaces import Task, TaskSpace, describe_space
 from teachgym.teacher import Teacher
 from teachgym.wrappers import EpisodeReporter, env_task_space
 
+RAY_NAMESPACE = "teachgym"  # where the teacher actors are named
+
 
 def _vector(task_space: TaskSpace, task: Task) -> list:
     return task_space.vector(task).tolist()
@@ -329,32 +331,41 @@ def ray_teacher(teacher: Teacher) -> Any:
             return self.teacher.state_dict()
 
     space = teacher.task_space
-    actor = TeacherActor.remote(teacher.name, space.space, space.names, None, teacher.hparams(),
-                                teacher.state_dict())
-    return RayTeacherClient(actor, space)
+    # A named actor: sub-processes unpickle the client before they join the cluster, which an
+    # actor handle cannot survive; they look the actor up by name once connected.
+    name = f"teachgym-teacher-{secrets.token_hex(8)}"
+    actor = TeacherActor.options(name=name, namespace=RAY_NAMESPACE).remote(
+        teacher.name, space.space, space.names, None, teacher.hparams(), teacher.state_dict())
+    return RayTeacherClient(actor, space, name, ray.get_runtime_context().gcs_address)
 
 
 class RayTeacherClient:
-    """A worker's handle on the Ray teacher actor (same interface as :class:`TeacherClient`)."""
+    """A worker's handle on the Ray teacher actor (same interface as :class:`TeacherClient`).
 
-    def __init__(self, actor: Any, task_space: TaskSpace) -> None:
+    Pickled, it keeps the actor's name and the cluster's address; a process that unpickles it
+    joins that cluster and finds the actor on first use.
+    """
+
+    def __init__(self, actor: Any, task_space: TaskSpace, name: str, address: str) -> None:
         self.actor = actor
         self.task_space = task_space
+        self.name, self.address = name, address
         self.client_id = secrets.token_hex(8)
         self._number = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"actor": self.actor, "task_space": self.task_space}
+        return {"task_space": self.task_space, "name": self.name, "address": self.address}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["actor"], state["task_space"])
+        self.__init__(None, state["task_space"], state["name"], state["address"])
 
-    @staticmethod
-    def _ray() -> Any:
+    def _ray(self) -> Any:
         import ray
 
         if not ray.is_initialized():  # a worker process: join the cluster the actor lives in
-            ray.init(address="auto")
+            ray.init(address=self.address, namespace=RAY_NAMESPACE, log_to_driver=False)
+        if self.actor is None:
+            self.actor = ray.get_actor(self.name, namespace=RAY_NAMESPACE)
         return ray
 
     def sample(self) -> Task:

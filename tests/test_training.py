@@ -168,3 +168,44 @@ def test_sb3_zip_would_hold_pickled_data_which_our_checkpoints_avoid(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.zip") as archive:
         assert "data" in archive.namelist()  # JSON with cloudpickled members (schedules, spaces)
         assert "serialized" in archive.read("data").decode()
+
+
+def test_tensorboard_gets_the_evaluations_teacher_scalars_and_a_task_heatmap(uninterrupted):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(uninterrupted / "tb"), size_guidance={"images": 0}).Reload()
+    tags = events.Tags()
+    mastered = [e.value for e in events.Scalars("eval/mastered_pct")]
+    assert [e.step for e in events.Scalars("eval/mastered_pct")] == [0, 200, 400]
+    assert mastered == pytest.approx(pd.read_csv(uninterrupted / "eval.csv")["mastered_pct"].tolist())
+    assert "teacher/gmm_components" in tags["scalars"]
+    heatmaps = [t for t in tags["images"] if t.startswith("tasks/heatmap_length_x_mass_y")]
+    assert heatmaps and len(events.Images(heatmaps[0])) == 2  # one per evaluation after step 0
+
+
+def test_task_heatmap_counts_tasks_with_the_top_row_at_the_highest_value():
+    from gymnasium import spaces
+
+    from teachgym.spaces import TaskSpace
+    from teachgym.training import task_heatmap
+
+    space = TaskSpace(spaces.Box(0.0, 1.0, (2,)))
+    image = task_heatmap(space, np.array([[0.05, 0.95], [0.05, 0.95], [0.95, 0.05]]), bins=10)
+    assert image.shape == (10, 10) and image.max() == 1.0
+    assert image[0, 0] == 1.0 and image[9, 9] == 0.5  # top-left: low x, high y
+
+
+def test_ray_backend_subprocess_workers_report_every_episode_once(tmp_path):
+    ray = pytest.importorskip("ray")
+    config = TrainConfig(env="teachgym/ContextualCartPole-v0", teacher="alp-gmm", algo="ppo", steps=256, n_envs=2,
+                         eval_every=256, eval_envs=100, env_kwargs={"max_episode_steps": 20}, backend="ray",
+                         algo_kwargs={"n_steps": 64, "batch_size": 32, "n_epochs": 1}, device="cpu")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        summary = train(config, tmp_path / "ray", progress=False)
+    finally:
+        ray.shutdown()
+    episodes = pd.read_csv(tmp_path / "ray" / "episodes.csv")
+    teacher_state = load_state(tmp_path / "ray" / "checkpoints" / "step-000000000256" / "teacher.npz")
+    assert len(episodes) == summary["episodes"] == teacher_state["n_updates"] >= 256 // 20
