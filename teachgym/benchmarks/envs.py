@@ -17,12 +17,15 @@ from tqdm.auto import tqdm
 
 
 def default_envs() -> tuple[tuple[str, str, dict[str, Any]], ...]:
-    """BipedalWalker-v3 first (the reference), every walker body, then control envs and originals."""
+    """BipedalWalker-v3 first (the reference), every walker body, Parkour's three kinds of body,
+    then control envs and originals."""
     from teachgym.envs.walkers.bodies import BODIES
 
     rows = [("BipedalWalker-v3", "BipedalWalker-v3", {})]
     rows += [(f"StumpTracks/{b}", "teachgym/StumpTracks-v0", {"body": b}) for b in BODIES]
     rows += [("HexagonTracks/classic_bipedal", "teachgym/HexagonTracks-v0", {"body": "classic_bipedal"})]
+    rows += [(f"Parkour/{b}", "teachgym/Parkour-v0", {"body": b})
+             for b in ("classic_bipedal", "climbing_profile_chimpanzee", "fish")]
     for name, original in (
         ("CartPole", "CartPole-v1"),
         ("Pendulum", "Pendulum-v1"),

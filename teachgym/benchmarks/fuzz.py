@@ -28,14 +28,16 @@ ACTION_MODES = ("random", "high", "low", "alternating")
 
 
 def default_env_specs() -> tuple[EnvSpec, ...]:
-    """Every walker body on both tracks, then the four contextual control envs."""
+    """Every walker body on both tracks, every Parkour body, then the four contextual control envs."""
     import teachgym.envs  # noqa: F401  (registers the ids)
     from teachgym.envs.control import FAMILIES
+    from teachgym.envs.parkour import PARKOUR_BODIES
     from teachgym.envs.walkers import BODIES
 
     walkers = tuple((track, {"body": body}) for track in ("teachgym/StumpTracks-v0", "teachgym/HexagonTracks-v0")
                     for body in BODIES)
-    return walkers + tuple((family.env_id, {}) for family in FAMILIES.values())
+    parkour = tuple(("teachgym/Parkour-v0", {"body": body}) for body in PARKOUR_BODIES)
+    return walkers + parkour + tuple((family.env_id, {}) for family in FAMILIES.values())
 
 
 @dataclass

@@ -1,0 +1,358 @@
+"""``teachgym/Parkour-v0``: TeachMyAgent's Parametric Continuous Parkour for gymnasium 1.x.
+
+Romac et al. 2021. A CPPN draws the ground and the ceiling from a 3-D input vector; water fills
+the track up to a level and creepers hang from the ceiling. Walkers walk (and drown after 600
+steps with the head under water), the climbing chimpanzee swings from creeper to creeper (a hand
+grasps through a joint created when it touches a creeper or the ceiling while its grasp action
+is positive), the fish swims (and suffocates after 600 steps out of the water). The body's motors
+and sensors are built by the walkers' code; see :mod:`teachgym.envs.parkour.bodies`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import Box2D
+import gymnasium as gym
+import numpy as np
+from Box2D.b2 import circleShape, fixtureDef, revoluteJointDef, weldJointDef
+from gymnasium import spaces
+
+from teachgym.envs.parkour.bodies import (
+    HAND_RADIUS,
+    LIDAR_FANS,
+    ParkourBlueprint,
+    ParkourBody,
+    get_parkour_body,
+)
+from teachgym.envs.parkour.cppn import CPPN, N_POINTS
+from teachgym.envs.parkour.terrain import CEILING, CEILING_OFFSET, Terrain, build_terrain
+from teachgym.envs.parkour.water import Water
+from teachgym.envs.walkers.bodies import BODY_CATEGORY, SCALE
+from teachgym.envs.walkers.env import (
+    FPS,
+    INITIAL_PUSH,
+    LIDAR_RANGE,
+    N_LIDAR,
+    STARTPAD,
+    SUCCESS_RETURN,
+    TERRAIN_HEIGHT,
+    TERRAIN_STEP,
+    VIEWPORT_H,
+    VIEWPORT_W,
+    _Contacts,
+    _Lidar,
+)
+from teachgym.spaces import TaskSpace
+
+TERRAIN_END = 5  # the episode ends this many terrain steps before the end (TeachMyAgent's Parkour)
+HANG_STEPS = 5  # steps a climber holds the ceiling before the episode starts
+DATA_DIR = Path(__file__).parent / "data"
+TEST_SETS = ("walking", "climbing", "swimming")
+
+
+class _ParkourContacts(_Contacts):
+    """The walkers' contact counter; climbers may touch the ceiling with any part."""
+
+    def __init__(self, watched, critical, ceiling_is_safe: bool) -> None:
+        super().__init__(watched, critical)
+        self.ceiling_is_safe = ceiling_is_safe
+
+    def BeginContact(self, contact):  # noqa: N802 (Box2D's name)
+        fa, fb = contact.fixtureA, contact.fixtureB
+        for k, other in ((fa.userData, fb), (fb.userData, fa)):
+            if k is not None and self.watched[k]:
+                self.touching[k] += 1
+                if self.critical[k] and not (self.ceiling_is_safe and other.filterData.categoryBits == CEILING):
+                    self.fallen = True
+
+
+class _SurfaceLidar(_Lidar):
+    """The walkers' lidar ray, which also says whether the closest hit is a creeper (a sensor)."""
+
+    def ReportFixture(self, fixture, point, normal, fraction):  # noqa: N802
+        if fixture.userData is not None:
+            return -1.0
+        self.fraction = fraction
+        self.creeper = fixture.sensor
+        return fraction
+
+
+class ParkourEnv(gym.Env):
+    """A body on a CPPN-generated parkour with water and creepers, set by a 6-D task vector.
+
+    Parameters
+    ----------
+    body
+        A key of :data:`~teachgym.envs.parkour.bodies.PARKOUR_BODIES` (the six walkers,
+        ``"climbing_profile_chimpanzee"``, ``"fish"``) or a ``ParkourBody``.
+    render_mode
+        ``None``, ``"rgb_array"`` (600x400 frames) or ``"human"``.
+    task
+        The task of resets that pass none (default: :attr:`default_task`).
+
+    Notes
+    -----
+    Task: ``(cppn_input_0..2, water_level, creepers_height, creepers_spacing)`` in TeachMyAgent's
+    default ("medium") box ``[-0.35, 0.05] x [0.6, 1] x [-0.1, 0.3] x [0, 1] x [0, 4] x [0, 5]``.
+    Observation: head angle, angular velocity, x and y velocity, head under water (0/1), dead
+    (0/1); per motor its angle and speed (and contact, for feet, fins and hands); per hand
+    (climbers) touching a grip and holding one (0/1); 10 lidar fractions; per ray the surface it
+    hit (-1 water, 1 creeper, 0 ground, ceiling or nothing). Actions: one per motor, then one per
+    hand (> 0: grasp). Reward as on the walker tracks (no head-angle term for the chimpanzee and
+    the fish); -100 and the end when a critical part touches the terrain (climbers: head, body
+    or lower legs touching the ground) or the head goes back past x = 0. ``info["success"]`` is
+    whether the return exceeds 230; ``info["dead"]`` whether the body has drowned / suffocated.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": FPS}
+    task_names = ("cppn_input_0", "cppn_input_1", "cppn_input_2", "water_level", "creepers_height",
+                  "creepers_spacing")
+    task_low = (-0.35, 0.6, -0.1, 0.0, 0.0, 0.0)
+    task_high = (0.05, 1.0, 0.3, 1.0, 4.0, 5.0)
+    score_range = (-150.0, 360.0)  # TeachMyAgent's reward bounds for Parkour
+
+    def __init__(self, body: str | ParkourBody = "classic_bipedal", render_mode: str | None = None,
+                 task: Any = None) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                             f"got {render_mode!r}")
+        self.render_mode = render_mode
+        self.parkour_body = get_parkour_body(body)
+        self.body = self.parkour_body.spec
+        self.kind = self.parkour_body.kind
+        self._blueprint = bp = ParkourBlueprint(self.parkour_body)
+        self.task_space = spaces.Box(np.array(self.task_low), np.array(self.task_high), dtype=np.float64)
+        self._tasks = TaskSpace(self.task_space, self.task_names)
+        self._default = self._checked_task(self.default_task if task is None else task)
+        self._task = self._default
+        self._cppn = CPPN()
+
+        n_motors, n_hands = self.body.n_motors, len(bp.hands)
+        self._n_motors = n_motors
+        self.action_space = spaces.Box(-1.0, 1.0, (n_motors + n_hands,), dtype=np.float32)
+        low, high = [-np.inf] * 4 + [0.0, 0.0], [np.inf] * 4 + [1.0, 1.0]
+        for joint in bp.motors:
+            low += [-np.inf, -np.inf] + [0.0] * (joint.foot >= 0)
+            high += [np.inf, np.inf] + [1.0] * (joint.foot >= 0)
+        low += [0.0] * (2 * n_hands + N_LIDAR) + [-1.0] * N_LIDAR
+        high += [1.0] * (2 * n_hands + 2 * N_LIDAR)
+        self.observation_space = spaces.Box(np.array(low, np.float32), np.array(high, np.float32),
+                                            dtype=np.float32)
+
+        self._startpad = math.ceil(max(STARTPAD, bp.width / TERRAIN_STEP + 5))  # in terrain steps
+        self._end_x = (N_POINTS + self._startpad - TERRAIN_END) * TERRAIN_STEP
+        extent, offset = LIDAR_FANS[self.parkour_body.lidar]
+        angles = [extent * i / N_LIDAR + offset for i in range(N_LIDAR)]
+        self.lidar_dx = tuple(math.sin(a) * LIDAR_RANGE for a in angles)
+        self.lidar_dy = tuple(-math.cos(a) * LIDAR_RANGE for a in angles)
+        self._torque_cost = self.body.torque_penalty * 80.0
+        self._hand_shape = circleShape(radius=HAND_RADIUS)  # kept alive with the fixtureDef using it
+        # Hands collide with nothing (mask 0): grasping is decided geometrically after each step.
+        self._hand_fd = fixtureDef(shape=self._hand_shape, density=1.0, isSensor=True,
+                                   categoryBits=BODY_CATEGORY, maskBits=0, userData=-1)
+        self._polygons = tuple(tuple(part.fixtures[0].shape.vertices) for part in bp.parts)
+        self._lidar = _SurfaceLidar()
+        self._world: Box2D.b2World | None = None
+        self._renderer = None
+
+    @property
+    def default_task(self) -> tuple[float, ...]:
+        """Mid-box terrain, sparse short creepers; dry for walkers and climbers, flooded for swimmers."""
+        return (-0.15, 0.8, 0.1, 1.0 if self.parkour_body.kind == "swimmer" else 0.0, 0.0, 5.0)
+
+    def _checked_task(self, task: Any) -> np.ndarray:
+        vector = self._tasks.vector(task).copy()  # ValueError naming the expected shape and bounds
+        vector.flags.writeable = False
+        return vector
+
+    @property
+    def task(self) -> np.ndarray:
+        """The task in force (read-only float64 vector in ``task_names`` order)."""
+        return self._task
+
+    @property
+    def terrain(self) -> Terrain | None:
+        """The current episode's terrain (profiles, creepers, water level), or None before reset."""
+        return self._terrain if self._world is not None else None
+
+    def test_set(self, name: str | None = None) -> np.ndarray:
+        """A fixed 100-task test set shipped with the package (``(100, 6)``).
+
+        ``name`` is ``"walking"``, ``"climbing"`` or ``"swimming"``; by default the one of this
+        env's body kind (walkers: walking, climbers: climbing, swimmers: swimming). The tasks are
+        drawn by :func:`teachgym.envs.parkour.test_sets.draw_test_set`.
+        """
+        name = name if name is not None else TEST_SETS[("walker", "climber", "swimmer").index(self.kind)]
+        if name not in TEST_SETS:
+            raise ValueError(f"unknown Parkour test set {name!r}; expected one of {TEST_SETS}")
+        return np.loadtxt(DATA_DIR / f"parkour_{name}_test_set.csv", delimiter=",", skiprows=1, ndmin=2)
+
+    # ------------------------------------------------------------------------- gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        has_task = options is not None and options.get("task") is not None
+        self._task = self._checked_task(options["task"]) if has_task else self._default
+        rng = self.np_random
+        if self._world is not None:
+            self._world.contactListener = None
+        self._world = world = Box2D.b2World()  # fresh per episode: runs repeat exactly
+        bp, pb = self._blueprint, self.parkour_body
+        self._contacts = _ParkourContacts(bp.watched, bp.critical, self.kind == "climber")
+        world.contactListener = self._contacts
+        self._static = world.CreateStaticBody()
+        self._terrain = build_terrain(self._static, self._cppn, self._task, self._startpad, rng)
+        self._cloud_seed = int(rng.integers(2**31))
+        x = self._startpad * TERRAIN_STEP / 2
+        if self.kind == "climber":  # hands at the ceiling
+            y = TERRAIN_HEIGHT + CEILING_OFFSET - max(h[2] for h in bp.hands)
+        else:
+            y = TERRAIN_HEIGHT + bp.stand_height + pb.start_lift
+        push = float(rng.uniform(-INITIAL_PUSH, INITIAL_PUSH)) * (self.kind != "swimmer")
+        self._bodies, joints = bp.build(world, x, y, push)
+        self._head = self._bodies[self.body.head]
+        self._drives = tuple((j, m.speed) for j, m in zip(joints, bp.motors))
+        self._readers = tuple((j, m.angle_offset, 1.0 / m.speed, m.foot) for j, m in zip(joints, bp.motors))
+        driving = {m.b: j for j, m in zip(joints, bp.motors)}
+        self._water = Water(self._bodies, self._polygons, [driving.get(k) for k in range(len(self._bodies))])
+        self._hands = []
+        for part, hx, hy in bp.hands:
+            sensor = world.CreateDynamicBody(position=(x + hx, y + hy), fixtures=self._hand_fd)
+            world.CreateJoint(weldJointDef(bodyA=self._bodies[part], bodyB=sensor, anchor=(x + hx, y + hy)))
+            self._hands.append(sensor)
+        self._grips = [None] * len(self._hands)  # the joint each hand holds, if any
+        self._touching_grip = [False] * len(self._hands)
+        self._under = self._outside = 0
+        self._prev_shaping = None
+        self._lidar_fractions = [1.0] * N_LIDAR
+        start = np.zeros(self.action_space.shape)
+        if self._hands:
+            start[self._n_motors:] = 1.0  # hold on while the solver settles the hanging body
+            for _ in range(HANG_STEPS):
+                self._simulate(start)
+        obs, _ = self._simulate(start)
+        self._under = self._outside = 0  # TeachMyAgent counts from the first step of the episode
+        self._return = 0.0
+        if self.render_mode == "human":
+            self.render()
+        return obs, {"task": self._task.copy()}
+
+    def step(self, action):
+        if self._world is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        obs, reward = self._simulate(action)
+        terminated = False
+        if self._contacts.fallen or self._x < 0:
+            reward, terminated = -100.0, True
+        elif self._x > self._end_x:
+            terminated = True
+        self._return += reward
+        if self.render_mode == "human":
+            self.render()
+        info = {"task": self._task.copy(), "success": self._return > SUCCESS_RETURN, "dead": self.dead}
+        return obs, reward, terminated, False, info
+
+    @property
+    def dead(self) -> bool:
+        """Whether the body has spent too long in the wrong medium (its motors are off)."""
+        limit = self.parkour_body.survive_steps
+        return (self._outside if self.kind == "swimmer" else self._under) > limit
+
+    def _simulate(self, action) -> tuple[np.ndarray, float]:
+        """Drive motors and hands, advance one step, apply water forces, read the sensors."""
+        act = np.asarray(action, dtype=np.float64)
+        if act.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {act.shape}")
+        if np.isnan(act).any():
+            raise ValueError(f"action contains NaN: {act}")
+        dead = self.dead
+        if dead:
+            act = np.zeros_like(act)
+        torque = self.body.motors_torque
+        values = act.tolist()
+        for (joint, speed), a in zip(self._drives, values):
+            joint.motorSpeed = speed if a > 0 else (-speed if a < 0 else 0.0)
+            joint.maxMotorTorque = torque * min(abs(a), 1.0)
+        effort = sum(min(abs(a), 1.0) for a in values)  # grasp actions cost torque too, as in TeachMyAgent
+        world, terrain = self._world, self._terrain
+        grasp = values[self._n_motors:]
+        for j, hold in enumerate(grasp):
+            if hold <= 0 and self._grips[j] is not None:  # release
+                world.DestroyJoint(self._grips[j])
+                self._grips[j] = None
+        world.Step(1.0 / FPS, 6 * 30, 2 * 30)
+        for j, sensor in enumerate(self._hands):
+            p = sensor.worldCenter
+            reach = HAND_RADIUS + 0.01
+            touching = p.y + reach >= terrain.ceiling_at(p.x) or terrain.creeper_near(p.x, p.y, reach)
+            self._touching_grip[j] = touching
+            if touching and grasp[j] > 0 and self._grips[j] is None:
+                self._grips[j] = world.CreateJoint(revoluteJointDef(bodyA=sensor, bodyB=self._static,
+                                                                    anchor=(p.x, p.y)))
+        level = terrain.water_y
+        self._water.apply(level)
+
+        head = self._head
+        pos = head.position
+        self._x = x = pos.x
+        y = pos.y
+        under = y <= level
+        if not dead:
+            self._under, self._outside = (self._under + 1, 0) if under else (0, self._outside + 1)
+        vel = head.linearVelocity
+        angle = head.angle
+        obs = [angle, 2.0 * head.angularVelocity / FPS, 0.3 * vel.x * (VIEWPORT_W / SCALE) / FPS,
+               0.3 * vel.y * (VIEWPORT_H / SCALE) / FPS, 1.0 if under else 0.0, 1.0 if dead else 0.0]
+        touching = self._contacts.touching
+        for joint, offset, inv_speed, foot in self._readers:
+            obs.append(joint.angle + offset)
+            obs.append(joint.speed * inv_speed)
+            if foot >= 0:
+                obs.append(1.0 if touching[foot] else 0.0)
+        for j in range(len(self._hands)):
+            obs += [1.0 if self._touching_grip[j] else 0.0, 1.0 if self._grips[j] is not None else 0.0]
+        lidar, fractions, surfaces = self._lidar, self._lidar_fractions, []
+        for i in range(N_LIDAR):
+            dx, dy = self.lidar_dx[i], self.lidar_dy[i]
+            lidar.fraction, lidar.creeper = 1.0, False
+            world.RayCast(lidar, (x, y), (x + dx, y + dy))
+            fraction, surface = lidar.fraction, 1.0 if lidar.creeper else 0.0
+            if not under and dy < 0.0 and (y - level) / -dy < fraction:  # the water's surface is closer
+                fraction, surface = (y - level) / -dy, -1.0
+            fractions[i] = fraction
+            surfaces.append(surface)
+        obs += fractions
+        obs += surfaces
+
+        shaping = 130.0 * x / SCALE
+        if self.body.angle_penalty:
+            shaping -= 5.0 * abs(angle)
+        reward = 0.0 if self._prev_shaping is None else shaping - self._prev_shaping
+        self._prev_shaping = shaping
+        return np.array(obs, dtype=np.float32), reward - self._torque_cost * effort
+
+    # ------------------------------------------------------------------------- render
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() needs a render_mode: gym.make(..., render_mode='rgb_array')")
+            return None
+        if self._world is None:
+            raise gym.error.ResetNeeded("call reset() before render()")
+        if self._renderer is None:
+            from teachgym.envs.parkour.render import ParkourRenderer
+
+            self._renderer = ParkourRenderer(self.render_mode, self.metadata["render_fps"])
+        return self._renderer.draw(self)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        if self._world is not None:
+            self._world.contactListener = None
+        self._world = None
+        self._bodies = self._drives = self._readers = ()
+        self._hands, self._grips = [], []
+        self._head = self._static = self._water = None

@@ -1,0 +1,118 @@
+"""Parkour's terrain: CPPN ground and ceiling, creepers hanging from the ceiling, a water level.
+
+Follows TeachMyAgent's ``ParametricContinuousParkour._generate_terrain``: the CPPN's two outputs,
+divided by ``CPPN_SCALE``, are shifted so that both start level with the flat start pad (ground
+at ``TERRAIN_HEIGHT``, ceiling ``CEILING_OFFSET`` above it); the ceiling never goes below the
+ground. A creeper (0.25 m wide, ``max(0.2, N(height, 0.1))`` m long) hangs from the ceiling every
+``creepers_spacing`` metres; the water fills everything below ``water_y``, a fraction
+``water_level`` of the way from ``GROUND_LIMIT`` to the highest point of the ceiling.
+Ground and ceiling are one Box2D chain each, creepers sensor boxes, all on one static body.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import Box2D
+import numpy as np
+from Box2D.b2 import fixtureDef, polygonShape
+
+from teachgym.envs.parkour.cppn import CPPN, N_POINTS
+from teachgym.envs.walkers.env import FRICTION, TERRAIN_HEIGHT, TERRAIN_STEP
+from teachgym.envs.walkers.tracks import _chain
+
+CPPN_SCALE = 10.0  # TeachMyAgent's terrain_cppn_scale
+CEILING_OFFSET = 200 / CPPN_SCALE  # metres between ground and ceiling at the start
+GROUND_LIMIT = -1000 / CPPN_SCALE  # bottom of the world (and of the water)
+CEILING_LIMIT = 1000 / CPPN_SCALE
+CREEPER_WIDTH = 0.25
+MIN_CREEPER = 0.2  # shortest creeper (metres)
+MIN_SPACING = 0.01
+MIN_WATER = 0.01
+# Collision categories: the ground, the ceiling (climbers may touch it) and creepers (only hands
+# grasp them; body parts pass through, which also spares Box2D their contacts).
+GROUND, CEILING, CREEPER = 0x1, 0x2, 0x10
+
+
+@dataclass(frozen=True)
+class Terrain:
+    """One episode's terrain, in metres.
+
+    Attributes
+    ----------
+    x, ground, ceiling
+        Heights of the ground and ceiling chains at the terrain points ``x``.
+    creepers
+        ``(k, 4)`` boxes ``x0, x1, y_bottom, y_top``, sorted by ``x0``.
+    water_y
+        The water surface; everything below is water.
+    """
+
+    x: np.ndarray
+    ground: np.ndarray
+    ceiling: np.ndarray
+    creepers: np.ndarray
+    water_y: float
+
+    def ceiling_at(self, x: float) -> float:
+        return float(np.interp(x, self.x, self.ceiling))
+
+    def creeper_near(self, x: float, y: float, reach: float) -> bool:
+        """Whether a disc of radius ``reach`` at (x, y) overlaps a creeper's box."""
+        boxes = self.creepers
+        i = int(np.searchsorted(boxes[:, 0], x + reach)) - 1  # last creeper starting left of the disc
+        while i >= 0 and boxes[i, 1] > x - reach - CREEPER_WIDTH:
+            x0, x1, y0, y1 = boxes[i]
+            if x0 - reach < x < x1 + reach and y0 - reach < y < y1 + reach:
+                return True
+            i -= 1
+        return False
+
+
+def profiles(cppn: CPPN, vector: np.ndarray, startpad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Terrain points ``x`` and the ground and ceiling heights there (start pad included)."""
+    ground, ceiling = cppn(vector)
+    ground = ground / CPPN_SCALE
+    ceiling = ceiling / CPPN_SCALE
+    ground += TERRAIN_HEIGHT - ground[0]
+    ceiling += TERRAIN_HEIGHT + CEILING_OFFSET - ceiling[0]
+    ceiling = np.maximum(ceiling, ground)  # ceiling_clip_offset = 0
+    x = np.arange(startpad + N_POINTS) * TERRAIN_STEP
+    ground = np.concatenate([np.full(startpad, TERRAIN_HEIGHT), ground])
+    ceiling = np.concatenate([np.full(startpad, TERRAIN_HEIGHT + CEILING_OFFSET), ceiling])
+    return x, ground, ceiling
+
+
+def creeper_boxes(x: np.ndarray, ceiling: np.ndarray, height: float, spacing: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Creeper boxes ``(k, 4)``: one at the first point, then every ``1 + ceil(spacing / step)``
+    points (TeachMyAgent counts the distance one terrain step at a time)."""
+    period = 1 + max(1, math.ceil(max(MIN_SPACING, spacing) / TERRAIN_STEP - 1e-9))
+    index = np.arange(0, len(x) - 1, period)
+    heights = np.maximum(MIN_CREEPER, rng.normal(height, 0.1, len(index)))
+    top = np.maximum(ceiling[index], ceiling[np.minimum(index + 1, len(x) - 1)])
+    return np.stack([x[index], x[index] + CREEPER_WIDTH, top - heights, top], axis=1)
+
+
+def build_terrain(body: Box2D.b2Body, cppn: CPPN, task: np.ndarray, startpad: int,
+                  rng: np.random.Generator) -> Terrain:
+    """Add the ground, ceiling and creepers of ``task`` to the static ``body``.
+
+    ``task`` is ``(cppn_0, cppn_1, cppn_2, water_level, creepers_height, creepers_spacing)``.
+    """
+    x, ground, ceiling = profiles(cppn, task[:3], startpad)
+    creepers = creeper_boxes(x, ceiling, float(task[4]), float(task[5]), rng)
+    for heights, category in ((ground, GROUND), (ceiling, CEILING)):
+        shape = _chain(np.stack([x, heights], axis=1))
+        body.CreateFixture(fixtureDef(shape=shape, friction=FRICTION, categoryBits=category, maskBits=0xFFFF))
+        shape.thisown = True  # pybox2d never frees a fixtureDef's shape; the body keeps a copy
+    shape = polygonShape(box=(1.0, 1.0))
+    creeper = fixtureDef(shape=shape, density=5.0, isSensor=True, categoryBits=CREEPER, maskBits=0xFFFF)
+    for x0, x1, y0, y1 in creepers.tolist():
+        creeper.shape.vertices = [(x0, y1), (x1, y1), (x1, y0), (x0, y0)]
+        body.CreateFixture(creeper)
+    shape.thisown = True
+    air = float(ceiling.max()) - GROUND_LIMIT
+    water_y = GROUND_LIMIT + max(MIN_WATER, float(task[3])) * air
+    return Terrain(x, ground, ceiling, creepers, water_y)
