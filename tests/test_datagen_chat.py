@@ -117,3 +117,54 @@ def test_unreachable_server_is_counted_not_raised():
     engine = ChatEngine(MATH, "http://127.0.0.1:9/v1", "tiny", timeout_s=0.5, retries=2)
     examples, stats = engine.generate([TaskSpec(0, 2)], np.random.default_rng(0))
     assert examples == [] and stats["requests"] == 3 and stats["failed_requests"] == 1
+
+
+def _shape(shape, colour, row, col):
+    return {"shape": shape, "colour": colour, "row": row, "col": col}
+
+
+TWO = [_shape("circle", "red", 0, 0), _shape("square", "blue", 3, 3)]
+VQA_REPLY = json.dumps({"examples": [
+    {"skill": "count", "subskill": "count_colour", "scene": TWO, "question": "how many  RED shapes?", "answer": "1"},
+    {"skill": "colour", "scene": TWO, "question": "What colour is the shape in row 4 column 4?", "answer": "Blue"},  # any subskill
+    {"skill": "position", "scene": TWO, "question": "Is the red circle on the left or the right?", "answer": "right"},  # wrong
+    {"skill": "colour", "scene": TWO + [_shape("circle", "green", 1, 1)], "question": "What colour is the circle?", "answer": "red"},  # two circles
+    {"skill": "count", "scene": [_shape("circle", "purple", 0, 0)], "question": "How many shapes?", "answer": "1"},  # no such colour
+    {"skill": "count", "scene": [_shape("circle", "red", 0, 0)] * 2, "question": "How many shapes?", "answer": "2"},  # one cell twice
+    {"skill": "count", "scene": [_shape("circle", "red", 4, 0)], "question": "How many shapes?", "answer": "1"},  # off the grid
+    {"skill": "count", "scene": [_shape("circle", "red", r, c) for r in range(4) for c in range(2)], "question": "How many shapes?", "answer": "8"},
+    {"skill": "count", "scene": TWO, "question": "How big is the circle?", "answer": "small"},  # no template
+    {"skill": "count", "scene": "a red circle", "question": "How many shapes?", "answer": "1"},  # scene not a list
+    "not an object",
+]})
+
+
+@pytest.mark.parametrize("server", [[("content", VQA_REPLY)]], indirect=True)
+def test_chat_engine_renders_vqa_scene_specs_and_the_check_recomputes_answers_from_the_scene(server):
+    from teachgym.envs.datagen.vqa_skills import VQA, draw
+
+    engine = ChatEngine(VQA, server.url, "tiny", timeout_s=5)
+    examples, stats = engine.generate([TaskSpec(0, 20, level=0)], np.random.default_rng(0))
+    assert len(examples) == 4 and stats["malformed_items"] == 7 and stats["malformed_replies"] == 0
+    assert VQA.verify(examples) == [True, True, False, False]  # a wrong answer and an ambiguous question fail
+    good = examples[:2]
+    assert [e.prompt for e in good] == ["How many red shapes?", "What colour is the shape in row 4 column 4?"]
+    assert [(e.skill, e.subskill, e.level, e.answer) for e in good] == [(0, 1, 0, "1"), (1, 1, 0, "blue")]
+    assert all(np.array_equal(e.image, draw(TWO)) and e.image.any() for e in good)
+    prompt = " ".join(m["content"] for m in server.requests[0]["body"]["messages"])
+    assert '"scene"' in prompt and "row" in prompt and "count" in prompt
+
+
+@pytest.mark.parametrize("server", [[("content", "Sure! Here are some scenes: a red circle..."), ("content", VQA_REPLY)]], indirect=True)
+def test_vqa_env_with_chat_engine_skips_prose_and_trains_on_verified_scenes_only(server):
+    env = DataGenEnv(
+        "vqa", "skill_list", iterations=1, budget=20, n_eval=1, train_steps=2,
+        engine="chat", engine_kwargs={"base_url": server.url, "model": "tiny", "timeout_s": 5},
+    )
+    env.reset(seed=0)
+    weights = np.zeros((4, 3))
+    weights[0, 0] = weights[1, 0] = 1.0  # two cells: two requests, the first answered with prose
+    _, _, terminated, _, info = env.step(weights)
+    assert terminated and info["engine"]["requests"] == 2 and info["engine"]["malformed_replies"] == 1
+    assert info["generated"] == 4 and info["kept"] == 2 and info["dropped"] == 2
+    assert [e.answer for e in env.train_data] == ["1", "blue"] and env._data[0, 0] == env._data[1, 0] == 1

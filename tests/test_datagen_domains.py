@@ -83,3 +83,21 @@ def test_vqa_levels_put_more_shapes_in_the_scene():
     rng = np.random.default_rng(0)
     n = [np.mean([len(json.loads(VQA.generate(0, 0, lvl, rng).meta)["scene"]) for _ in range(50)]) for lvl in range(3)]
     assert n[0] < n[1] < n[2]
+
+
+def test_vqa_template_examples_survive_the_llm_item_format_and_an_item_gets_the_level_of_its_shape_count():
+    import json
+
+    from teachgym.envs.datagen.vqa_skills import VQA
+
+    examples = _all(VQA, per_cell=5, seed=2)
+    items = [
+        {"skill": VQA.skill_names[e.skill], "scene": json.loads(e.meta)["scene"], "question": e.prompt.upper(), "answer": e.answer}
+        for e in examples
+    ]
+    back = [VQA.from_item(item) for item in items]
+    assert [(b.skill, b.subskill, b.level, b.prompt, b.answer) for b in back] == [(e.skill, e.subskill, e.level, e.prompt, e.answer) for e in examples]
+    assert all(np.array_equal(b.image, e.image) for b, e in zip(back, examples)) and all(VQA.verify(back))
+    shapes = [{"shape": "square", "colour": "red", "row": r, "col": 3} for r in range(4)] + [{"shape": "circle", "colour": "blue", "row": 0, "col": 0}]
+    levels = [VQA.from_item({"skill": "count", "scene": shapes[:n], "question": "How many shapes?", "answer": str(n)}).level for n in (1, 3, 5)]
+    assert levels == [0, 1, 2]

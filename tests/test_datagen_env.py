@@ -160,3 +160,15 @@ def test_bench_datagen_writes_tables_and_compares_to_uniform(tmp_path):
     assert "arithmetic" in format_datagen(summary)
     with pytest.raises(ValueError):
         DatagenConfig(domains=("chess",)).validate()
+
+
+def test_alternating_policy_discovers_every_vqa_subskill_and_is_a_row_of_the_vqa_bench(tmp_path):
+    from teachgym.benchmarks.datagen import DatagenConfig, bench_datagen
+
+    env = _make("VQA", "SkillTree", iterations=7, budget=16)
+    infos = run_episode(env, AlternatingPolicy(env), seed=0)
+    assert env.unwrapped._discovered.all() and [i["kept"] for i in infos[1:]] == [16] * 7  # 4 + 4 explores
+    assert {(e.skill, e.subskill) for e in env.unwrapped.train_data} == {(s, j) for s in range(4) for j in range(2)}
+    config = DatagenConfig(domains=("vqa",), policies=("uniform", "alternating"), seeds=1, iterations=1, budget=8, train_steps=1, n_eval=1)
+    means = bench_datagen(config, str(tmp_path), jobs=1).query("skill == 'mean'").set_index("policy")
+    assert set(means.index) == {"uniform", "alternating"} and means["mean"].notna().all()

@@ -20,6 +20,7 @@ def test_tokeniser_round_trips_printable_text_and_maps_unknown_characters():
     tok = CharTokenizer()
     assert tok.decode(tok.encode("3/4+x=\n7")) == "3/4+x=\n7"
     assert tok.decode(tok.encode("é")) == "?"
+    assert tok.decode([tok.vocab_size, tok.vocab_size + 20]) == "??"  # ids of a larger HF vocabulary
 
 
 def test_transformer_student_learns_a_simple_mapping():
@@ -57,10 +58,20 @@ def test_same_seed_same_student():
     assert a.predict(data) == b.predict(data)
 
 
-def test_hf_lora_student_fine_tunes_a_tiny_random_local_model(tmp_path):
+def test_hf_lora_student_fine_tunes_a_tiny_random_local_model_without_the_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("peft")
+    import socket
+
     from teachgym.students.lm import HFLoRAStudent
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"the HF backend tried to reach the network: {args}")
+
+    # A tiny random config built here and saved to tmp_path: nothing may be downloaded.
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
 
     config = transformers.GPT2Config(vocab_size=128, n_positions=64, n_embd=32, n_layer=1, n_head=2)
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)

@@ -62,8 +62,8 @@ class CharTokenizer:
         for i in ids:
             if i == self.EOS:
                 break
-            if i >= 4:
-                out.append(self.itos[i])
+            if i >= 4:  # ids past the alphabet (a larger HF vocabulary under tokenizer="char") read as "?"
+                out.append(self.itos[i] if i < len(self.itos) else "?")
         return "".join(out)
 
 

@@ -142,6 +142,26 @@ class Domain:
                     return False
         return False
 
+    def chat_format(self) -> str:
+        """The JSON object an LLM engine must write for one example."""
+        return '{"skill": ..., "subskill": ..., "difficulty": ..., "question": ..., "answer": ...}'
+
+    def from_item(self, item: Any) -> Example:
+        """An example from one JSON item of an LLM's reply (:meth:`chat_format`).
+
+        Raises ``ValueError``, ``KeyError``, ``TypeError`` or ``AttributeError`` on a malformed
+        item (the engine counts and skips it); whether the answer is right is left to
+        :meth:`verify`.
+        """
+        skill = self.skill_index(item["skill"])
+        names = [s.name for s in self.skills[skill].subskills]
+        sub = item.get("subskill")
+        sub = names.index(sub) if sub in names else -1
+        level = int(item.get("difficulty", 0))
+        if not 0 <= level < self.n_levels:
+            raise ValueError(f"difficulty {level} outside 0..{self.n_levels - 1}")
+        return self.make_image(Example(skill, level, sub, str(item["question"]), str(item["answer"])))
+
     def make_student(self, seed: int | None, device: str = "auto", **kwargs: Any) -> Any:
         """The default student of text domains: a small transformer trained from scratch."""
         from teachgym.students.lm import TransformerStudent  # torch is imported only when needed
@@ -156,4 +176,4 @@ class Domain:
             for j, sub in enumerate(skill.subskills):
                 e = self.generate(i, j, 0, rng)
                 lines.append(f"- skill {skill.name!r}, subskill {sub.name!r}: question {e.prompt!r} -> answer {e.answer!r}")
-        return "\n".join(lines)
+        return "\n".join(lines) + "\nHigher difficulty levels use bigger numbers (longer strings and lists)."

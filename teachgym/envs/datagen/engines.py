@@ -3,8 +3,10 @@
 * :class:`TemplateEngine` (default, offline): draws each example from the domain's templates.
 * :class:`ChatEngine`: asks an OpenAI-compatible ``/chat/completions`` endpoint for examples as
   JSON. Timeouts and HTTP errors are retried, malformed replies and items are counted and
-  skipped; nothing it receives can crash an episode. Its examples go through the same quality
-  check as the templates' (:meth:`~teachgym.envs.datagen.domain.Domain.verify`).
+  skipped; nothing it receives can crash an episode. The domain reads each item
+  (:meth:`~teachgym.envs.datagen.domain.Domain.from_item`; VQA asks for a scene specification,
+  since a chat model cannot return an image, and renders it) and the examples go through the same
+  quality check as the templates' (:meth:`~teachgym.envs.datagen.domain.Domain.verify`).
 
 Both return ``(examples, stats)``; ``stats`` counts what happened (requests, failures, ...).
 """
@@ -132,8 +134,8 @@ class ChatEngine:
         system = (
             f"You write training examples for a student learning {d.name}. Use exactly the question "
             f"formats below; answers are exact.\n{d.describe()}\n"
-            f"Difficulty levels are 0..{d.n_levels - 1} (bigger numbers when higher). Reply with JSON "
-            'only: {"examples": [{"skill": ..., "subskill": ..., "difficulty": ..., "question": ..., "answer": ...}]}'
+            f"Difficulty levels are 0..{d.n_levels - 1}. Reply with JSON only: "
+            f'{{"examples": [{d.chat_format()}, ...]}}'
         )
         if spec.skill >= 0:
             what = f"skill {d.skill_names[spec.skill]!r}"
@@ -177,16 +179,9 @@ class ChatEngine:
             return []
         out = []
         for item in items:
-            try:
-                skill = self.domain.skill_index(item["skill"])
-                names = [s.name for s in self.domain.skills[skill].subskills]
-                sub = item.get("subskill")
-                sub = names.index(sub) if sub in names else -1
-                level = int(item.get("difficulty", 0))
-                if not 0 <= level < self.domain.n_levels:
-                    raise ValueError(level)
-                out.append(self.domain.make_image(Example(skill, level, sub, str(item["question"]), str(item["answer"]))))
-            except (ValueError, KeyError, TypeError, AttributeError):
+            try:  # the domain reads the item (VQA: a scene specification it renders itself)
+                out.append(self.domain.from_item(item))
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError):
                 stats["malformed_items"] += 1
         return out
 

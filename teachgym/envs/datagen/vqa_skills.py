@@ -5,13 +5,19 @@ of 8-pixel cells of a 32 x 32 RGB image. Skills are question types — count, co
 comparison — with two subskills each; the level sets the number of shapes (1-2, 3-4, 5-6).
 Answers are single words. Every example carries its scene and question parameters (``meta``);
 the quality check redraws the image from the scene, re-renders the question and recomputes the
-answer, and keeps the example only if all three match.
+answer, and keeps the example only if all three match and the question names exactly the shapes
+it refers to. An LLM cannot return an image, so the chat engine asks it for a scene
+specification (shapes with colour and grid cell) plus question and answer;
+:meth:`VQADomain.from_item` validates the scene, reads the question's fields back out of its
+template and renders the image with numpy, and the same quality check recomputes the answer.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +106,36 @@ def _left_of(rng, lvl):
             return {"scene": scene, "s1": a["shape"], "c1": a["colour"], "s2": b["shape"], "c2": b["colour"]}
 
 
+def level_of(n_shapes: int) -> int:
+    """The difficulty level of a scene of ``n_shapes`` shapes; ``ValueError`` outside 1..6."""
+    for level, (lo, hi) in enumerate(_COUNTS):
+        if lo <= n_shapes <= hi:
+            return level
+    raise ValueError(f"a scene holds {_COUNTS[0][0]}..{_COUNTS[-1][1]} shapes, got {n_shapes}")
+
+
+def check_scene(scene: Any) -> list[dict]:
+    """The scene's objects as ``{shape, colour, row, col}``; ``ValueError`` unless a template could draw it.
+
+    ``color`` is read as ``colour``; rows and columns are 0-based ints of the 4 x 4 grid, at most
+    one shape per cell (so every position question has one answer).
+    """
+    if not isinstance(scene, list):
+        raise TypeError(f"a scene is a list of shapes, got {type(scene).__name__}")
+    level_of(len(scene))
+    objs = []
+    for o in scene:
+        obj = {"shape": o["shape"], "colour": o["colour"] if "colour" in o else o["color"], "row": o["row"], "col": o["col"]}
+        if obj["shape"] not in SHAPES or obj["colour"] not in COLOURS:
+            raise ValueError(f"unknown shape or colour in {o!r}")
+        if not all(type(obj[k]) is int and 0 <= obj[k] < GRID for k in ("row", "col")):  # bool is no cell
+            raise ValueError(f"row and col are ints in 0..{GRID - 1}, got {o!r}")
+        objs.append(obj)
+    if len({(o["row"], o["col"]) for o in objs}) != len(objs):
+        raise ValueError("two shapes share a cell")
+    return objs
+
+
 def _find(scene, **kw):
     return next(o for o in scene if all(o[k] == v for k, v in kw.items()))
 
@@ -124,6 +160,38 @@ VQA_SKILLS: tuple[Skill, ...] = (
 )
 
 ANSWERS = tuple(str(i) for i in range(7)) + tuple(COLOURS) + ("left", "right", "top", "bottom", "yes", "no")
+
+#: The shapes a question refers to, per subskill: each must match exactly one object of the scene.
+_REFERENTS = {
+    "colour_of_shape": lambda p: [{"shape": p["shape"]}],
+    "colour_at": lambda p: [{"row": p["row"] - 1, "col": p["col"] - 1}],
+    "left_right": lambda p: [{"shape": p["shape"], "colour": p["colour"]}],
+    "top_bottom": lambda p: [{"shape": p["shape"], "colour": p["colour"]}],
+    "left_of": lambda p: [{"shape": p["s1"], "colour": p["c1"]}, {"shape": p["s2"], "colour": p["c2"]}],
+}
+_FIELDS = {"colour": COLOURS, "c1": COLOURS, "c2": COLOURS, "shape": SHAPES, "s1": SHAPES, "s2": SHAPES}
+
+
+def well_posed(subskill: str, params: dict) -> bool:
+    """Does every shape the question refers to exist exactly once (and are two referents distinct)?"""
+    refs = _REFERENTS.get(subskill, lambda p: [])(params)
+    if len(refs) == 2 and refs[0] == refs[1]:
+        return False
+    return all(sum(all(o[k] == v for k, v in ref.items()) for o in params["scene"]) == 1 for ref in refs)
+
+
+def _question_pattern(template: str) -> re.Pattern:
+    """Regex reading a template's fields (colour / shape words, 1-based row and column) back out."""
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = [
+        re.escape(part) if i % 2 == 0
+        else f"(?P<{part}>{'|'.join(_FIELDS[part])})" if part in _FIELDS else f"(?P<{part}>[1-{GRID}])"
+        for i, part in enumerate(parts)
+    ]
+    return re.compile("".join(regex) + r"\Z", re.IGNORECASE)
+
+
+_PATTERNS = tuple(tuple(_question_pattern(sub.template) for sub in skill.subskills) for skill in VQA_SKILLS)
 
 
 class VQADomain(Domain):
@@ -152,18 +220,49 @@ class VQADomain(Domain):
 
     def _verify_one(self, e: Example) -> bool:
         try:
+            if not (0 <= e.skill < self.n_skills and 0 <= e.subskill < self.n_subskills):
+                return False
             params = json.loads(e.meta)
             sub = self.skills[e.skill].subskills[e.subskill]
             scene = params["scene"]
-            cells = {(o["row"], o["col"]) for o in scene}
             return (
-                len(cells) == len(scene)
+                check_scene(scene) == scene and e.level == level_of(len(scene))
                 and e.image is not None and np.array_equal(draw(scene), e.image)
                 and sub.template.format(**{k: v for k, v in params.items() if k != "scene"}) == e.prompt
-                and sub.solve(params) == e.answer
+                and well_posed(sub.name, params) and sub.solve(params) == e.answer
             )
         except (ValueError, KeyError, TypeError, IndexError, StopIteration, AttributeError):
             return False
+
+    def chat_format(self) -> str:
+        return '{"skill": ..., "subskill": ..., "scene": [{"shape": ..., "colour": ..., "row": ..., "col": ...}, ...], "question": ..., "answer": ...}'
+
+    def from_item(self, item: Any) -> Example:
+        """An example from an LLM's scene specification, question and answer (not yet verified).
+
+        The scene must pass :func:`check_scene` and the question must fit one of the skill's
+        templates (case and spacing aside); the example gets the canonical question, the
+        difficulty of its number of shapes and the image drawn from the scene. The model's
+        answer is kept as written (lower-cased): :meth:`verify` recomputes it from the scene.
+        """
+        if not isinstance(item, dict):
+            raise TypeError(f"an example is a JSON object, got {item!r}")
+        skill = self.skill_index(item["skill"])
+        scene = check_scene(item["scene"])
+        names = [s.name for s in self.skills[skill].subskills]
+        question = " ".join(str(item["question"]).split())
+        candidates = [names.index(item["subskill"])] if item.get("subskill") in names else range(self.n_subskills)
+        for j in candidates:
+            match = _PATTERNS[skill][j].match(question)
+            if match:
+                break
+        else:
+            raise ValueError(f"{question!r} fits no question template of skill {self.skill_names[skill]!r}")
+        fields = {k: int(v) if k in ("row", "col") else v.lower() for k, v in match.groupdict().items()}
+        params = {"scene": scene, **fields}
+        prompt = self.skills[skill].subskills[j].template.format(**fields)
+        answer = str(item["answer"]).strip().lower()
+        return Example(skill, level_of(len(scene)), j, prompt, answer, image=draw(scene), meta=json.dumps(params))
 
     def make_student(self, seed: int | None, device: str = "auto", **kwargs) -> object:
         from teachgym.students.vqa import VQAStudent
@@ -171,7 +270,22 @@ class VQADomain(Domain):
         return VQAStudent(answers=self.answers, **kwargs, device=device, seed=seed)
 
     def describe(self) -> str:
-        return super().describe() + "\nEach example also needs 'scene': a list of {shape, colour, row, col} (0-based rows/cols of a 4x4 grid)."
+        """The scene rules and one complete example item per subskill."""
+        rng = np.random.default_rng(0)
+        lines = [
+            f"A scene is a JSON list of {_COUNTS[0][0]} to {_COUNTS[-1][1]} shapes on a {GRID}x{GRID} grid, at most one "
+            f"per cell, each {{\"shape\": one of {list(SHAPES)}, \"colour\": one of {list(COLOURS)}, \"row\": 0-{GRID - 1} "
+            f"(0 = top), \"col\": 0-{GRID - 1} (0 = left)}}. Difficulty = number of shapes: "
+            + ", ".join(f"{lvl}: {lo}-{hi}" for lvl, (lo, hi) in enumerate(_COUNTS))
+            + ". Rows and columns in questions count from 1. A shape a question names must be the only one of its"
+            f" kind in the scene. Answers are one of {list(self.answers)}. Examples:",
+        ]
+        for i, skill in enumerate(self.skills):
+            for j, sub in enumerate(skill.subskills):
+                e = self.generate(i, j, 0, rng)
+                item = {"skill": skill.name, "subskill": sub.name, "scene": json.loads(e.meta)["scene"], "question": e.prompt, "answer": e.answer}
+                lines.append("- " + json.dumps(item))
+        return "\n".join(lines)
 
 
 VQA = VQADomain()
