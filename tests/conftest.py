@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -10,6 +12,10 @@ from hypothesis import strategies as st
 
 import teachgym
 from teachgym.students.skills import make_skills_student
+
+# Tests that start local Ray clusters run in parallel (pytest -n 2); Ray's per-cluster auth tokens
+# then collide in ~/.ray, so the tests' throw-away local clusters go without them.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 class ReachEnv(gym.Env):
