@@ -5,7 +5,9 @@
 ``teachgym bench envs``                steps/s and reset times of the envs
 ``teachgym bench datagen``             data-generation teachers vs uniform allocation
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
+``teachgym bench reasoning``           curricula for GRPO on verifiable reasoning problems vs random
 ``teachgym teachers``                  registered teachers and their default hyper-parameters
+``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
 """
 
@@ -21,9 +23,21 @@ from teachgym.benchmarks.datagen import DatagenConfig, bench_datagen, format_dat
 from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
 from teachgym.benchmarks.fuzz import FuzzConfig, bench_fuzz, env_label
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
+from teachgym.benchmarks.reasoning import ReasoningConfig
+from teachgym.benchmarks.suites import (
+    SUITES,
+    add_suite_arguments,
+    main_from_args,
+    make_config,
+    overrides_from_args,
+)
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
 from teachgym.training import add_train_arguments, run_train
+
+# The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
+REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
+                   "warmup_steps", "eval_every", "device")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -46,21 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     suites = bench.add_subparsers(dest="suite", required=True)
 
     toy = _defaults(ToyConfig)
-    p = suites.add_parser("toy", help="teachers on simulated grid students")
-    p.add_argument("--teachers", default=",".join(toy["teachers"]), help="comma-separated names, or 'all'")
-    p.add_argument(
-        "--variants",
-        default=None,
-        help=f"comma-separated variant names of the students, or 'all' (default: {','.join(toy['variants'])}; "
-        "'all' with --teachers all)",
-    )
-    p.add_argument("--students", default=",".join(toy["students"]), help=f"comma-separated: {', '.join(STUDENTS)}")
-    p.add_argument("--seeds", type=int, default=toy["seeds"])
-    p.add_argument("--episodes", type=int, default=toy["episodes"])
-    p.add_argument("--eval-every", type=int, default=toy["eval_every"])
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
-    p.add_argument("--out", default="runs/toy", help="results directory; finished runs in it are reused")
+    p = add_suite_arguments(suites.add_parser("toy", help="teachers on simulated grid students"), "toy")
+    p.description = (f"Defaults: teachers {','.join(toy['teachers'])}; variants {','.join(toy['variants'])} "
+                     "('all' with --teachers all); 'all' variants: every variant of each student.")
+    p.add_argument("--students", default=None, help=f"comma-separated: {', '.join(STUDENTS)} (default: {','.join(toy['students'])})")
+    p.add_argument("--episodes", type=int, default=None, help=f"default: {toy['episodes']}")
+    p.add_argument("--eval-every", type=int, default=None, help=f"default: {toy['eval_every']}")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+
+    for name in ("control", "walkers"):
+        p = add_suite_arguments(suites.add_parser(name, help=SUITES[name].help), name)
+        p.add_argument("--steps", type=int, default=None, help="environment steps per run")
+        p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations on the test set")
 
     ov = _defaults(OverheadConfig)
     p = suites.add_parser("teacher-overhead", help="seconds in sample + update over a grid run, one core")
@@ -98,7 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--out", default="runs/datagen")
 
+    rs = _defaults(ReasoningConfig)
+    p = add_suite_arguments(suites.add_parser("reasoning", help=SUITES["reasoning"].help), "reasoning")
+    p.description = f"Defaults: teachers {','.join(rs['teachers'])} ('hard-to-easy' / 'easy-to-hard': fixed orders)."
+    p.add_argument("--families", default=None, help=f"comma-separated (default: {','.join(rs['families'])})")
+    for key in REASONING_FLAGS[1:]:
+        kind = str if key == "device" else int
+        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, help=f"default: {rs[key]}")
+
     sub.add_parser("teachers", help="list teachers and their default hyper-parameters")
+    p = sub.add_parser("plot", help="statistics (IQM, bootstrap CIs), figures and report.md of a results directory")
+    p.add_argument("run_dir", help="results directory (teachgym bench/train output)")
+    p.add_argument("--out", default=None, help="where to write (default: RUN_DIR/report)")
+    p.add_argument("--metric", default=None, help="score column (default: mastered_pct when present)")
+    p.add_argument("--baseline", default="random", help="teacher for the probability of improvement")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap replicates")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     add_train_arguments(sub.add_parser("train", help="train an RL student (SB3) under a teacher"))
     return parser
 
@@ -111,15 +137,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "teachers":
             for name in list_teachers():
                 print(f"{name}: {json.dumps(teacher_class(name).default_hparams(), default=str)}")
+        elif args.command == "plot":
+            from teachgym.benchmarks.report import make_report
+
+            for path in make_report(args.run_dir, args.out, args.metric, args.baseline, args.reps, args.seed):
+                print(f"wrote {path}")
         elif args.suite == "toy":
-            variants = args.variants or ("all" if args.teachers == "all" else ",".join(ToyConfig.variants))
-            config = ToyConfig(
-                _teacher_list(args.teachers), _names(variants), _names(args.students), args.seeds, args.episodes, args.eval_every
-            )
-            summary = bench_toy(config, args.out, jobs=args.jobs)
+            config = make_config("toy", args.config, overrides_from_args(
+                args, ("teachers", "variants", "students", "seeds", "episodes", "eval_every")))
+            summary = bench_toy(config, args.out, jobs=args.jobs, backend=args.backend)
             print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")
             print(format_summary(summary, markdown=args.markdown))
             print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
+        elif args.suite in ("control", "walkers"):
+            print(main_from_args(args.suite, args, ("steps", "eval_every")))
         elif args.suite == "envs":
             config = EnvSpeedConfig(steps=args.steps, resets=args.resets)
             if args.only:
@@ -137,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.budget, args.train_steps, args.n_eval, args.device,
             )
             print(format_datagen(bench_datagen(config, args.out, jobs=args.jobs)))
+        elif args.suite == "reasoning":
+            print(main_from_args("reasoning", args, REASONING_FLAGS))
         elif args.suite == "teacher-overhead":
             config = OverheadConfig(_teacher_list(args.teachers), args.seeds, args.episodes)
             table = bench_teacher_overhead(config)

@@ -29,7 +29,7 @@ def test_bench_toy_writes_summary_curves_and_png_then_reuses_finished_runs(tmp_p
 def test_results_of_another_configuration_are_an_error_and_are_kept(tmp_path, capsys):
     out = tmp_path / "toy"
     assert main(["bench", "toy", "--teachers", "random", "--episodes", "200", "--eval-every", "100", "--seeds", "1", "--jobs", "1", "--out", str(out)]) == 0
-    run_file = out / "runs" / "grid-default__random__seed0.json"
+    run_file = out / "runs" / "grid-default__random__seed0" / "meta.json"
     before = run_file.read_text()
     code = main(["bench", "toy", "--teachers", "random", "--episodes", "300", "--eval-every", "100", "--seeds", "1", "--jobs", "1", "--out", str(out)])
     assert code == 2 and "another configuration" in capsys.readouterr().err
@@ -80,7 +80,7 @@ def test_bench_fuzz_runs_the_chosen_envs_and_reports_totals(capsys):
 def test_all_teachers_default_to_every_variant_and_named_ones_to_the_default(tmp_path, monkeypatch):
     configs = []
 
-    def record(config, out, jobs=None):
+    def record(config, out, jobs=None, backend="local"):
         configs.append(config)
         raise ValueError("recorded")  # stop before running anything
 

@@ -133,7 +133,8 @@ def run_datagen(
     }
 
 
-def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | None = None) -> pd.DataFrame:
+def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | None = None,
+                  backend: str = "local") -> pd.DataFrame:
     """Run the suite (resuming finished runs); write CSVs and ``curves.png``; return the summary.
 
     The summary has one row per (domain, policy, skill) — skill ``"mean"`` is the mean over
@@ -142,7 +143,8 @@ def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | 
     """
     config.validate()
     runs = config.runs()
-    results = execute(run_datagen, runs, out, units=lambda r: r["iterations"], jobs=jobs, desc="datagen")
+    results = execute(run_datagen, runs, out, units=lambda r: r["iterations"], jobs=jobs, desc="datagen",
+                      curve=("test_accuracy",), suite="datagen", backend=backend)
     curves = pd.DataFrame(
         {"domain": r["variant"], "policy": r["teacher"], "seed": r["seed"], "iteration": i, "test_accuracy": 100.0 * a}
         for r, res in zip(runs, results) for i, a in enumerate(res["test_accuracy"])

@@ -1,19 +1,50 @@
-"""Run benchmark runs in parallel processes, with a progress bar, skipping finished ones.
+"""Run a suite's runs in worker processes (or as Ray tasks), skipping the ones already finished.
 
-Each finished run is written atomically as one JSON file under ``OUT/runs/``; running the same
-command again skips those and runs only what is missing. A file written by another
-configuration is an error, never overwritten.
+A results directory ``OUT`` holds:
+
+* ``suite.json`` — ``{"format": "teachgym-suite/1", "suite": NAME}``; marks the directory as a
+  teachgym results directory of that suite.
+* ``runs/<run_id>/curve.csv`` — the run's curve, one row per evaluation (columns named by the
+  suite, e.g. ``episode,mastered_pct``), floats written exactly (shortest round-trip repr).
+* ``runs/<run_id>/meta.json`` — ``{"format": "teachgym-run/1", "run_id", "suite", "run" (the run
+  description: teacher, variant, seed, budget, ...), "seed", "result" (everything but the curve:
+  seconds, final values), "curve_columns", "versions" (package versions), "git_commit", "host",
+  "started", "finished"}``.
+* ``work/<run_id>/`` — checkpoints of runs that resume part-way (RL runs); finished runs ignore it.
+
+:func:`read_runs` reads every finished run of a directory (curve + metadata).
+
+A run is written into a hidden temporary folder and renamed to ``runs/<run_id>`` in one step, so
+a run folder is complete or absent: killing the runner (even with SIGKILL) loses at most the runs
+in progress, which the same command then runs again. Workers die with the runner (Linux
+parent-death signal, and a watchdog thread elsewhere). A run folder of another configuration, a
+corrupt one, or a directory that is not a teachgym results directory is an error, and nothing in
+it is touched. Run folders of the first format (``runs/<run_id>.json``) are still read.
 """
 
 from __future__ import annotations
 
+import csv
+import ctypes
+import io
 import json
 import multiprocessing as mp
 import os
+import platform
 import queue as queue_mod
 import re
-from collections.abc import Callable
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +53,15 @@ from tqdm.auto import tqdm
 
 from teachgym.io import write_json
 
+SUITE_FORMAT = "teachgym-suite/1"
+RUN_FORMAT = "teachgym-run/1"
+BACKENDS = ("local", "ray")
+_TMP_PREFIX = ".tmp-"
+_VERSIONED = ("teachgym", "numpy", "scipy", "scikit-learn", "torch", "pandas", "gymnasium", "stable-baselines3", "ray")
+
+# Set once in each worker process by its initializer (the progress queue cannot be an argument).
+_WORKER: dict[str, Any] = {}
+
 
 def run_id(run: dict[str, Any]) -> str:
     """File-name-safe identifier of a run description."""
@@ -29,36 +69,253 @@ def run_id(run: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]", "_", raw)
 
 
-def _call(fn: Callable[..., dict], run: dict[str, Any], progress_queue: Any) -> dict[str, Any]:
-    """Worker body: one thread per process, progress reported through the queue."""
-    with threadpool_limits(1):
-        return fn(**run, progress=progress_queue.put)
-
-
-def load_finished(out: Path, run: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored result of ``run`` in ``out``, or None if it has not finished.
+# --------------------------------------------------------------------------- the directory
+def claim_directory(out: Path, suite: str) -> None:
+    """Check that ``out`` is absent, empty or a results directory of ``suite``; mark it as ours.
 
     Raises
     ------
     ValueError
-        If a file for this run exists but is not a result of exactly this run description.
+        For a corrupt ``suite.json``, another suite's directory, or a non-empty directory that
+        is not a teachgym results directory (nothing in it is changed).
     """
-    path = out / "runs" / f"{run_id(run)}.json"
-    if not path.exists():
-        return None
-    try:
-        stored = json.loads(path.read_text())
-        same = stored["run"] == json.loads(json.dumps(run))
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not a teachgym run result ({err}); remove it or choose another --out") from err
-    if not same:
+    marker = out / "suite.json"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a results directory; choose another --out")
+    if marker.exists():
+        try:
+            stored = json.loads(marker.read_text())
+            fmt, name = stored["format"], stored["suite"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{marker} is corrupt ({err!r}); remove it or choose another --out") from err
+        if fmt != SUITE_FORMAT:
+            raise ValueError(f"{out} holds results of format {fmt!r}, not {SUITE_FORMAT!r}; choose another --out")
+        if name != suite:
+            raise ValueError(f"{out} holds results of the {name!r} suite, not {suite!r}; choose another --out")
+        return
+    if out.exists() and any(out.iterdir()) and not _legacy(out):
         raise ValueError(
-            f"{path} holds a run with another configuration ({stored['run']}); "
-            f"expected {run}. Use another --out, or remove the directory to start over."
+            f"{out} is not empty and is not a teachgym results directory (no suite.json); "
+            "choose another --out"
         )
-    return stored["result"]
+    write_json(marker, {"format": SUITE_FORMAT, "suite": suite})
 
 
+def _legacy(out: Path) -> bool:
+    """True for a results directory of the first format (``runs/*.json``, no ``suite.json``)."""
+    runs = out / "runs"
+    return runs.is_dir() and any(p.suffix == ".json" for p in runs.iterdir())
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove temporary run folders left by runners that are no longer alive."""
+    runs = out / "runs"
+    if not runs.is_dir():
+        return
+    for p in runs.iterdir():
+        m = re.match(re.escape(_TMP_PREFIX) + r".*-pid(\d+)-", p.name)
+        if p.is_dir() and m and not _alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ------------------------------------------------------------------------- reading a run
+def load_finished(out: Path, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result of ``run`` in ``out`` (curve columns as lists), or None if absent.
+
+    Raises
+    ------
+    ValueError
+        If a folder (or first-format file) for this run exists but is corrupt or holds a run
+        of another description.
+    """
+    folder = out / "runs" / run_id(run)
+    legacy = out / "runs" / f"{run_id(run)}.json"
+    if folder.exists():
+        meta_path = folder / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta["format"] != RUN_FORMAT:
+                raise ValueError(f"format {meta['format']!r}, expected {RUN_FORMAT!r}")
+            stored_run, result = meta["run"], dict(meta["result"])
+            result.update(read_curve(folder / "curve.csv"))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{folder} is not a complete teachgym run ({err}); remove it or choose another --out") from err
+    elif legacy.exists():
+        try:
+            stored = json.loads(legacy.read_text())
+            stored_run, result = stored["run"], stored["result"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{legacy} is not a teachgym run result ({err}); remove it or choose another --out") from err
+    else:
+        return None
+    if stored_run != json.loads(json.dumps(run)):
+        raise ValueError(
+            f"{folder} holds a run with another configuration ({stored_run}); expected {run}. "
+            "Use another --out, or remove the directory to start over."
+        )
+    return result
+
+
+def read_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every finished run in ``out`` (both formats), sorted by run id.
+
+    Each item: ``run_id``, ``run`` (the description), ``curve`` (column -> list; for the first
+    format, the result's ``episode``/``mastered_pct`` lists), ``result`` (the other values) and
+    ``meta`` (the whole ``meta.json``; ``{}`` for the first format).
+
+    Raises
+    ------
+    ValueError
+        A directory that is not a teachgym results directory, or a corrupt run in it.
+    """
+    out = Path(out)
+    runs = out / "runs"
+    if not (out / "suite.json").exists() and not _legacy(out):
+        raise ValueError(f"{out} is not a teachgym results directory (no suite.json, no runs/*.json)")
+    items = []
+    for p in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if p.name.startswith("."):
+            continue  # a run being written
+        try:
+            if p.is_dir():
+                meta = json.loads((p / "meta.json").read_text())
+                items.append({"run_id": p.name, "run": meta["run"], "curve": read_curve(p / "curve.csv"),
+                              "result": meta["result"], "meta": meta})
+            elif p.suffix == ".json":
+                stored = json.loads(p.read_text())
+                result = dict(stored["result"])
+                curve = {k: result.pop(k) for k in ("episode", "mastered_pct") if k in result}
+                items.append({"run_id": p.stem, "run": stored["run"], "curve": curve, "result": result, "meta": {}})
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{p} is not a complete teachgym run ({err})") from err
+    return items
+
+
+def read_curve(path: Path) -> dict[str, list[Any]]:
+    """The columns of a ``curve.csv`` as lists (integers stay integers, floats are exact)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    header, body = rows[0], rows[1:]
+    if any(len(r) != len(header) for r in body):
+        raise ValueError(f"{path} has rows of the wrong length")
+    return {name: [_number(r[j]) for r in body] for j, name in enumerate(header)}
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+# ------------------------------------------------------------------------- writing a run
+def _provenance() -> dict[str, Any]:
+    """Package versions, git commit and host, once per suite invocation."""
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    versions["python"] = platform.python_version()
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    return {"versions": versions, "git_commit": (commit + "-dirty" if commit and dirty else commit) or None,
+            "host": socket.gethostname()}
+
+
+def write_run(out: Path, suite: str, run: dict[str, Any], result: dict[str, Any], curve: Sequence[str],
+              provenance: dict[str, Any], started: str) -> None:
+    """Write ``runs/<run_id>/{curve.csv,meta.json}`` through a temporary folder renamed in one step."""
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{run_id(run)}-pid{os.getpid()}-", dir=runs))
+    try:
+        columns = [c for c in curve if c in result]
+        if len({len(result[c]) for c in columns}) > 1:
+            raise ValueError(f"curve columns {columns} of run {run_id(run)} differ in length")
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*(result[c] for c in columns)))
+        (tmp / "curve.csv").write_text(text.getvalue())
+        meta = {
+            "format": RUN_FORMAT, "run_id": run_id(run), "suite": suite, "run": run, "seed": run.get("seed"),
+            "result": {k: v for k, v in result.items() if k not in columns}, "curve_columns": columns,
+            **provenance, "started": started, "finished": _now(),
+        }
+        write_json(tmp / "meta.json", meta)
+        try:
+            os.rename(tmp, runs / run_id(run))  # atomic
+        except OSError:
+            if not (runs / run_id(run)).is_dir():
+                raise
+            # Another runner on the same directory finished this run first: keep its folder
+            # (load_finished then checks that it is the same run).
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- workers
+def _init_worker(progress: Any, parent: int) -> None:
+    """Worker initializer: die with the runner, keep the progress queue, one thread."""
+    _die_with_parent(parent)
+    _WORKER["progress"] = progress
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        try:  # PR_SET_PDEATHSIG: the kernel kills this process when its parent dies
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the signal was armed
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _call(fn: Callable[..., dict], run: dict[str, Any]) -> dict[str, Any]:
+    """Worker body: one thread per process, progress reported through the queue."""
+    with threadpool_limits(1):
+        return fn(**run, progress=_WORKER["progress"].put)
+
+
+def _call_ray(fn: Callable[..., dict], run: dict[str, Any]) -> dict[str, Any]:
+    """Ray task body: one thread, no intermediate progress."""
+    with threadpool_limits(1):
+        return fn(**run)
+
+
+# ------------------------------------------------------------------------------ execute
 def execute(
     fn: Callable[..., dict],
     runs: list[dict[str, Any]],
@@ -66,23 +323,48 @@ def execute(
     units: Callable[[dict[str, Any]], int],
     jobs: int | None = None,
     desc: str = "runs",
+    curve: Sequence[str] = (),
+    suite: str | None = None,
+    backend: str = "local",
+    work: bool = False,
 ) -> list[dict[str, Any]]:
     """Run ``fn(**run, progress=...)`` for every run not already in ``out``; return all results.
 
     Parameters
     ----------
     fn
-        Picklable top-level function; calls ``progress(k)`` after every ``k`` units of work.
+        Picklable top-level function returning a JSON-able dict; calls ``progress(k)`` after
+        every ``k`` units of work (``progress`` may be None).
     runs
-        Run descriptions (JSON-able keyword arguments of ``fn``).
+        Run descriptions (JSON-able keyword arguments of ``fn``; ``seed``, ``teacher``,
+        ``variant`` and optionally ``student`` name the run).
     out
         Results directory.
     units
         Units of work of a run (for the progress bar total).
     jobs
-        Worker processes (default: one per core; 1 runs in this process).
+        Worker processes (default: one per core; 1 runs in this process), or Ray CPUs of a
+        local Ray cluster.
+    curve
+        Keys of the result whose equal-length lists go to ``curve.csv``.
+    suite
+        Name recorded in ``suite.json`` (default: ``desc``).
+    backend
+        ``"local"`` (process pool) or ``"ray"`` (Ray tasks, ``RAY_ADDRESS`` or a local cluster).
+    work
+        Pass ``work_dir=OUT/work/<run_id>`` to ``fn`` (not part of the description): a folder
+        that survives a killed runner, for runs that checkpoint and resume. With Ray on several
+        machines it must be on a shared file system.
     """
-    out = Path(out)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}")
+    out, suite = Path(out), suite or desc
+    ids: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if ids.setdefault(run_id(run), run) != run:
+            raise ValueError(f"two runs share the id {run_id(run)!r} but differ: {ids[run_id(run)]} and {run}")
+    claim_directory(out, suite)
+    _clean_stale(out)
     results: dict[int, dict[str, Any]] = {}
     todo = []
     for i, run in enumerate(runs):
@@ -91,30 +373,79 @@ def execute(
             todo.append(i)
         else:
             results[i] = done
+    provenance = _provenance() if todo else {}
+    started = _now()
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     bar = tqdm(total=sum(units(runs[i]) for i in todo), desc=desc, unit="ep", unit_scale=True, smoothing=0.1)
 
+    calls = {i: {**runs[i], **({"work_dir": str(out / "work" / run_id(runs[i]))} if work else {})} for i in todo}
+
     def finish(i: int, result: dict[str, Any]) -> None:
-        write_json(out / "runs" / f"{run_id(runs[i])}.json", {"run": runs[i], "result": result})
-        results[i] = result
+        write_run(out, suite, runs[i], result, curve, provenance, started)
+        results[i] = load_finished(out, runs[i])  # what a later invocation will read, exactly
 
     with bar:
-        if jobs == 1:
+        if backend == "ray":
+            _execute_ray(fn, calls, finish, lambda i: bar.update(units(runs[i])), jobs)
+        elif jobs == 1:
             with threadpool_limits(1):
-                for i in todo:
-                    finish(i, fn(**runs[i], progress=bar.update))
+                for i, kwargs in calls.items():
+                    finish(i, fn(**kwargs, progress=bar.update))
         else:
-            ctx = mp.get_context("spawn")
-            with ctx.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-                progress = manager.Queue()
-                pending = {pool.submit(_call, fn, runs[i], progress): i for i in todo}
-                while pending:
-                    finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    _drain(progress, bar)
-                    for fut in finished:
-                        finish(pending.pop(fut), fut.result())
-                _drain(progress, bar)
+            _execute_pool(fn, calls, finish, bar, jobs)
     return [results[i] for i in range(len(runs))]
+
+
+def _execute_pool(fn: Callable[..., dict], calls: dict[int, dict[str, Any]],
+                  finish: Callable[[int, dict[str, Any]], None], bar: tqdm, jobs: int) -> None:
+    ctx = mp.get_context("spawn")
+    progress = ctx.Queue()
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(progress, os.getpid()))
+    try:
+        pending = {pool.submit(_call, fn, kwargs): i for i, kwargs in calls.items()}
+        while pending:
+            finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(progress, bar)
+            for fut in finished:
+                finish(pending.pop(fut), fut.result())
+        _drain(progress, bar)
+        pool.shutdown()
+    except BaseException:
+        # Ctrl-C or a failed run: stop the others now rather than after they finish.
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            p.kill()
+        raise
+    finally:
+        progress.close()
+        progress.join_thread()
+
+
+def _execute_ray(fn: Callable[..., dict], calls: dict[int, dict[str, Any]],
+                 finish: Callable[[int, dict[str, Any]], None], advance: Callable[[int], None], jobs: int) -> None:
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("--backend ray needs ray: pip install 'teachgym[ray]'") from err
+    started_here = not ray.is_initialized()
+    if started_here:
+        address = os.environ.get("RAY_ADDRESS")
+        # Without RAY_ADDRESS, a local cluster with ``jobs`` CPUs (one task per CPU).
+        ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(_call_ray)
+        pending = {task.remote(fn, kwargs): i for i, kwargs in calls.items()}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in done:
+                i = pending.pop(ref)
+                finish(i, ray.get(ref))
+                advance(i)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def _drain(progress: Any, bar: tqdm) -> None:

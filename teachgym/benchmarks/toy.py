@@ -97,7 +97,8 @@ def run_toy(
     -------
     dict
         ``episode`` and ``mastered_pct`` (lists, from episode 0), ``teacher_seconds`` (time in
-        ``sample`` + ``update``) and ``wall_seconds``.
+        ``sample`` + ``update``), ``wall_seconds`` and ``cpu_seconds`` (this process's CPU time,
+        which load from other processes hardly changes).
     """
     student_seed, teacher_seed = np.random.SeedSequence(seed).spawn(2)
     learner = STUDENTS[student][0](variant, seed=student_seed)
@@ -106,7 +107,7 @@ def run_toy(
     tutor = make_teacher(name, learner.task_space, seed=teacher_seed, task_names=getattr(learner, "task_names", None), adapt=True, **kwargs)
     tutor.bind(**learner.teacher_hooks())
     clock = time.perf_counter
-    start = clock()
+    start, cpu_start = clock(), time.process_time()
     spent = 0.0
     curve_ep, curve_pct = [0], [100.0 * learner.mastered_fraction()]
     for ep in range(1, episodes + 1):
@@ -127,18 +128,22 @@ def run_toy(
         "mastered_pct": curve_pct,
         "teacher_seconds": spent,
         "wall_seconds": clock() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
     }
 
 
-def bench_toy(config: ToyConfig, out: str, jobs: int | None = None) -> pd.DataFrame:
+def bench_toy(config: ToyConfig, out: str, jobs: int | None = None, backend: str = "local") -> pd.DataFrame:
     """Run the suite (resuming finished runs), write CSVs and the PNG, return the summary table.
 
-    Writes ``curves.csv`` (every evaluation), ``summary.csv`` (one row per variant and teacher:
-    final % mastered median/min/max and teacher seconds) and ``curves.png`` under ``out``.
+    Each run lands in ``out/runs/<run_id>/`` (``curve.csv``: episode, mastered_pct; ``meta.json``;
+    see :mod:`teachgym.benchmarks.runner`). Writes ``curves.csv`` (every evaluation),
+    ``summary.csv`` (one row per variant and teacher: final % mastered median/min/max and teacher
+    seconds) and ``curves.png`` under ``out``. ``backend``: ``"local"`` or ``"ray"``.
     """
     config.validate()
     runs = config.runs()
-    results = execute(run_toy, runs, out, units=lambda r: r["episodes"], jobs=jobs, desc="toy")
+    results = execute(run_toy, runs, out, units=lambda r: r["episodes"], jobs=jobs, desc="toy",
+                      curve=("episode", "mastered_pct"), suite="toy", backend=backend)
     rows = [
         {"variant": f"{r['student']}/{r['variant']}", "teacher": r["teacher"], "seed": r["seed"], "episode": e, "mastered_pct": m}
         for r, res in zip(runs, results)
@@ -152,6 +157,7 @@ def bench_toy(config: ToyConfig, out: str, jobs: int | None = None) -> pd.DataFr
             "seed": r["seed"],
             "final_mastered_pct": res["mastered_pct"][-1],
             "teacher_seconds": res["teacher_seconds"],
+            "cpu_seconds": res.get("cpu_seconds", np.nan),  # absent from results of the first format
         }
         for r, res in zip(runs, results)
     )

@@ -6,16 +6,16 @@
   hits both alike. Pendulum's episodes last 200 steps whatever the task, so both sides run the
   same number of episodes and the ratio is the wrapper's and the teacher's cost alone. Also
   times one ``sample`` + ``update`` round trip through :class:`~teachgym.vector.TeacherServer`.
-- :func:`bench_curriculum`: real RL under each teacher on a contextual control env with an
-  unlearnable region; % of the fixed test set mastered along training, several seeds, curves PNG.
+- :func:`bench_curriculum`: real RL under each teacher on contextual control envs (the
+  ``control`` suite) or walker tracks (``walkers``); % of each env's fixed test set mastered
+  along training, several seeds, through the suite runner (skip finished runs, resume killed
+  ones from their checkpoints, local processes or Ray), curves PNG.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ import pandas as pd
 import torch
 
 from teachgym.benchmarks.plots import plot_learning_curves
+from teachgym.benchmarks.runner import execute
 from teachgym.io import write_text
 from teachgym.teacher import make_teacher
-from teachgym.training import TrainConfig, train
+from teachgym.training import EVAL_COLUMNS, TrainConfig, train
 from teachgym.vector import EpisodeCurriculum, TeacherServer
 from teachgym.wrappers import env_task_space
 
@@ -118,9 +119,14 @@ def _wrapper_cost_us(config: OverheadConfig, steps: int = 20_000, rounds: int = 
 
 @dataclass
 class CurriculumConfig:
-    """Teachers x seeds of :func:`teachgym.training.train` on one env, the same budget each."""
+    """Teachers x envs x seeds of :func:`teachgym.training.train`, the same budget each.
 
-    env: str = "teachgym/ContextualCartPole-v0"
+    ``variants`` are env ids (each gets ``env_kwargs``); the defaults are a budget for one
+    machine (the ``control`` suite). The suite configs in ``teachgym/benchmarks/configs/`` set
+    the walkers protocol (SAC, % of the 100 test tasks with return > 230).
+    """
+
+    variants: tuple[str, ...] = ("teachgym/ContextualCartPole-v0",)
     env_kwargs: dict[str, Any] = field(default_factory=lambda: {"context_obs": True})
     teachers: tuple[str, ...] = ("random", "alp-gmm")
     seeds: int = 3
@@ -129,45 +135,85 @@ class CurriculumConfig:
     n_envs: int = 4
     steps: int = 150_000
     eval_every: int = 15_000
-    title: str = ""  # the panel's title; default: the env id without its namespace
+    device: str = "cpu"
+    suite: str = "control"  # the name of the results directory's suite (and of the runs)
 
-    @property
-    def panel(self) -> str:
-        return self.title or self.env.split("/")[-1]
+    def validate(self) -> None:
+        """``ValueError`` for unknown envs, teachers, algorithms and non-positive sizes."""
+        from teachgym.training import check_config
+
+        for key in ("seeds", "n_envs", "steps", "eval_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+        if not self.variants:
+            raise ValueError("variants: expected at least one env id")
+        for env in self.variants:
+            for teacher in self.teachers:
+                check_config(_train_config(self.runs_of(env, teacher, 0)))
+
+    def runs_of(self, env: str, teacher: str, seed: int) -> dict[str, Any]:
+        """The run description of one (env, teacher, seed)."""
+        return {
+            "student": self.suite, "variant": env.split("/")[-1], "env": env, "teacher": teacher, "seed": seed,
+            "env_kwargs": dict(self.env_kwargs), "algo": self.algo, "algo_kwargs": dict(self.algo_kwargs),
+            "n_envs": self.n_envs, "steps": self.steps, "eval_every": self.eval_every, "device": self.device,
+        }
+
+    def runs(self) -> list[dict[str, Any]]:
+        """One description per (env, teacher, seed)."""
+        return [self.runs_of(e, t, s) for e in self.variants for t in self.teachers for s in range(self.seeds)]
 
 
-def _one(config: CurriculumConfig, teacher: str, seed: int, out: Path) -> pd.DataFrame:
-    torch.set_num_threads(1)
-    run = TrainConfig(env=config.env, teacher=teacher, algo=config.algo, steps=config.steps, n_envs=config.n_envs,
-                      seed=seed, device="cpu", env_kwargs=dict(config.env_kwargs),
-                      algo_kwargs=dict(config.algo_kwargs), eval_every=config.eval_every,
-                      checkpoint_every=config.steps, vec="dummy")
-    folder = out / f"{teacher.replace(':', '_')}-seed{seed}"
-    train(run, folder, resume=(folder / "run.json").exists(), progress=False)
-    curve = pd.read_csv(folder / "eval.csv")
-    curve["teacher"], curve["seed"], curve["panel"] = teacher, seed, config.panel
-    return curve
+def _train_config(run: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(env=run["env"], teacher=run["teacher"], algo=run["algo"], steps=run["steps"],
+                       n_envs=run["n_envs"], seed=run["seed"], device=run["device"],
+                       env_kwargs=dict(run["env_kwargs"]), algo_kwargs=dict(run["algo_kwargs"]),
+                       eval_every=run["eval_every"], checkpoint_every=run["eval_every"], vec="dummy")
 
 
-def bench_curriculum(config: CurriculumConfig, out: str, jobs: int = 2,
-                     png: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every teacher x seed (``jobs`` processes; finished runs are reused); curves and summary.
+def run_curriculum(student: str, variant: str, env: str, teacher: str, seed: int, env_kwargs: dict[str, Any],
+                   algo: str, algo_kwargs: dict[str, Any], n_envs: int, steps: int, eval_every: int, device: str,
+                   work_dir: str, progress: Any = None) -> dict[str, Any]:
+    """One RL run in ``work_dir`` (resumed from its last checkpoint if a killed run left one).
 
-    Returns ``(curves, summary)``; the summary has the final % mastered per teacher: median, min,
-    max and the per-seed values. Writes ``curves.csv``, ``summary.csv`` and the PNG.
+    Returns the columns of its ``eval.csv`` (step, % mastered, ...) as lists. ``student`` and
+    ``variant`` name the run for the runner.
     """
+    torch.set_num_threads(1)
+    run = {"env": env, "teacher": teacher, "seed": seed, "env_kwargs": env_kwargs, "algo": algo,
+           "algo_kwargs": algo_kwargs, "n_envs": n_envs, "steps": steps, "eval_every": eval_every, "device": device}
+    folder = Path(work_dir)
+    train(_train_config(run), folder, resume=(folder / "run.json").exists(), progress=False)
+    curve = pd.read_csv(folder / "eval.csv")
+    if progress is not None:
+        progress(steps)
+    return {c: curve[c].tolist() for c in EVAL_COLUMNS if c in curve}
+
+
+def bench_curriculum(config: CurriculumConfig, out: str, jobs: int | None = 2, backend: str = "local",
+                     png: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every env x teacher x seed (finished runs are reused, killed ones resume); curves and summary.
+
+    Returns ``(curves, summary)``; the summary has the final % mastered per env and teacher:
+    median, min, max, mean and the per-seed values. Writes ``curves.csv``, ``summary.csv`` and
+    the PNG under ``out``; each run's ``curve.csv``/``meta.json`` under ``out/runs/`` and its
+    training folder (checkpoints, episodes) under ``out/work/``.
+    """
+    config.validate()
+    runs = config.runs()
+    results = execute(run_curriculum, runs, out, units=lambda r: r["steps"], jobs=jobs, desc=config.suite,
+                      curve=EVAL_COLUMNS, suite=config.suite, backend=backend, work=True)
+    curves = pd.concat(
+        [pd.DataFrame({c: res[c] for c in EVAL_COLUMNS if c in res}).assign(panel=r["variant"], teacher=r["teacher"], seed=r["seed"])
+         for r, res in zip(runs, results)], ignore_index=True)
+    last = curves.loc[curves.groupby(["panel", "teacher", "seed"], sort=False)["step"].idxmax()]
+    groups = last.groupby(["panel", "teacher"], sort=False)["mastered_pct"]
+    summary = groups.agg(["median", "min", "max", "mean"])
+    summary["per_seed"] = groups.agg(lambda v: " ".join(f"{x:.0f}" for x in v))
+    summary = summary.reset_index().rename(columns={"panel": "variant"})
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    runs = [(t, s) for s in range(config.seeds) for t in config.teachers]
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        curves = pd.concat(list(pool.map(_one, [config] * len(runs), *zip(*runs), [root] * len(runs))),
-                           ignore_index=True)
-    last = curves.loc[curves.groupby(["teacher", "seed"])["step"].idxmax()]
-    summary = last.groupby("teacher", sort=False)["mastered_pct"].agg(["median", "min", "max", "mean"])
-    summary["per_seed"] = last.groupby("teacher", sort=False)["mastered_pct"].agg(
-        lambda v: " ".join(f"{x:.0f}" for x in v))
     write_text(root / "curves.csv", curves.to_csv(index=False))
-    write_text(root / "summary.csv", summary.to_csv())
+    write_text(root / "summary.csv", summary.to_csv(index=False))
     plot_learning_curves(curves, png or root / "curves.png", x="step", panel="panel",
                          ylabel="% test tasks mastered")
     return curves, summary

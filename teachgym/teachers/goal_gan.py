@@ -44,6 +44,7 @@ from teachgym.teachers._nets import (
     load_tensors,
     mlp,
     optimizer_state,
+    rmsprop_step,
     tensors_to_numpy,
 )
 
@@ -153,8 +154,8 @@ class GoalGAN(Teacher):
         self.generator = init_mlp(self.rng, [d, *self.generator_layers, d], self._device)
         self.discriminator = init_mlp(self.rng, [d, *self.discriminator_layers, 1], self._device)
         # TeachMyAgent: RMSProp(0.001) (TensorFlow's decay 0.9).
-        self._g_opt = torch.optim.RMSprop(self.generator, lr=self.learning_rate, alpha=0.9)
-        self._d_opt = torch.optim.RMSprop(self.discriminator, lr=self.learning_rate, alpha=0.9)
+        self._g_opt = torch.optim.RMSprop(self.generator, lr=self.learning_rate, alpha=0.9, foreach=True)
+        self._d_opt = torch.optim.RMSprop(self.discriminator, lr=self.learning_rate, alpha=0.9, foreach=True)
         self._contexts: list[np.ndarray] = []  # labelled goals (in [-1, 1]^d) since the last training
         self._labels: list[float] = []
         self._successes = np.empty((0, d))  # mastered goals, in [0, 1]^d
@@ -232,26 +233,27 @@ class GoalGAN(Teacher):
         """LSGAN: D maps GOIDs to +1 and others / generated goals to -1; G wants D = +1."""
         dev, n, b = self._device, len(goals), self.batch_size
         x_all = torch.as_tensor(goals, dtype=torch.float32, device=dev)
-        y_all = torch.as_tensor(labels, dtype=torch.float32, device=dev)[:, None]
+        # LSGAN targets: +1 for GOIDs, -1 for other goals and for generated ones.
+        target_all = 2.0 * torch.as_tensor(labels, dtype=torch.float32, device=dev)[:, None] - 1.0
+        fake_target = torch.full((b, 1), -1.0, device=dev)
+        # Every iteration's noise in one draw: the same numbers as one draw per iteration.
+        noise = torch.as_tensor(
+            self.rng.standard_normal((iters, b, self.task_space.dim)), dtype=torch.float32, device=dev
+        )
         start = 0
-        for _ in range(iters):
+        for it in range(iters):
             # Cycle through the labelled goals in order, as TeachMyAgent's batch feeder.
             idx = np.arange(n) if n <= b else (start + np.arange(b)) % n
             start = (start + b) % n if n > b else 0
-            z = torch.as_tensor(
-                self.rng.standard_normal((b, self.task_space.dim)), dtype=torch.float32, device=dev
-            )
-            fake = torch.tanh(mlp(self.generator, z, F.relu))
-            x = torch.cat([x_all[idx], fake.detach()])
-            y = torch.cat([y_all[idx], torch.zeros(b, 1, device=dev)])
-            d_loss = ((2.0 * y - 1.0 - mlp(self.discriminator, x, _leaky)) ** 2).mean()
-            self._d_opt.zero_grad()
-            d_loss.backward()
-            self._d_opt.step()
+            idx_t = torch.as_tensor(idx, device=dev)
+            fake = torch.tanh(mlp(self.generator, noise[it], F.relu))
+            x = torch.cat([x_all[idx_t], fake.detach()])
+            target = torch.cat([target_all[idx_t], fake_target])
+            d_loss = ((target - mlp(self.discriminator, x, _leaky)) ** 2).mean()
+            rmsprop_step(self._d_opt, torch.autograd.grad(d_loss, self.discriminator))
             g_loss = ((mlp(self.discriminator, fake, _leaky) - 1.0) ** 2).mean()
-            self._g_opt.zero_grad()
-            g_loss.backward()
-            self._g_opt.step()
+            # Gradients of the generator only: the discriminator's are not needed here.
+            rmsprop_step(self._g_opt, torch.autograd.grad(g_loss, self.generator))
 
     # ------------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:

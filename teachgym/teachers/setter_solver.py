@@ -36,6 +36,7 @@ from gymnasium import spaces
 
 from teachgym.teacher import Teacher, register_teacher
 from teachgym.teachers._nets import (
+    adam_step,
     init_mlp,
     load_optimizer_state,
     load_tensors,
@@ -244,9 +245,7 @@ class SetterSolver(Teacher):
         labels = torch.as_tensor(self._successes, dtype=torch.float32, device=dev)[:, None]
         for _ in range(self.train_steps):
             loss = F.binary_cross_entropy_with_logits(mlp(self.judge, goals, F.relu), labels)
-            self._judge_opt.zero_grad()
-            loss.backward()
-            self._judge_opt.step()
+            adam_step(self._judge_opt, torch.autograd.grad(loss, self.judge))
         recent = slice(-min(self.update_frequency, len(self._successes)), None)
         weights, f_recent = self._successes[recent], self._feasibility[recent]
         valid = (weights > 0) & ~np.isnan(f_recent)
@@ -264,9 +263,7 @@ class SetterSolver(Teacher):
                 )
                 w = torch.as_tensor(weights[valid], dtype=torch.float32, device=dev)
                 loss = loss - (w * self._setter_log_pdf(noisy, f_recent[valid])).sum() / w.sum()
-            self._setter_opt.zero_grad()
-            loss.backward()
-            self._setter_opt.step()
+            adam_step(self._setter_opt, torch.autograd.grad(loss, self._setter_params))
 
     # ------------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:

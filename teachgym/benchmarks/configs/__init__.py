@@ -1,0 +1,1 @@
+"""Suite config files shipped with teachgym (``teachgym bench SUITE --config NAME``)."""

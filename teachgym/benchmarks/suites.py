@@ -1,0 +1,276 @@
+"""Benchmark suites by name: the config each reads, how it runs, how its table prints.
+
+``teachgym bench SUITE [--config FILE] [flags]``: a suite is teachers x variants x seeds (plus a
+budget) described by one config dataclass. A config file (TOML or JSON) sets some of its fields
+(keys = field names; an optional ``suite = "NAME"`` must match); command-line flags override the
+file; everything else keeps the class defaults, adjusted by the suite's own ``defaults`` (e.g.
+the walkers suite's envs). ``--config`` takes a path or the name of a file shipped in
+``teachgym/benchmarks/configs/`` (``toy-full``, ``walkers-20M``, ...). Teacher hyper-parameters
+go in the teacher specs (``"alp-gmm:fit_rate=100"``); otherwise each teacher keeps its class
+defaults.
+
+A new suite is one :func:`register_suite` call with its config class, a ``bench(config, out,
+jobs, backend)`` function that runs through :func:`teachgym.benchmarks.runner.execute`, and a
+``format(table)`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from teachgym.benchmarks.runner import BACKENDS
+
+try:  # Python >= 3.11; tomli is its backport
+    import tomllib
+except ImportError:  # pragma: no cover - Python 3.10
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
+
+CONFIG_PACKAGE = "teachgym.benchmarks.configs"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named benchmark suite.
+
+    Parameters
+    ----------
+    name
+        What ``teachgym bench NAME`` and config files call it.
+    config
+        Its config dataclass (with a ``validate()`` method and a ``teachers`` field).
+    bench
+        ``bench(config, out, jobs, backend) -> table``; runs through the suite runner.
+    format
+        ``format(table) -> str`` for the terminal.
+    help
+        One line for ``teachgym bench --help``.
+    defaults
+        Field values that differ from the config class's defaults for this suite.
+    """
+
+    name: str
+    config: type
+    bench: Callable[[Any, str, int | None, str], Any]
+    format: Callable[[Any], str]
+    help: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+SUITES: dict[str, Suite] = {}
+
+
+def register_suite(suite: Suite) -> Suite:
+    """Add ``suite`` to :data:`SUITES` (at import time of the module that defines it)."""
+    if suite.name in SUITES:
+        raise ValueError(f"suite {suite.name!r} is already registered")
+    SUITES[suite.name] = suite
+    return suite
+
+
+def get_suite(name: str) -> Suite:
+    """The suite called ``name``; ``ValueError`` listing the known ones otherwise."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; expected one of {sorted(SUITES)}")
+    return SUITES[name]
+
+
+def shipped_configs() -> list[str]:
+    """Names of the config files shipped in ``teachgym/benchmarks/configs/``."""
+    return sorted(p.name.rsplit(".", 1)[0] for p in resources.files(CONFIG_PACKAGE).iterdir()
+                  if p.name.endswith((".toml", ".json")))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The table of a TOML or JSON config file, or of a shipped config named ``path``.
+
+    Raises
+    ------
+    ValueError
+        A missing file, a syntax error, or a document that is not a table.
+    """
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and str(path) in shipped_configs():
+        for ext in (".toml", ".json"):
+            res = resources.files(CONFIG_PACKAGE) / f"{path}{ext}"
+            if res.is_file():
+                return _parse(res.read_text(), f"{path}{ext}", ext)
+    if not p.is_file():
+        raise ValueError(f"config file {str(path)!r} not found (shipped configs: {shipped_configs()})")
+    return _parse(p.read_text(), str(p), p.suffix)
+
+
+def _parse(text: str, where: str, suffix: str) -> dict[str, Any]:
+    if suffix != ".json" and tomllib is None:
+        raise ValueError(f"config file {where}: reading TOML needs Python >= 3.11 or tomli; use JSON")
+    try:
+        data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+    except ValueError as err:  # TOMLDecodeError is a ValueError
+        raise ValueError(f"config file {where}: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {where}: expected a table of settings, got {type(data).__name__}")
+    return data
+
+
+def make_config(name: str, file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Any:
+    """The config of suite ``name``: class defaults < suite defaults < ``file`` < ``overrides``.
+
+    ``None`` values in ``overrides`` (flags not given) are ignored; ``teachers = "all"`` means
+    every registered teacher and then, unless variants are set, every variant.
+
+    Raises
+    ------
+    ValueError
+        Unknown keys (the message lists the known ones), a file of another suite, or a config
+        that fails the suite's validation.
+    """
+    suite = get_suite(name)
+    values: dict[str, Any] = dict(suite.defaults)
+    given: dict[str, Any] = {}
+    if file is not None:
+        data = read_config_file(file)
+        if data.pop("suite", name) != name:
+            raise ValueError(f"config file {file} is for another suite; expected suite = {name!r}")
+        given.update(data)
+    given.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    fields = {f.name: f for f in dataclasses.fields(suite.config)}
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {name} setting(s) {unknown}; expected some of {sorted(fields)}")
+    values.update(given)
+    if values.get("teachers") == "all" or values.get("teachers") == ["all"]:
+        from teachgym.teacher import list_teachers
+
+        values["teachers"] = tuple(list_teachers())
+        if "variants" in fields and "variants" not in given:
+            values["variants"] = ("all",)
+    for key, value in values.items():
+        default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else fields[key].default
+        if isinstance(default, tuple) and isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    config = suite.config(**values)
+    config.validate()
+    return config
+
+
+def run_suite(name: str, config: Any, out: str, jobs: int | None = None, backend: str = "local") -> str:
+    """Run a suite (finished runs are reused) and return its table as text."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}")
+    suite = get_suite(name)
+    return suite.format(suite.bench(config, out, jobs, backend))
+
+
+# ---------------------------------------------------------------------- the CLI's part
+def add_suite_arguments(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The flags every suite takes: config file, backend, jobs, output, teachers, seeds, variants."""
+    parser.add_argument("--config", default=None,
+                        help="TOML/JSON file of settings, or a shipped config name; flags override it")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="local: a process pool; ray: Ray tasks on RAY_ADDRESS or a local cluster")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes / Ray CPUs (default: one per core)")
+    parser.add_argument("--out", default=f"runs/{name}", help="results directory; finished runs in it are reused")
+    parser.add_argument("--teachers", default=None, help="comma-separated teacher specs, or 'all'")
+    parser.add_argument("--seeds", type=int, default=None)
+    if "variants" in {f.name for f in dataclasses.fields(get_suite(name).config)}:
+        parser.add_argument("--variants", default=None, help="comma-separated variants (env ids for RL suites)")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The flags among ``keys`` that were given (dashes read as underscores)."""
+    return {k: getattr(args, k, None) for k in keys}
+
+
+def main_from_args(name: str, args: argparse.Namespace, extra: tuple[str, ...] = ()) -> str:
+    """Build the config from ``--config`` and flags, run the suite, return its table."""
+    config = make_config(name, args.config, overrides_from_args(args, ("teachers", "seeds", "variants", *extra)))
+    return run_suite(name, config, args.out, args.jobs, args.backend)
+
+
+# ------------------------------------------------------------------------------ suites
+def _bench_toy(config: Any, out: str, jobs: int | None, backend: str) -> Any:
+    from teachgym.benchmarks.toy import bench_toy
+
+    return bench_toy(config, out, jobs=jobs, backend=backend)
+
+
+def _format_toy(summary: Any) -> str:
+    from teachgym.benchmarks.toy import format_summary
+
+    return format_summary(summary)
+
+
+def _bench_curriculum(config: Any, out: str, jobs: int | None, backend: str) -> Any:
+    from teachgym.benchmarks.train import bench_curriculum
+
+    return bench_curriculum(config, out, jobs=jobs, backend=backend)[1]
+
+
+def _format_curriculum(summary: Any) -> str:
+    return "% of the test tasks mastered at the end, over seeds:\n" + summary.to_string(
+        index=False, float_format=lambda v: f"{v:.1f}")
+
+
+def _bench_datagen(config: Any, out: str, jobs: int | None, backend: str) -> Any:
+    from teachgym.benchmarks.datagen import bench_datagen
+
+    return bench_datagen(config, out, jobs=jobs, backend=backend)
+
+
+def _bench_reasoning(config: Any, out: str, jobs: int | None, backend: str) -> Any:
+    from teachgym.benchmarks.reasoning import bench_reasoning
+
+    return bench_reasoning(config, out, jobs=jobs, backend=backend)
+
+
+def _format_reasoning(summary: Any) -> str:
+    from teachgym.benchmarks.reasoning import format_reasoning
+
+    return "Held-out accuracy (%) at the end, median [min, max] over seeds:\n" + format_reasoning(summary)
+
+
+def _format_datagen(summary: Any) -> str:
+    from teachgym.benchmarks.datagen import format_datagen
+
+    return format_datagen(summary)
+
+
+def _register_builtin() -> None:
+    from teachgym.benchmarks.datagen import DatagenConfig
+    from teachgym.benchmarks.reasoning import ReasoningConfig
+    from teachgym.benchmarks.toy import ToyConfig
+    from teachgym.benchmarks.train import CurriculumConfig
+
+    register_suite(Suite("toy", ToyConfig, _bench_toy, _format_toy,
+                         "teachers on simulated students (grid, skills) and their challenge variants"))
+    register_suite(Suite("control", CurriculumConfig, _bench_curriculum, _format_curriculum,
+                         "PPO on contextual control envs under each teacher (% test tasks mastered)"))
+    # TeachMyAgent's protocol (SAC, 100 test tasks, mastered = return > 230) at a one-machine
+    # budget; the shipped config walkers-20M is the full 20M-step protocol for clusters.
+    register_suite(Suite("walkers", CurriculumConfig, _bench_curriculum, _format_curriculum,
+                         "SAC walkers on Stump Tracks, Hexagon Tracks and Parkour (TeachMyAgent protocol)",
+                         defaults={"suite": "walkers",
+                                   "variants": ("teachgym/StumpTracks-v0", "teachgym/HexagonTracks-v0",
+                                                "teachgym/Parkour-v0"),
+                                   "env_kwargs": {"body": "classic_bipedal"}, "algo": "sac", "algo_kwargs": {},
+                                   "n_envs": 1, "steps": 100_000, "eval_every": 25_000, "seeds": 2}))
+    register_suite(Suite("datagen", DatagenConfig, _bench_datagen, _format_datagen,
+                         "data-generation teachers vs uniform allocation (math, code, vqa)"))
+    register_suite(Suite("reasoning", ReasoningConfig, _bench_reasoning, _format_reasoning,
+                         "curricula for GRPO on verifiable reasoning problems (SEC, filtering, PLR, TSCL vs random)"))
+
+
+_register_builtin()

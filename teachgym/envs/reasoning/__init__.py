@@ -1,0 +1,35 @@
+"""Reasoning-RL task pools (SEC-style): procedurally generated problems with verifiable answers.
+
+Importing this package registers, one prompt per episode (``max_episode_steps=1``):
+
+- ``teachgym/Reasoning-Arithmetic-v0``, ``teachgym/Reasoning-Countdown-v0``,
+  ``teachgym/Reasoning-Sort-v0``: one family, task space ``Discrete(train_levels)``;
+- ``teachgym/Reasoning-Mix-v0``: all three, task space ``MultiDiscrete([3, train_levels])``
+  (family x level), the categories of the ``teachgym bench reasoning`` suite.
+
+Keyword arguments of ``gym.make`` go to :class:`ReasoningEnv` (``train_levels``, ``test_levels``,
+``pool_size``, ``test_size``, ``seed``).
+"""
+
+import gymnasium as gym
+
+from teachgym.envs.reasoning.env import ReasoningEnv
+from teachgym.envs.reasoning.problems import FAMILIES, Problem, ProblemFamily, evaluate, get_family
+
+ENV_IDS = {
+    "teachgym/Reasoning-Arithmetic-v0": ("arithmetic",),
+    "teachgym/Reasoning-Countdown-v0": ("countdown",),
+    "teachgym/Reasoning-Sort-v0": ("sort",),
+    "teachgym/Reasoning-Mix-v0": ("arithmetic", "countdown", "sort"),
+}
+
+for _id, _families in ENV_IDS.items():
+    if _id not in gym.registry:  # importlib.reload must not warn about re-registering
+        gym.register(
+            id=_id,
+            entry_point="teachgym.envs.reasoning.env:ReasoningEnv",
+            max_episode_steps=1,
+            kwargs={"families": _families},
+        )
+
+__all__ = ["ENV_IDS", "FAMILIES", "Problem", "ProblemFamily", "ReasoningEnv", "evaluate", "get_family"]

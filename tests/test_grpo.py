@@ -1,0 +1,100 @@
+"""The GRPO student: group-relative advantages, clipped updates, verifiable rewards, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from teachgym import make_teacher
+from teachgym.students.grpo import GRPOStudent, group_advantages
+
+TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_len": 24, "max_answer": 3, "device": "cpu"}
+
+
+def test_advantages_are_standardised_per_group_and_zero_when_all_rewards_agree():
+    adv = group_advantages(np.array([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 3.0]]))
+    np.testing.assert_allclose(adv[0], [1, -1, -1, 1])
+    np.testing.assert_array_equal(adv[1], 0.0)
+    np.testing.assert_allclose(adv[2].mean(), 0.0, atol=1e-12)
+    np.testing.assert_allclose(adv[2].std(), 1.0)
+
+
+def test_grpo_needs_at_least_two_samples_per_prompt():
+    for n in (0, 1, 1.5, True):
+        with pytest.raises(ValueError, match="n_samples >= 2"):
+            GRPOStudent(n_samples=n, **TINY)
+
+
+@pytest.mark.parametrize("bad", ["1", None, float("nan"), True, [1.0]])
+def test_a_reward_that_is_not_a_finite_number_is_an_error_and_nothing_changes(bad):
+    student = GRPOStudent(n_samples=2, seed=0, **TINY)
+    before = [p.detach().clone() for p in student.model.parameters()]
+    with pytest.raises(ValueError, match="reward must be a finite number"):
+        student.step(["A:1+1"], lambda i, answer: bad)
+    assert all(torch.equal(a, b) for a, b in zip(before, student.model.parameters()))
+
+
+def test_groups_of_equal_rewards_give_no_update():
+    student = GRPOStudent(n_samples=4, seed=0, **TINY)
+    before = [p.detach().clone() for p in student.model.parameters()]
+    result = student.step(["A:1+1", "S:321"], lambda i, answer: 0.5)
+    assert result.loss == 0.0 and np.all(result.advantages == 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, student.model.parameters()))
+
+
+def test_grpo_raises_the_verifiable_reward_it_is_trained_on():
+    student = GRPOStudent(n_samples=8, lr=3e-3, seed=0, **TINY)
+    prompts = [f"A:{i}" for i in range(8)]
+
+    def starts_with_digit(i: int, answer: str) -> float:
+        return float(answer[:1].isdigit())
+
+    rates = [student.step(prompts, starts_with_digit).rewards.mean() for _ in range(40)]
+    assert np.mean(rates[-5:]) > np.mean(rates[:5]) + 0.3
+
+
+def test_the_same_seed_gives_the_same_samples_and_weights():
+    def run() -> tuple[list, list]:
+        student = GRPOStudent(n_samples=4, seed=7, **TINY)
+        answers = [student.step(["C:3,5>8", "S:21"], lambda i, a: float(len(a) % 2)).answers for _ in range(3)]
+        return answers, [p.detach().clone() for p in student.model.parameters()]
+
+    (a1, w1), (a2, w2) = run(), run()
+    assert a1 == a2 and all(torch.equal(x, y) for x, y in zip(w1, w2))
+
+
+def test_results_feed_sec_through_update_batch_with_per_sample_advantages():
+    student = GRPOStudent(n_samples=4, seed=1, **TINY)
+    result = student.step(["A:1", "A:2", "A:3"], lambda i, answer: float(answer[:1] == "1"))
+    infos = result.infos()
+    assert [len(info["advantages"]) for info in infos] == [4, 4, 4]
+    np.testing.assert_allclose([info["plr_score"] for info in infos], np.abs(result.advantages).mean(1))
+    np.testing.assert_array_equal(result.pass_rates, (result.rewards > 0).mean(1))
+    teacher = make_teacher("sec", spaces.Discrete(3), seed=0)
+    teacher.update_batch([0, 1, 2], result.pass_rates.tolist(), infos)
+    np.testing.assert_allclose(teacher.q, 0.5 * np.abs(result.advantages).mean(1))
+
+
+def test_warmup_teaches_a_mapping_that_greedy_predict_then_answers():
+    from teachgym.envs.reasoning import ReasoningEnv
+
+    env = ReasoningEnv(families=("sort",), pool_size=2, test_size=2)
+    student = GRPOStudent(n_samples=2, seed=0, lr=1e-3, d_model=32, n_layers=1, n_heads=2, max_len=24, max_answer=8, device="cpu")
+    data = env.warmup_set(200)
+    first = student.warmup(data, 5)
+    last = student.warmup(data, 150)
+    assert last < first
+    assert np.mean([p.reward(a) for p, a in zip(data[:50], student.predict(data[:50]))]) > 0.1
+
+
+def test_hf_backend_runs_a_grpo_step_on_a_tiny_local_model(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    config = transformers.GPT2Config(vocab_size=128, n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    student = GRPOStudent(n_samples=4, backend="hf-lora", path=str(tmp_path), tokenizer="char",
+                          target_modules=["c_attn"], max_len=32, max_answer=3, device="cpu", seed=0)
+    result = student.step(["A:1+1", "S:21"], lambda i, answer: float(answer[:1].isdigit()))
+    assert result.rewards.shape == (2, 4) and all(isinstance(a, str) for row in result.answers for a in row)

@@ -1,0 +1,82 @@
+"""Suites: config files (TOML/JSON) over class defaults, flags over files, shipped configs valid,
+the RL suites run through the runner and reuse finished runs."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from teachgym.benchmarks.runner import read_curve
+from teachgym.benchmarks.suites import SUITES, get_suite, make_config, shipped_configs
+from teachgym.benchmarks.toy import ToyConfig
+from teachgym.benchmarks.train import CurriculumConfig
+from teachgym.cli import main
+from teachgym.teacher import list_teachers
+
+
+def test_config_file_sets_fields_flags_override_it_and_the_rest_keeps_class_defaults(tmp_path):
+    toml = tmp_path / "suite.toml"
+    toml.write_text('suite = "toy"\nteachers = ["random", "alp-gmm:fit_rate=100"]\nvariants = ["rugged"]\nseeds = 4\n')
+    config = make_config("toy", toml, {"seeds": 2, "episodes": None})
+    assert config.teachers == ("random", "alp-gmm:fit_rate=100") and config.variants == ("rugged",)
+    assert config.seeds == 2 and config.episodes == ToyConfig().episodes and config.students == ToyConfig().students
+    js = tmp_path / "suite.json"
+    js.write_text(json.dumps({"teachers": "all", "students": ["grid", "skills"]}))
+    config = make_config("toy", js)
+    assert config.teachers == tuple(list_teachers()) and config.variants == ("all",)
+    assert {r["student"] for r in config.runs()} == {"grid", "skills"}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('suite = "toy"\nepisodez = 5\n', r"unknown toy setting\(s\) \['episodez'\]; expected some of"),
+        ('suite = "walkers"\n', "is for another suite"),
+        ("teachers = [", "config file"),
+        ('teachers = ["nope"]\n', "unknown teacher 'nope'"),
+    ],
+)
+def test_bad_config_files_are_clear_errors(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        make_config("toy", path)
+    with pytest.raises(ValueError, match="unknown suite"):
+        get_suite("nope")
+
+
+def test_every_shipped_config_is_valid_for_its_suite():
+    assert {"toy-grid", "toy-full", "walkers-20M", "control-all"} <= set(shipped_configs())
+    for name in shipped_configs():
+        from teachgym.benchmarks.suites import read_config_file
+
+        suite = read_config_file(name)["suite"]
+        config = make_config(suite, name)
+        assert config.runs()
+    walkers = make_config("walkers", "walkers-20M")
+    assert walkers.steps == 20_000_000 and walkers.seeds == 16 and len(walkers.variants) == 3
+    assert {r["variant"] for r in walkers.runs()} == {"StumpTracks-v0", "HexagonTracks-v0", "Parkour-v0"}
+
+
+def test_walkers_and_control_suites_differ_only_where_the_suite_says():
+    walkers, control = make_config("walkers"), make_config("control")
+    assert walkers.algo == "sac" and walkers.suite == "walkers" and walkers.env_kwargs == {"body": "classic_bipedal"}
+    assert control.algo == CurriculumConfig().algo and control.variants == CurriculumConfig().variants
+    assert walkers.teachers == control.teachers == CurriculumConfig().teachers
+    assert set(SUITES) >= {"toy", "control", "walkers", "datagen"}
+
+
+def test_control_suite_runs_through_the_runner_and_reuses_finished_runs(tmp_path, capsys):
+    out = tmp_path / "control"
+    args = ["bench", "control", "--teachers", "random", "--seeds", "1", "--steps", "512", "--eval-every", "512",
+            "--jobs", "1", "--out", str(out)]
+    assert main(args) == 0
+    assert "ContextualCartPole-v0" in capsys.readouterr().out
+    (run,) = (out / "runs").iterdir()
+    curve = read_curve(run / "curve.csv")
+    assert curve["step"][0] == 0 and curve["step"][-1] >= 512 and len(curve["mastered_pct"]) == len(curve["step"])
+    assert json.loads((run / "meta.json").read_text())["run"]["env"] == "teachgym/ContextualCartPole-v0"
+    stamp = (run / "meta.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (run / "meta.json").stat().st_mtime_ns == stamp
+    assert pd.read_csv(out / "summary.csv")["teacher"].tolist() == ["random"]
