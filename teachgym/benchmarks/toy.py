@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from teachgym.benchmarks.plots import plot_learning_curves
+from teachgym.benchmarks.results import count_tasks
 from teachgym.benchmarks.runner import execute
 from teachgym.io import write_text
 from teachgym.students.simulated import GRID_VARIANTS, make_grid_student
@@ -98,7 +99,9 @@ def run_toy(
     dict
         ``episode`` and ``mastered_pct`` (lists, from episode 0), ``teacher_seconds`` (time in
         ``sample`` + ``update``), ``wall_seconds`` and ``cpu_seconds`` (this process's CPU time,
-        which load from other processes hardly changes).
+        which load from other processes hardly changes); for ``teachgym plot``'s heatmaps,
+        ``task_counts`` (per evaluation period, per dimension, 10 bins over ``task_low`` ..
+        ``task_high``), ``task_names`` and, for GMM teachers, the last mixture (``teacher_state``).
     """
     student_seed, teacher_seed = np.random.SeedSequence(seed).spawn(2)
     learner = STUDENTS[student][0](variant, seed=student_seed)
@@ -110,6 +113,9 @@ def run_toy(
     start, cpu_start = clock(), time.process_time()
     spent = 0.0
     curve_ep, curve_pct = [0], [100.0 * learner.mastered_fraction()]
+    space = tutor.task_space
+    period: list[Any] = []  # tasks since the last evaluation, for the sampling heatmaps
+    counts: list[list[list[int]]] = []
     for ep in range(1, episodes + 1):
         t0 = clock()
         task = tutor.sample()
@@ -118,7 +124,10 @@ def run_toy(
         t2 = clock()
         tutor.update(task, score)
         spent += (t1 - t0) + (clock() - t2)
+        period.append(task)
         if ep % eval_every == 0 or ep == episodes:
+            counts.append(count_tasks(np.array([space.vector(t) for t in period]), space.low, space.high).tolist())
+            period.clear()
             curve_ep.append(ep)
             curve_pct.append(100.0 * learner.mastered_fraction())
             if progress is not None:
@@ -129,7 +138,21 @@ def run_toy(
         "teacher_seconds": spent,
         "wall_seconds": clock() - start,
         "cpu_seconds": time.process_time() - cpu_start,
+        "task_counts": counts,
+        "task_low": space.low.tolist(),
+        "task_high": space.high.tolist(),
+        "task_names": list(space.names),
+        **_mixture_state(tutor),
     }
+
+
+def _mixture_state(tutor: Any) -> dict[str, Any]:
+    """The last Gaussian mixture of a GMM teacher (ALP-GMM, Covar-GMM), for ``teachgym plot``'s ellipses."""
+    mixture = getattr(tutor, "mixture", None)
+    if mixture is None or not hasattr(mixture, "to_dict"):
+        return {}
+    return {"teacher_state": {"teacher": tutor.name, "task_space": tutor.task_space.describe(),
+                              "state": {"mixture": {k: np.asarray(v).tolist() for k, v in mixture.to_dict().items()}}}}
 
 
 def bench_toy(config: ToyConfig, out: str, jobs: int | None = None, backend: str = "local") -> pd.DataFrame:
