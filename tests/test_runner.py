@@ -42,7 +42,8 @@ def test_each_run_is_a_folder_with_an_exact_curve_and_provenance(tmp_path):
         meta = json.loads((folder / "meta.json").read_text())
         assert meta["run"] == run and meta["seed"] == run["seed"] and meta["suite"] == "toy"
         assert {"numpy", "torch", "python"} <= set(meta["versions"]) and "git_commit" in meta
-        assert set(meta["result"]) == {"teacher_seconds", "wall_seconds", "cpu_seconds"}
+        assert {"teacher_seconds", "wall_seconds", "cpu_seconds", "task_counts"} <= set(meta["result"])
+        assert "mastered_pct" not in meta["result"]  # the curve lives in curve.csv only
     assert json.loads((tmp_path / "suite.json").read_text())["suite"] == "toy"
     listed = read_runs(tmp_path)
     assert [r["run_id"] for r in listed] == sorted(run_id(r) for r in runs)
