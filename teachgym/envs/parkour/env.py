@@ -42,6 +42,7 @@ from teachgym.envs.walkers.env import (
     TERRAIN_STEP,
     VIEWPORT_H,
     VIEWPORT_W,
+    Box2DTrackEnv,
     _Contacts,
     _Lidar,
 )
@@ -80,7 +81,7 @@ class _SurfaceLidar(_Lidar):
         return fraction
 
 
-class ParkourEnv(gym.Env):
+class ParkourEnv(Box2DTrackEnv):
     """A body on a CPPN-generated parkour with water and creepers, set by a 6-D task vector.
 
     Parameters
@@ -326,33 +327,16 @@ class ParkourEnv(gym.Env):
         obs += fractions
         obs += surfaces
 
-        shaping = 130.0 * x / SCALE
-        if self.body.angle_penalty:
-            shaping -= 5.0 * abs(angle)
-        reward = 0.0 if self._prev_shaping is None else shaping - self._prev_shaping
-        self._prev_shaping = shaping
-        return np.array(obs, dtype=np.float32), reward - self._torque_cost * effort
+        return np.array(obs, dtype=np.float32), self._shaped_reward(x, angle, effort)
 
     # ------------------------------------------------------------------------- render
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() needs a render_mode: gym.make(..., render_mode='rgb_array')")
-            return None
-        if self._world is None:
-            raise gym.error.ResetNeeded("call reset() before render()")
-        if self._renderer is None:
-            from teachgym.envs.parkour.render import ParkourRenderer
+    def _make_renderer(self) -> Any:
+        from teachgym.envs.parkour.render import ParkourRenderer
 
-            self._renderer = ParkourRenderer(self.render_mode, self.metadata["render_fps"])
-        return self._renderer.draw(self)
+        return ParkourRenderer(self.render_mode, self.metadata["render_fps"])
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        if self._world is not None:
-            self._world.contactListener = None
-        self._world = None
+        self._close_world()
         self._bodies = self._drives = self._readers = ()
         self._hands, self._grips = [], []
         self._head = self._static = self._water = None

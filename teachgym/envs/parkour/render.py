@@ -6,7 +6,7 @@ import numpy as np
 
 from teachgym.envs.parkour.terrain import CEILING_LIMIT, GROUND_LIMIT
 from teachgym.envs.walkers.env import SCALE, TERRAIN_HEIGHT, TERRAIN_STEP, VIEWPORT_H, VIEWPORT_W
-from teachgym.envs.walkers.render import CLOUD, GRASS, GROUND, LIDAR, SKY, _clouds
+from teachgym.envs.walkers.render import CLOUD, GRASS, GROUND, LIDAR, SKY, Renderer, _clouds
 
 ROCK, ROCK_EDGE = (128, 128, 128), (0, 64, 64)
 CREEPER, CREEPER_EDGE = (111, 128, 96), (137, 154, 121)
@@ -14,21 +14,12 @@ WATER = (119, 172, 229, 140)  # RGBA: the body stays visible under water
 HAND, HOLDING = (255, 0, 0), (255, 255, 0)
 
 
-class ParkourRenderer:
+class ParkourRenderer(Renderer):
     """One pygame surface (and window in ``"human"`` mode) per env; the view follows the head."""
 
     def __init__(self, mode: str, fps: int) -> None:
-        import pygame
-
-        self.pygame, self.mode, self.fps = pygame, mode, fps
-        self.surface = pygame.Surface((VIEWPORT_W, VIEWPORT_H))
-        self.water = pygame.Surface((VIEWPORT_W, VIEWPORT_H), pygame.SRCALPHA)
-        self.window = self.clock = None
-        if mode == "human":
-            pygame.display.init()
-            self.window = pygame.display.set_mode((VIEWPORT_W, VIEWPORT_H))
-            self.clock = pygame.time.Clock()
-        self._cloud_key, self._cloud_polys = None, []
+        super().__init__(mode, fps)
+        self.water = self.pygame.Surface((VIEWPORT_W, VIEWPORT_H), self.pygame.SRCALPHA)
 
     def draw(self, env) -> np.ndarray | None:
         pg, surf = self.pygame, self.surface
@@ -86,15 +77,4 @@ class ParkourRenderer:
             top = VIEWPORT_H - (level - sy) * SCALE
             pg.draw.rect(self.water, WATER, pg.Rect(0, max(0, int(top)), VIEWPORT_W, VIEWPORT_H))
             surf.blit(self.water, (0, 0))
-        if self.mode == "human":
-            self.window.blit(surf, (0, 0))
-            pg.event.pump()
-            self.clock.tick(self.fps)
-            pg.display.flip()
-            return None
-        return np.transpose(np.array(pg.surfarray.pixels3d(surf)), axes=(1, 0, 2))
-
-    def close(self) -> None:
-        if self.window is not None:
-            self.pygame.display.quit()
-            self.window = None
+        return self._show()

@@ -78,7 +78,47 @@ class _Lidar(Box2D.b2RayCastCallback):
         return fraction
 
 
-class WalkerTrackEnv(gym.Env):
+class Box2DTrackEnv(gym.Env):
+    """What the walker tracks and Parkour share: TeachMyAgent's reward shaping and rendering.
+
+    Subclasses set ``body`` (with ``angle_penalty``), ``_torque_cost``, ``_prev_shaping`` (None at
+    reset), ``_world``, ``_renderer`` and ``render_mode``, and say which renderer draws them.
+    """
+
+    def _make_renderer(self) -> Any:
+        raise NotImplementedError
+
+    def _shaped_reward(self, x: float, angle: float, effort: float) -> float:
+        """``130 * dx / SCALE`` forward progress, minus ``5 * d|head angle|`` where the body says so,
+        minus the torque cost (0 on the first step, which has no previous position)."""
+        shaping = 130.0 * x / SCALE
+        if self.body.angle_penalty:
+            shaping -= 5.0 * abs(angle)
+        reward = 0.0 if self._prev_shaping is None else shaping - self._prev_shaping
+        self._prev_shaping = shaping
+        return reward - self._torque_cost * effort
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() needs a render_mode: gym.make(..., render_mode='rgb_array')")
+            return None
+        if self._world is None:
+            raise gym.error.ResetNeeded("call reset() before render()")
+        if self._renderer is None:
+            self._renderer = self._make_renderer()
+        return self._renderer.draw(self)
+
+    def _close_world(self) -> None:
+        """Close the renderer and drop the Box2D world (its contact listener first)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        if self._world is not None:
+            self._world.contactListener = None
+        self._world = None
+
+
+class WalkerTrackEnv(Box2DTrackEnv):
     """A walker on a procedurally generated track whose generator is set by a task vector.
 
     Parameters
@@ -252,32 +292,15 @@ class WalkerTrackEnv(gym.Env):
             fractions[i] = lidar.fraction
         obs += fractions
 
-        shaping = 130.0 * x / SCALE
-        if self.body.angle_penalty:
-            shaping -= 5.0 * abs(angle)
-        reward = 0.0 if self._prev_shaping is None else shaping - self._prev_shaping
-        self._prev_shaping = shaping
-        return np.array(obs, dtype=np.float32), reward - self._torque_cost * effort
+        return np.array(obs, dtype=np.float32), self._shaped_reward(x, angle, effort)
 
     # ------------------------------------------------------------------------- render
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() needs a render_mode: gym.make(..., render_mode='rgb_array')")
-            return None
-        if self._world is None:
-            raise gym.error.ResetNeeded("call reset() before render()")
-        if self._renderer is None:
-            from teachgym.envs.walkers.render import Renderer
+    def _make_renderer(self) -> Any:
+        from teachgym.envs.walkers.render import Renderer
 
-            self._renderer = Renderer(self.render_mode, self.metadata["render_fps"])
-        return self._renderer.draw(self)
+        return Renderer(self.render_mode, self.metadata["render_fps"])
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        if self._world is not None:
-            self._world.contactListener = None
-        self._world = None
+        self._close_world()
         self._bodies = self._drives = self._readers = ()
         self._head = self._terrain = None

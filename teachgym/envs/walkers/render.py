@@ -86,6 +86,11 @@ class Renderer:
         pg.draw.line(surf, (0, 0, 0), *screen([(flag_x, flag_y), (flag_x, flag_y + 50 / SCALE)]), 1)
         pg.draw.polygon(surf, (230, 51, 0), screen([(flag_x, flag_y + 50 / SCALE), (flag_x, flag_y + 40 / SCALE),
                                                      (flag_x + 25 / SCALE, flag_y + 45 / SCALE)]))
+        return self._show()
+
+    def _show(self) -> np.ndarray | None:
+        """The drawn surface: onto the window (``"human"``) or as an RGB array."""
+        pg, surf = self.pygame, self.surface
         if self.mode == "human":
             self.window.blit(surf, (0, 0))
             pg.event.pump()
