@@ -31,6 +31,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -415,12 +416,14 @@ class Trainer:
     """One training run (see the module docstring); use :func:`train`."""
 
     def __init__(self, config: TrainConfig, out: str | os.PathLike, resume: bool = False,
-                 progress: bool = True) -> None:
+                 progress: bool | Callable[[int], None] = True) -> None:
         self.config = config
         self.space = check_config(config)
         self.folder = RunFolder(out)
         self.manifest = self.folder.start(config, resume)
-        self.progress = progress
+        self.progress = progress is True
+        self.report = progress if callable(progress) else None  # called with the steps done since the last call
+        self.reported = 0
         name, hparams = parse_teacher_spec(config.teacher)
         self.teacher = make_teacher(name, self.space, seed=config.seed, **hparams)
         self.test_tasks = self._test_tasks()
@@ -533,6 +536,9 @@ class Trainer:
     def progress_to(self, step: int) -> None:
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
+        if self.report is not None and step > self.reported:  # a suite runner's shared progress bar
+            self.report(step - self.reported)
+            self.reported = step
 
     def boundary(self, step: int, episode_end: bool) -> None:
         """Between two SB3 iterations: evaluate and checkpoint when due."""
@@ -680,8 +686,12 @@ def _start_methods() -> list[str]:
     return multiprocessing.get_all_start_methods()
 
 
-def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
+          progress: bool | Callable[[int], None] = True) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a run; return its final evaluation.
+
+    ``progress``: a tqdm bar (True), none (False), or a callable given the number of steps done
+    since its last call (a benchmark runner's shared bar).
 
     Raises
     ------

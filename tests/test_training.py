@@ -209,3 +209,12 @@ def test_ray_backend_subprocess_workers_report_every_episode_once(tmp_path):
     episodes = pd.read_csv(tmp_path / "ray" / "episodes.csv")
     teacher_state = load_state(tmp_path / "ray" / "checkpoints" / "step-000000000256" / "teacher.npz")
     assert len(episodes) == summary["episodes"] == teacher_state["n_updates"] >= 256 // 20
+
+
+def test_a_progress_callable_is_told_every_step_once(tmp_path):
+    config = TrainConfig(env="teachgym/ContextualCartPole-v0", teacher="random", algo="ppo", steps=256, n_envs=1,
+                         eval_every=256, eval_envs=100, env_kwargs={"max_episode_steps": 20},
+                         algo_kwargs={"n_steps": 64, "batch_size": 32, "n_epochs": 1}, device="cpu")
+    told: list[int] = []
+    train(config, tmp_path / "p", progress=told.append)
+    assert len(told) >= 4 and all(k > 0 for k in told) and sum(told) == 256  # one call per PPO iteration

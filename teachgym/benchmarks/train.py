@@ -183,10 +183,18 @@ def run_curriculum(student: str, variant: str, env: str, teacher: str, seed: int
     run = {"env": env, "teacher": teacher, "seed": seed, "env_kwargs": env_kwargs, "algo": algo,
            "algo_kwargs": algo_kwargs, "n_envs": n_envs, "steps": steps, "eval_every": eval_every, "device": device}
     folder = Path(work_dir)
-    train(_train_config(run), folder, resume=(folder / "run.json").exists(), progress=False)
+    done = [0]
+
+    def report(k: int) -> None:
+        k = min(k, steps - done[0])  # SB3 may run past ``steps`` to finish a rollout
+        done[0] += k
+        if progress is not None and k > 0:
+            progress(k)
+
+    train(_train_config(run), folder, resume=(folder / "run.json").exists(), progress=report)
     curve = pd.read_csv(folder / "eval.csv")
-    if progress is not None:
-        progress(steps)
+    if progress is not None and steps > done[0]:  # a resumed run's earlier steps, a finished run's rest
+        progress(steps - done[0])
     return {c: curve[c].tolist() for c in EVAL_COLUMNS if c in curve}
 
 
