@@ -206,6 +206,22 @@ class Teacher:
         """Draw the next task; always an element of the task space."""
         return self._sample()
 
+    def exploit_tasks(self, n: int, seed: int = 0) -> np.ndarray | None:
+        """``n`` task vectors from the teacher's non-exploratory distribution; None if it has none.
+
+        The exploration share (ALP-GMM's and Covar-GMM's ``random_task_ratio``) is left out. The
+        draws come from a generator made from ``seed``, never from the teacher's own, so asking
+        changes nothing in the teacher's samples (the training loop logs them at evaluations).
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        unit = self._exploit_unit(np.random.default_rng(seed), int(n))
+        return None if unit is None else self.task_space.denormalise(unit)
+
+    def _exploit_unit(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        """Override: ``n`` points of [0, 1]^dim from the non-exploratory distribution, or None."""
+        return None
+
     def sample_batch(self, n: int) -> list[Task]:
         """Draw ``n`` tasks."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:

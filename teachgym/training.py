@@ -60,6 +60,7 @@ from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec
 from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
 from teachgym.wrappers import env_task_space
 
+EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution logged at each evaluation
 MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
 EVAL_COLUMNS = ("step", "episodes", "mastered_pct", "mean_return", "wall_s")
 
@@ -559,6 +560,10 @@ class Trainer:
         stats = {"step": step, **teacher_statistics(self.link.teacher)}
         tasks = self._period_tasks
         stats.update(task_histograms(self.space, tasks))
+        # The teacher's curriculum without its exploration share (GMM teachers), from its own seed.
+        exploit = self.link.teacher.exploit_tasks(EXPLOIT_SAMPLES, seed=step) if self.space.is_box else None
+        if exploit is not None:
+            stats.update({f"exploit_{k}": v for k, v in task_histograms(self.space, exploit).items()})
         self.teacher_rows.append(stats)
         _write_table(self.folder.eval_csv, self.eval_rows)
         _write_table(self.folder.teacher_csv, self.teacher_rows)
@@ -566,7 +571,7 @@ class Trainer:
             self.tb.add_scalar("eval/mastered_pct", row["mastered_pct"], step)
             self.tb.add_scalar("eval/mean_return", row["mean_return"], step)
             for key, value in stats.items():
-                if key != "step" and not key.startswith("hist_"):
+                if key != "step" and "hist_" not in key:
                     self.tb.add_scalar(f"teacher/{key}", value, step)
             for d, name in enumerate(self.space.names):
                 if len(tasks):
@@ -575,6 +580,9 @@ class Trainer:
             if len(tasks) and len(names) >= 2:  # where the teacher sent the student since the last evaluation
                 self.tb.add_image(f"tasks/heatmap_{names[0]}_x_{names[1]}_y", task_heatmap(self.space, tasks),
                                   step, dataformats="HW")
+            if exploit is not None and len(names) >= 2:
+                self.tb.add_image(f"teacher/exploit_heatmap_{names[0]}_x_{names[1]}_y",
+                                  task_heatmap(self.space, exploit), step, dataformats="HW")
         self._period_tasks = np.empty((0, len(self.space.low)))
         while self.next_eval <= step:
             self.next_eval += config.eval_every

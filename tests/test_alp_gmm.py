@@ -78,3 +78,23 @@ def test_alp_gmm_beats_random_on_the_grid_student_at_a_small_budget(seed):
     alp = run_toy("alp-gmm", "default", seed, episodes=4000, eval_every=4000)
     assert random["mastered_pct"][-1] <= 1.0
     assert alp["mastered_pct"][-1] >= 3.0
+
+
+def test_exploit_tasks_leave_out_exploration_and_do_not_touch_the_teachers_stream():
+    space = spaces.Box(0.0, 1.0, (2,))
+    teacher = teachgym.make_teacher("alp-gmm", space, seed=0, fit_rate=50)
+    assert teacher.exploit_tasks(10) is None  # bootstrapping: no mixture yet
+    twin = teachgym.make_teacher("alp-gmm", space, seed=0, fit_rate=50)
+    noise = np.random.default_rng(5).random(300)
+    for i in range(300):  # progress only in the corner x < 0.2
+        for t in (teacher, twin):
+            task = t.sample()
+            t.update(task, float(task[0] < 0.2) * noise[i])
+    exploit = teacher.exploit_tasks(2000, seed=1)
+    assert exploit.shape == (2000, 2) and np.all((exploit >= 0) & (exploit <= 1))
+    np.testing.assert_array_equal(exploit, teacher.exploit_tasks(2000, seed=1))
+    ordinary = np.array(teacher.sample_batch(2000))
+    assert np.mean(exploit[:, 0] < 0.3) > np.mean(ordinary[:, 0] < 0.3)  # no 20 % uniform share
+    np.testing.assert_array_equal(ordinary, np.array(twin.sample_batch(2000)))  # asking changed nothing
+    with pytest.raises(ValueError, match="positive integer"):
+        teacher.exploit_tasks(0)

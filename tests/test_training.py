@@ -53,6 +53,8 @@ def test_run_writes_evaluations_on_schedule_and_a_pickle_free_checkpoint(uninter
     assert evals["mastered_pct"].between(0, 100).all()
     teacher = pd.read_csv(uninterrupted / "teacher.csv")
     assert teacher["teacher_updates"].iloc[-1] == 20 and teacher["gmm_components"].iloc[-1] >= 1
+    exploit = [int(c) for c in teacher["exploit_hist_length"].iloc[-1].split()]  # the GMM part only
+    assert sum(exploit) == 1000 and len(exploit) == 10
     assert len(pd.read_csv(uninterrupted / "episodes.csv")) == 20
     ckpt = uninterrupted / "checkpoints" / "step-000000000400"
     state = torch.load(ckpt / "model.pt", weights_only=True)  # refuses any pickled object
@@ -182,6 +184,7 @@ def test_tensorboard_gets_the_evaluations_teacher_scalars_and_a_task_heatmap(uni
     assert "teacher/gmm_components" in tags["scalars"]
     heatmaps = [t for t in tags["images"] if t.startswith("tasks/heatmap_length_x_mass_y")]
     assert heatmaps and len(events.Images(heatmaps[0])) == 2  # one per evaluation after step 0
+    assert any(t.startswith("teacher/exploit_heatmap_length_x_mass_y") for t in tags["images"])
 
 
 def test_task_heatmap_counts_tasks_with_the_top_row_at_the_highest_value():

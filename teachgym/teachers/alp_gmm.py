@@ -108,6 +108,12 @@ class ALPGMM(Teacher):
         unit = draw_from_mixture(self.rng, self.mixture, utility, self.task_space.dim, n, self.random_task_ratio)
         return self.task_space.tasks(self.task_space.denormalise(unit))
 
+    def _exploit_unit(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        if self.mixture is None:
+            return None  # still bootstrapping: uniform is all there is
+        utility = np.maximum(self.mixture.means[:, -1], 0.0)
+        return draw_from_mixture(rng, self.mixture, utility, self.task_space.dim, n, 0.0)
+
     # ---------------------------------------------------------------- learning
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
         i = self.n_updates

@@ -118,6 +118,11 @@ class CovarGMM(Teacher):
         )
         return self.task_space.tasks(self.task_space.denormalise(unit))
 
+    def _exploit_unit(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        if self.mixture is None:
+            return None  # still bootstrapping: uniform is all there is
+        return draw_from_mixture(rng, self.mixture, self.learning_progress(), self.task_space.dim, n, 0.0)
+
     # ---------------------------------------------------------------- learning
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
         i = self.n_updates % self.fit_rate
