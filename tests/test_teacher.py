@@ -160,3 +160,15 @@ def test_default_hparams_are_read_from_the_constructor():
     defaults = teacher_class("alp-gmm").default_hparams()
     assert defaults["fit_rate"] == 250 and defaults["random_task_ratio"] == 0.2
     assert tuple(defaults["potential_ks"]) == tuple(range(2, 11))
+
+
+def test_import_teachgym_leaves_torch_out_until_a_network_teacher_is_made():
+    import subprocess
+    import sys
+
+    code = ("import sys, teachgym; from gymnasium import spaces\n"
+            "assert 'torch' not in sys.modules and 'goal-gan' in teachgym.list_teachers()\n"
+            "t = teachgym.make_teacher('goal-gan', spaces.Box(0.0, 1.0, (2,)), seed=0)\n"
+            "print(type(t).__name__, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["GoalGAN", "True"]
