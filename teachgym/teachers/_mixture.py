@@ -17,7 +17,43 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from teachgym.teacher import Teacher
+
 _LOG_2PI = np.log(2.0 * np.pi)
+
+
+class MixtureTeacher(Teacher):
+    """Sampling shared by the GMM teachers (ALP-GMM, Covar-GMM).
+
+    Tasks come ``fit_rate`` at a time from the current mixture (uniform while there is none, and
+    with probability ``random_task_ratio``), a component chosen in proportion to :meth:`utility`;
+    a subclass empties ``_queue`` when it refits, so the next task comes from the new mixture.
+    Subclasses set ``mixture``, ``fit_rate``, ``random_task_ratio``, ``_queue`` and ``_queue_pos``.
+    """
+
+    mixture: Mixture | None
+
+    def utility(self) -> np.ndarray:
+        """Sampling weight of each component of the current mixture (empty before the first fit)."""
+        raise NotImplementedError
+
+    def _sample(self) -> np.ndarray:
+        if self._queue_pos >= len(self._queue):
+            self._queue = self._draw(self.fit_rate)
+            self._queue_pos = 0
+        task = self._queue[self._queue_pos]
+        self._queue_pos += 1
+        return task
+
+    def _draw(self, n: int) -> np.ndarray:
+        """``n`` tasks from the current sampling distribution, in the space's canonical form."""
+        unit = draw_from_mixture(self.rng, self.mixture, self.utility(), self.task_space.dim, n, self.random_task_ratio)
+        return self.task_space.tasks(self.task_space.denormalise(unit))
+
+    def _exploit_unit(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        if self.mixture is None:
+            return None  # still bootstrapping: uniform is all there is
+        return draw_from_mixture(rng, self.mixture, self.utility(), self.task_space.dim, n, 0.0)
 
 
 @dataclass

@@ -23,19 +23,19 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from teachgym.teacher import Teacher, register_teacher
+from teachgym.teacher import register_teacher
 from teachgym.teachers._mixture import (
     FIT_BACKENDS,
     Mixture,
+    MixtureTeacher,
     best_mixture,
     check_gmm_hparams,
-    draw_from_mixture,
 )
 from teachgym.teachers._neighbours import NeighbourForest
 
 
 @register_teacher("alp-gmm")
-class ALPGMM(Teacher):
+class ALPGMM(MixtureTeacher):
     """ALP-GMM teacher for bounded ``Box`` task spaces.
 
     Parameters
@@ -94,25 +94,9 @@ class ALPGMM(Teacher):
         self._queue_pos = 0
 
     # ---------------------------------------------------------------- sampling
-    def _sample(self) -> np.ndarray:
-        if self._queue_pos >= len(self._queue):
-            self._queue = self._draw(self.fit_rate)
-            self._queue_pos = 0
-        task = self._queue[self._queue_pos]
-        self._queue_pos += 1
-        return task
-
-    def _draw(self, n: int) -> np.ndarray:
-        """``n`` tasks from the current sampling distribution, in the space's canonical form."""
-        utility = np.zeros(0) if self.mixture is None else np.maximum(self.mixture.means[:, -1], 0.0)
-        unit = draw_from_mixture(self.rng, self.mixture, utility, self.task_space.dim, n, self.random_task_ratio)
-        return self.task_space.tasks(self.task_space.denormalise(unit))
-
-    def _exploit_unit(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
-        if self.mixture is None:
-            return None  # still bootstrapping: uniform is all there is
-        utility = np.maximum(self.mixture.means[:, -1], 0.0)
-        return draw_from_mixture(rng, self.mixture, utility, self.task_space.dim, n, 0.0)
+    def utility(self) -> np.ndarray:
+        """Each component's mean ALP coordinate, floored at 0 (empty before the first fit)."""
+        return np.zeros(0) if self.mixture is None else np.maximum(self.mixture.means[:, -1], 0.0)
 
     # ---------------------------------------------------------------- learning
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:

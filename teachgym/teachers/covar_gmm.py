@@ -24,18 +24,18 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from teachgym.teacher import Teacher, register_teacher
+from teachgym.teacher import register_teacher
 from teachgym.teachers._mixture import (
     FIT_BACKENDS,
     Mixture,
+    MixtureTeacher,
     best_mixture,
     check_gmm_hparams,
-    draw_from_mixture,
 )
 
 
 @register_teacher("covar-gmm")
-class CovarGMM(Teacher):
+class CovarGMM(MixtureTeacher):
     """Covar-GMM teacher for bounded ``Box`` task spaces.
 
     Parameters
@@ -102,26 +102,9 @@ class CovarGMM(Teacher):
         cov = self.mixture.covariances[:, -2, -1]  # covariance of relative time and score
         return np.abs(cov) if self.absolute_lp else np.maximum(cov, 0.0)
 
-    def _sample(self) -> np.ndarray:
-        if self._queue_pos >= len(self._queue):
-            self._queue = self._draw(self.fit_rate)
-            self._queue_pos = 0
-        task = self._queue[self._queue_pos]
-        self._queue_pos += 1
-        return task
-
-    def _draw(self, n: int) -> np.ndarray:
-        """``n`` tasks from the current sampling distribution, in the space's canonical form."""
+    def utility(self) -> np.ndarray:
         # No component progresses: any of them, uniformly (as teachDeepRL's proportional_choice).
-        unit = draw_from_mixture(
-            self.rng, self.mixture, self.learning_progress(), self.task_space.dim, n, self.random_task_ratio
-        )
-        return self.task_space.tasks(self.task_space.denormalise(unit))
-
-    def _exploit_unit(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
-        if self.mixture is None:
-            return None  # still bootstrapping: uniform is all there is
-        return draw_from_mixture(rng, self.mixture, self.learning_progress(), self.task_space.dim, n, 0.0)
+        return self.learning_progress()
 
     # ---------------------------------------------------------------- learning
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
