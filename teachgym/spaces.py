@@ -220,6 +220,22 @@ class TaskSpace:
         return f"TaskSpace({self.space!r}, names={self.names})"
 
 
+def count_tasks(tasks: np.ndarray, low: np.ndarray, high: np.ndarray, bins: int = 10) -> np.ndarray:
+    """Counts of ``tasks`` (``(n, dims)``) in ``bins`` equal bins per dimension: ``(dims, bins)``.
+
+    Toy runs store one per evaluation period as ``task_counts`` (``teachgym plot``'s heatmaps);
+    training logs them as ``teacher.csv``'s histograms.
+    """
+    low, high = np.asarray(low, dtype=float).ravel(), np.asarray(high, dtype=float).ravel()
+    tasks = np.asarray(tasks, dtype=float).reshape(-1, low.size)  # no tasks: zero counts
+    unit = (tasks - low) / np.where(high > low, high - low, 1.0)
+    idx = np.clip((unit * bins).astype(int), 0, bins - 1)  # the upper bound falls in the last bin
+    out = np.zeros((tasks.shape[1], bins), dtype=np.int64)
+    for d in range(tasks.shape[1]):
+        out[d] = np.bincount(idx[:, d], minlength=bins)
+    return out
+
+
 def check_score(score: float) -> float:
     """Return ``score`` as a float; ``ValueError`` unless it is a finite real number."""
     try:

@@ -44,7 +44,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from teachgym.io import load_state, save_state, write_json, write_text
-from teachgym.spaces import TaskSpace
+from teachgym.spaces import TaskSpace, count_tasks
 from teachgym.students.sb3 import (
     PRESETS,
     forget,
@@ -222,12 +222,9 @@ def task_heatmap(space: TaskSpace, tasks: np.ndarray, dims: tuple[int, int] = (0
 
 
 def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict[str, str]:
-    """Per-dimension counts of ``tasks`` in ``bins`` equal bins over the space's bounds."""
-    out = {}
-    for d, name in enumerate(space.names):
-        counts, _ = np.histogram(tasks[:, d], bins=bins, range=(float(space.low[d]), float(space.high[d])))
-        out[f"hist_{name}"] = " ".join(str(int(c)) for c in counts)
-    return out
+    """Per-dimension counts of ``tasks`` in ``bins`` equal bins over the space's bounds, as text."""
+    counts = count_tasks(tasks, space.low, space.high, bins)
+    return {f"hist_{name}": " ".join(str(int(c)) for c in row) for name, row in zip(space.names, counts)}
 
 
 # ----------------------------------------------------------------------------- the teacher link
@@ -561,7 +558,7 @@ class Trainer:
         tasks = self._period_tasks
         stats.update(task_histograms(self.space, tasks))
         # The teacher's curriculum without its exploration share (GMM teachers), from its own seed.
-        exploit = self.link.teacher.exploit_tasks(EXPLOIT_SAMPLES, seed=step) if self.space.is_box else None
+        exploit = self.link.teacher.exploit_tasks(EXPLOIT_SAMPLES, seed=step)
         if exploit is not None:
             stats.update({f"exploit_{k}": v for k, v in task_histograms(self.space, exploit).items()})
         self.teacher_rows.append(stats)

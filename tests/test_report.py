@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from teachgym.benchmarks.report import MARKER, make_report
-from teachgym.benchmarks.results import count_tasks, find_runs, load_results
+from teachgym.benchmarks.results import find_runs, load_results
 from teachgym.benchmarks.toy import ToyConfig, bench_toy
 from teachgym.cli import main
 from teachgym.io import write_json
+from teachgym.spaces import count_tasks
 
 CHALLENGES = ("default", "rugged", "forgetting")
 TEACHERS = ("random", "alp-gmm", "covar-gmm")

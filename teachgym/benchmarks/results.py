@@ -23,7 +23,7 @@ Optional extras, used by the plots when present:
   space-separated counts in equal bins over the task bounds, as ``teachgym train`` writes), or in
   a run's ``result`` (runner JSON, or ``meta.json``'s ``result``): ``task_counts`` (``[period][dim][bin]`` counts of the tasks sampled
   since the previous evaluation, one period per curve point after the first), ``task_low``,
-  ``task_high`` and ``task_names``. :func:`count_tasks` computes the counts.
+  ``task_high`` and ``task_names``. :func:`teachgym.spaces.count_tasks` computes the counts.
 * **teacher state** — ``teacher.npz`` (:func:`teachgym.io.save_state` of ``state_dict()``) in a
   run folder, ``runs/<run_id>.teacher.npz`` beside a runner JSON, the latest checkpoint of a
   training folder, or a slim ``teacher_state`` in the result (``{"teacher": name, "task_space":
@@ -94,21 +94,6 @@ class Run:
         if self.state_path is not None:
             return load_state(self.state_path)
         return self.inline_state if isinstance(self.inline_state, dict) else None
-
-
-def count_tasks(tasks: np.ndarray, low: np.ndarray, high: np.ndarray, bins: int = 10) -> np.ndarray:
-    """Counts of ``tasks`` (``(n, dims)``) in ``bins`` equal bins per dimension: ``(dims, bins)``.
-
-    The runner calls this once per evaluation period and stores the lists as ``task_counts``.
-    """
-    tasks = np.asarray(tasks, dtype=float).reshape(len(tasks), -1)
-    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-    unit = (tasks - low) / np.where(high > low, high - low, 1.0)
-    idx = np.clip((unit * bins).astype(int), 0, bins - 1)  # the upper bound falls in the last bin
-    out = np.zeros((tasks.shape[1], bins), dtype=np.int64)
-    for d in range(tasks.shape[1]):
-        out[d] = np.bincount(idx[:, d], minlength=bins)
-    return out
 
 
 def find_runs(run_dir: str | os.PathLike) -> list[Run]:

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from teachgym.benchmarks.plots import plot_learning_curves
-from teachgym.benchmarks.results import count_tasks
 from teachgym.benchmarks.runner import execute
 from teachgym.io import write_text
+from teachgym.spaces import count_tasks
 from teachgym.students.simulated import GRID_VARIANTS, make_grid_student
 from teachgym.students.skills import SKILLS_VARIANTS, make_skills_student
 from teachgym.teacher import make_teacher, parse_teacher_spec
