@@ -164,7 +164,7 @@ class EmbeddingAdapter(_Adapter):
 
     def _to_outer(self, inner_tasks: np.ndarray) -> np.ndarray:
         vectors = inner_tasks.reshape(-1, self.task_space.dim)
-        return np.stack([self.task_space.task(np.clip(np.rint(v), self.task_space.low, self.task_space.high)) for v in vectors])
+        return self.task_space.tasks(np.clip(np.rint(vectors), self.task_space.low, self.task_space.high))
 
     def _sample(self) -> Task:
         x = np.asarray(self.inner.sample(), dtype=np.float64)

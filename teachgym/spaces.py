@@ -174,9 +174,10 @@ class TaskSpace:
         return ints.reshape(self.shape)
 
     def tasks(self, vectors: np.ndarray) -> np.ndarray:
-        """Canonical tasks, stacked, for a batch of flat vectors (``(n, dim)``) of a Box."""
+        """Canonical tasks, stacked, for a batch of flat vectors (``(n, dim)``; in bounds for a discrete space)."""
         if not self.is_box:
-            return np.stack([self.task(v) for v in vectors])
+            ints = np.rint(vectors).astype(np.int64).reshape(-1, self.dim)
+            return ints[:, 0] if isinstance(self.space, spaces.Discrete) else ints.reshape((-1,) + self.shape)
         out = np.clip(vectors, self.low, self.high).astype(self.dtype)
         return out.reshape((len(vectors),) + self.shape)
 
