@@ -8,7 +8,6 @@ teacher subclass fills ``_sample``, ``_update`` and, where it has state, ``_stat
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import json
 from collections.abc import Callable, Sequence
@@ -20,7 +19,6 @@ from gymnasium import spaces
 from teachgym.spaces import Task, TaskSpace, check_score
 
 _REGISTRY: dict[str, type[Teacher]] = {}  # filled at import time by @register_teacher only
-_LAZY: dict[str, str] = {}  # teacher name -> the module that registers it, imported on first use
 
 STATE_VERSION = 1
 
@@ -38,23 +36,13 @@ def register_teacher(name: str):
     return decorate
 
 
-def register_lazy(name: str, module: str) -> None:
-    """Announce teacher ``name``, registered by importing ``module`` the first time it is asked for.
-
-    Keeps heavy imports (torch, for the teachers that train networks) out of ``import teachgym``.
-    """
-    _LAZY.setdefault(name, module)
-
-
 def list_teachers() -> list[str]:
     """Names of every registered teacher, sorted."""
-    return sorted(set(_REGISTRY) | set(_LAZY))
+    return sorted(_REGISTRY)
 
 
 def teacher_class(name: str) -> type[Teacher]:
     """The class registered under ``name``; ``ValueError`` listing the known names otherwise."""
-    if isinstance(name, str) and name not in _REGISTRY and name in _LAZY:
-        importlib.import_module(_LAZY[name])
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):

@@ -1,126 +1,207 @@
-"""Small torch helpers for the teachers that train networks (GoalGAN, Setter-Solver).
+"""Small numpy networks for the teachers that train them (GoalGAN, Setter-Solver).
 
-Networks are plain lists of tensors, initialised from the teacher's numpy generator so that
-torch's global RNG is never touched; weights and optimiser states convert to numpy arrays for
-pickle-free state dicts.
+The teachers' networks are tiny (two or three layers of 32-64 units, batches of 100-500), so
+eager torch spends most of a training step in per-operation overhead rather than arithmetic:
+the same steps written with numpy (float32, hand-written backward passes) run 3-4x faster on one
+CPU thread (see the README's benchmark notes) and keep torch out of the teachers altogether.
+tests/test_nets.py checks every gradient here against torch's autograd and each optimiser step
+against torch's ``Adam`` / ``RMSprop``.
 
-:func:`rmsprop_step` and :func:`adam_step` do what ``optimizer.step()`` of torch's RMSprop /
-Adam does with ``foreach=True`` (the same ``torch._foreach_*`` arithmetic in the same order, the
-same state in ``optimizer.state``) for the settings the teachers use, without the per-call
-bookkeeping of ``Optimizer.step``, which costs more than the arithmetic on networks this small.
-tests/test_nets.py checks them against torch's step bit for bit.
+Parameters of a network live in one flat float32 vector (views give the per-layer weights), so
+that an optimiser step is a handful of vector operations whatever the number of layers.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+_ACTIVATIONS = ("relu", "tanh", "leaky_relu")
+_LEAKY_SLOPE = 0.2
 
 
-def init_mlp(rng: np.random.Generator, sizes: list[int], device: torch.device) -> list[torch.Tensor]:
-    """Weights and biases of an MLP with layer ``sizes``; Xavier-uniform weights, zero biases."""
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        bound = np.sqrt(6.0 / (fan_in + fan_out))
-        w = rng.uniform(-bound, bound, (fan_out, fan_in))
-        params.append(torch.tensor(w, dtype=torch.float32, device=device, requires_grad=True))
-        params.append(torch.zeros(fan_out, dtype=torch.float32, device=device, requires_grad=True))
-    return params
+class MLP:
+    """A multi-layer perceptron with a hand-written backward pass.
+
+    Parameters
+    ----------
+    rng
+        Generator for the Xavier-uniform weights (biases start at zero).
+    sizes
+        Units per layer, input first (``[d_in, hidden..., d_out]``).
+    activation
+        ``"relu"``, ``"tanh"`` or ``"leaky_relu"`` (slope 0.2) between layers; none after the last.
+    """
+
+    def __init__(self, rng: np.random.Generator, sizes: list[int], activation: str) -> None:
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        self.sizes, self.activation = [int(s) for s in sizes], activation
+        shapes = [s for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]) for s in ((fan_out, fan_in), (fan_out,))]
+        self.flat = np.zeros(_slices(shapes)[-1][1], dtype=np.float32)
+        self.params = _views(self.flat, _slices(shapes))
+        for w, (fan_out, fan_in) in zip(self.params[::2], shapes[::2]):
+            bound = np.sqrt(6.0 / (fan_in + fan_out))
+            w[...] = rng.uniform(-bound, bound, (fan_out, fan_in))
+        self._slices = _slices(shapes)
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Output for inputs ``x`` (``(n, d_in)``) and what :meth:`backward` needs."""
+        h = np.asarray(x, dtype=np.float32)
+        cache = [h]
+        last = len(self.params) - 2
+        for i in range(0, len(self.params), 2):
+            h = h @ self.params[i].T
+            h += self.params[i + 1]
+            if i < last:
+                h = _activate(h, self.activation)
+                cache.append(h)
+        return h, cache
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)[0]
+
+    def backward(
+        self, cache: list[np.ndarray], grad_out: np.ndarray, params: bool = True, inputs: bool = False
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Gradients of a loss for the parameters (flat, like :attr:`flat`) and for the inputs.
+
+        ``grad_out`` is the loss's gradient for the output of the forward pass that made ``cache``.
+        """
+        grad = np.empty_like(self.flat) if params else None
+        views = _views(grad, self._slices) if params else None
+        g = np.asarray(grad_out, dtype=np.float32)
+        for layer in range(len(cache) - 1, -1, -1):
+            if params:
+                np.matmul(g.T, cache[layer], out=views[2 * layer])
+                np.add.reduce(g, axis=0, out=views[2 * layer + 1])
+            if layer == 0 and not inputs:
+                break
+            g = g @ self.params[2 * layer]
+            if layer > 0:
+                g *= _derivative(cache[layer], self.activation)
+        return grad, (g if inputs else None)
+
+    def arrays(self) -> list[np.ndarray]:
+        """Copies of the weights and biases (for state dicts)."""
+        return [p.copy() for p in self.params]
+
+    def load(self, arrays: list[np.ndarray]) -> None:
+        """Set the weights and biases from :meth:`arrays`' output (shapes checked first)."""
+        if len(arrays) != len(self.params):
+            raise ValueError(f"expected {len(self.params)} weight arrays, got {len(arrays)}")
+        arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+        for p, a in zip(self.params, arrays):
+            if a.shape != p.shape:
+                raise ValueError(f"weight of shape {a.shape} does not fit {p.shape}")
+        for p, a in zip(self.params, arrays):
+            p[...] = a
 
 
-def mlp(params: list[torch.Tensor], x: torch.Tensor, activation) -> torch.Tensor:
-    """Apply the MLP ``params`` (``activation`` between layers, none after the last)."""
-    last = len(params) - 2
-    for i in range(0, len(params), 2):
-        x = F.linear(x, params[i], params[i + 1])
-        if i < last:
-            x = activation(x)
-    return x
+def share_parameters(nets: list[MLP]) -> np.ndarray:
+    """One flat vector holding the parameters of all ``nets`` (each keeps views into it)."""
+    flat = np.concatenate([net.flat for net in nets])
+    start = 0
+    for net in nets:
+        net.flat = flat[start : start + net.flat.size]
+        net.params = _views(net.flat, net._slices)
+        start += net.flat.size
+    return flat
 
 
-def _states(opt: torch.optim.Optimizer, keys: tuple[str, ...]) -> tuple[list[torch.Tensor], list[dict]]:
-    """The parameters and their optimizer states, created as torch's first step creates them."""
-    group = opt.param_groups[0]
-    if len(opt.param_groups) != 1 or group.get("weight_decay", 0) or group.get("momentum", 0) or group.get(
-        "centered", False) or group.get("amsgrad", False) or group.get("maximize", False):
-        raise ValueError("rmsprop_step/adam_step support one parameter group without weight decay, "
-                         "momentum, centring, amsgrad or maximize")
-    params = group["params"]
-    states = [opt.state[p] for p in params]
-    for p, st in zip(params, states):
-        if not st:
-            st["step"] = torch.tensor(0.0, dtype=torch.float32)
-            for key in keys:
-                st[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    return params, states
+def _slices(shapes: list[tuple[int, ...]]) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(start, stop, shape) of each array in the flat vector."""
+    out, start = [], 0
+    for shape in shapes:
+        stop = start + int(np.prod(shape))
+        out.append((start, stop, shape))
+        start = stop
+    return out
 
 
-@torch.no_grad()
-def rmsprop_step(opt: torch.optim.RMSprop, grads: tuple[torch.Tensor, ...]) -> None:
-    """One step of ``opt`` (torch's foreach RMSprop) with ``grads`` (one per parameter)."""
-    params, states = _states(opt, ("square_avg",))
-    group = opt.param_groups[0]
-    lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-    grads = list(grads)
-    torch._foreach_add_([st["step"] for st in states], torch.tensor(1.0, device="cpu"), alpha=1.0)
-    square_avgs = [st["square_avg"] for st in states]
-    torch._foreach_mul_(square_avgs, alpha)
-    torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)
-    avg = torch._foreach_sqrt(square_avgs)
-    torch._foreach_add_(avg, eps)
-    torch._foreach_addcdiv_(params, grads, avg, value=-lr)
+def _views(flat: np.ndarray, slices: list[tuple[int, int, tuple[int, ...]]]) -> list[np.ndarray]:
+    return [flat[start:stop].reshape(shape) for start, stop, shape in slices]
 
 
-@torch.no_grad()
-def adam_step(opt: torch.optim.Adam, grads: tuple[torch.Tensor, ...]) -> None:
-    """One step of ``opt`` (torch's foreach Adam) with ``grads`` (one per parameter)."""
-    params, states = _states(opt, ("exp_avg", "exp_avg_sq"))
-    group = opt.param_groups[0]
-    lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-    grads = list(grads)
-    steps = [st["step"] for st in states]
-    torch._foreach_add_(steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
-    exp_avgs, exp_avg_sqs = [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states]
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-    bias_correction1 = [1 - beta1 ** step.item() for step in steps]
-    bias_correction2 = [1 - beta2 ** step.item() for step in steps]
-    step_size = [(lr / bc) * -1 for bc in bias_correction1]
-    denom = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denom, [bc**0.5 for bc in bias_correction2])
-    torch._foreach_add_(denom, eps)
-    torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+def _activate(z: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "relu":
+        return np.maximum(z, 0.0, out=z)
+    if activation == "tanh":
+        return np.tanh(z, out=z)
+    return np.maximum(z, _LEAKY_SLOPE * z)  # the slope is below 1
 
 
-def tensors_to_numpy(params: list[torch.Tensor]) -> list[np.ndarray]:
-    return [p.detach().cpu().numpy().copy() for p in params]
+def _derivative(h: np.ndarray, activation: str) -> np.ndarray:
+    """The activation's derivative, from its output (the sign of the output is the input's)."""
+    if activation == "relu":
+        return h > 0.0
+    if activation == "tanh":
+        return 1.0 - h * h
+    return np.where(h > 0.0, np.float32(1.0), np.float32(_LEAKY_SLOPE))
 
 
-def load_tensors(params: list[torch.Tensor], arrays: list[np.ndarray]) -> None:
-    if len(arrays) != len(params):
-        raise ValueError(f"expected {len(params)} weight arrays, got {len(arrays)}")
-    for p, a in zip(params, arrays):
-        a = np.asarray(a, dtype=np.float32)
-        if a.shape != tuple(p.shape):
-            raise ValueError(f"weight of shape {a.shape} does not fit {tuple(p.shape)}")
-    with torch.no_grad():
-        for p, a in zip(params, arrays):
-            p.copy_(torch.as_tensor(np.asarray(a, dtype=np.float32)))
+class _Optimiser:
+    """Common part: the flat parameter vector it steps in place and a pickle-free state."""
+
+    _moments: tuple[str, ...] = ()
+
+    def __init__(self, params: np.ndarray, lr: float) -> None:
+        if not lr > 0:
+            raise ValueError(f"learning rate must be positive, got {lr!r}")
+        self.params, self.lr = params, float(lr)
+        self.steps = 0
+        for name in self._moments:
+            setattr(self, name, np.zeros_like(params))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, **{name: getattr(self, name).copy() for name in self._moments}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        moments = {name: np.asarray(state[name], dtype=np.float32).reshape(-1) for name in self._moments}
+        for name, value in moments.items():
+            if value.shape != self.params.shape:
+                raise ValueError(f"optimiser state {name!r} has {value.size} values, expected {self.params.size}")
+        self.steps = int(state["steps"])
+        for name, value in moments.items():
+            setattr(self, name, value)
 
 
-def optimizer_state(opt: torch.optim.Optimizer) -> list[dict[str, np.ndarray]]:
-    """Per-parameter state of a torch optimizer (moments, step) as numpy arrays."""
-    params = opt.param_groups[0]["params"]
-    return [{k: v.detach().cpu().numpy().copy() for k, v in opt.state.get(p, {}).items()} for p in params]
+class Adam(_Optimiser):
+    """Adam (torch's arithmetic: bias corrections, ``eps`` added after the square root)."""
+
+    _moments = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params: np.ndarray, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.beta1, self.beta2, self.eps = float(betas[0]), float(betas[1]), float(eps)
+
+    def step(self, grad: np.ndarray) -> None:
+        """Move the parameters in place along ``grad`` (flat, as :meth:`MLP.backward` gives)."""
+        self.steps += 1
+        self.exp_avg += (1.0 - self.beta1) * (grad - self.exp_avg)
+        self.exp_avg_sq *= self.beta2
+        self.exp_avg_sq += (1.0 - self.beta2) * grad * grad
+        bias1, bias2 = 1.0 - self.beta1**self.steps, 1.0 - self.beta2**self.steps
+        denom = np.sqrt(self.exp_avg_sq) / np.float32(np.sqrt(bias2))
+        denom += self.eps
+        self.params -= np.float32(self.lr / bias1) * self.exp_avg / denom
 
 
-def load_optimizer_state(opt: torch.optim.Optimizer, saved: list[dict[str, np.ndarray]]) -> None:
-    params = opt.param_groups[0]["params"]
-    if len(saved) != len(params):
-        raise ValueError(f"expected optimizer state for {len(params)} tensors, got {len(saved)}")
-    opt.state.clear()
-    for p, entry in zip(params, saved):
-        if entry:
-            opt.state[p] = {k: torch.as_tensor(np.asarray(v)).to(p.device) for k, v in entry.items()}
+class RMSprop(_Optimiser):
+    """RMSprop without momentum or centring (torch's arithmetic)."""
+
+    _moments = ("square_avg",)
+
+    def __init__(self, params: np.ndarray, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.alpha, self.eps = float(alpha), float(eps)
+
+    def step(self, grad: np.ndarray) -> None:
+        """Move the parameters in place along ``grad`` (flat, as :meth:`MLP.backward` gives)."""
+        self.steps += 1
+        self.square_avg *= self.alpha
+        self.square_avg += (1.0 - self.alpha) * grad * grad
+        avg = np.sqrt(self.square_avg)
+        avg += self.eps
+        self.params -= self.lr * grad / avg

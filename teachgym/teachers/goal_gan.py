@@ -33,25 +33,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 
 from teachgym.teacher import Teacher, register_teacher
-from teachgym.teachers._nets import (
-    init_mlp,
-    load_optimizer_state,
-    load_tensors,
-    mlp,
-    optimizer_state,
-    rmsprop_step,
-    tensors_to_numpy,
-)
+from teachgym.teachers._nets import MLP, RMSprop
 
 
 @register_teacher("goal-gan")
 class GoalGAN(Teacher):
-    """GoalGAN teacher for bounded ``Box`` task spaces (torch; CPU by default).
+    """GoalGAN teacher for bounded ``Box`` task spaces (numpy networks, see :mod:`teachgym.teachers._nets`).
 
     Parameters
     ----------
@@ -79,8 +69,6 @@ class GoalGAN(Teacher):
         Discriminator + generator steps per training.
     batch_size, learning_rate
         Optimisation settings.
-    device
-        Torch device of the networks.
     """
 
     supported_spaces = (spaces.Box,)
@@ -104,7 +92,6 @@ class GoalGAN(Teacher):
         outer_iters: int = 100,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
-        device: str = "cpu",
     ) -> None:
         super().__init__(task_space, seed, task_names)
         for name, value, low in (
@@ -147,15 +134,13 @@ class GoalGAN(Teacher):
         self.generator_layers, self.discriminator_layers = layers
         self.outer_iters = int(outer_iters)
         self.batch_size, self.learning_rate = int(batch_size), float(learning_rate)
-        self.device = str(device)
-        self._device = torch.device(self.device)
 
         d = self.task_space.dim
-        self.generator = init_mlp(self.rng, [d, *self.generator_layers, d], self._device)
-        self.discriminator = init_mlp(self.rng, [d, *self.discriminator_layers, 1], self._device)
+        self.generator = MLP(self.rng, [d, *self.generator_layers, d], "relu")
+        self.discriminator = MLP(self.rng, [d, *self.discriminator_layers, 1], "leaky_relu")
         # TeachMyAgent: RMSProp(0.001) (TensorFlow's decay 0.9).
-        self._g_opt = torch.optim.RMSprop(self.generator, lr=self.learning_rate, alpha=0.9, foreach=True)
-        self._d_opt = torch.optim.RMSprop(self.discriminator, lr=self.learning_rate, alpha=0.9, foreach=True)
+        self._g_opt = RMSprop(self.generator.flat, lr=self.learning_rate, alpha=0.9)
+        self._d_opt = RMSprop(self.discriminator.flat, lr=self.learning_rate, alpha=0.9)
         self._contexts: list[np.ndarray] = []  # labelled goals (in [-1, 1]^d) since the last training
         self._labels: list[float] = []
         self._successes = np.empty((0, d))  # mastered goals, in [0, 1]^d
@@ -186,11 +171,8 @@ class GoalGAN(Teacher):
         return task
 
     def _generate(self, n: int) -> np.ndarray:
-        z = torch.as_tensor(
-            self.rng.standard_normal((n, self.task_space.dim)), dtype=torch.float32, device=self._device
-        )
-        with torch.no_grad():
-            return torch.tanh(mlp(self.generator, z, F.relu)).cpu().numpy().astype(np.float64)
+        z = self.rng.standard_normal((n, self.task_space.dim))
+        return np.tanh(self.generator(z)).astype(np.float64)
 
     # ---------------------------------------------------------------- learning
     def _success(self, score: float, info: dict[str, Any]) -> float:
@@ -231,38 +213,38 @@ class GoalGAN(Teacher):
 
     def _train_gan(self, goals: np.ndarray, labels: np.ndarray, iters: int) -> None:
         """LSGAN: D maps GOIDs to +1 and others / generated goals to -1; G wants D = +1."""
-        dev, n, b = self._device, len(goals), self.batch_size
-        x_all = torch.as_tensor(goals, dtype=torch.float32, device=dev)
+        n, b = len(goals), self.batch_size
+        x_all = goals.astype(np.float32)
         # LSGAN targets: +1 for GOIDs, -1 for other goals and for generated ones.
-        target_all = 2.0 * torch.as_tensor(labels, dtype=torch.float32, device=dev)[:, None] - 1.0
-        fake_target = torch.full((b, 1), -1.0, device=dev)
+        target_all = (2.0 * labels - 1.0).astype(np.float32)[:, None]
+        fake_target = np.full((b, 1), -1.0, dtype=np.float32)
         # Every iteration's noise in one draw: the same numbers as one draw per iteration.
-        noise = torch.as_tensor(
-            self.rng.standard_normal((iters, b, self.task_space.dim)), dtype=torch.float32, device=dev
-        )
+        noise = self.rng.standard_normal((iters, b, self.task_space.dim)).astype(np.float32)
         start = 0
         for it in range(iters):
             # Cycle through the labelled goals in order, as TeachMyAgent's batch feeder.
             idx = np.arange(n) if n <= b else (start + np.arange(b)) % n
             start = (start + b) % n if n > b else 0
-            idx_t = torch.as_tensor(idx, device=dev)
-            fake = torch.tanh(mlp(self.generator, noise[it], F.relu))
-            x = torch.cat([x_all[idx_t], fake.detach()])
-            target = torch.cat([target_all[idx_t], fake_target])
-            d_loss = ((target - mlp(self.discriminator, x, _leaky)) ** 2).mean()
-            rmsprop_step(self._d_opt, torch.autograd.grad(d_loss, self.discriminator))
-            g_loss = ((mlp(self.discriminator, fake, _leaky) - 1.0) ** 2).mean()
-            # Gradients of the generator only: the discriminator's are not needed here.
-            rmsprop_step(self._g_opt, torch.autograd.grad(g_loss, self.generator))
+            raw, g_cache = self.generator.forward(noise[it])
+            fake = np.tanh(raw)
+            x = np.concatenate([x_all[idx], fake])
+            target = np.concatenate([target_all[idx], fake_target])
+            out, d_cache = self.discriminator.forward(x)
+            # d/d out of mean((target - out)^2)
+            self._d_opt.step(self.discriminator.backward(d_cache, (2.0 / len(x)) * (out - target))[0])
+            out, d_cache = self.discriminator.forward(fake)
+            # Only the generator learns here: the discriminator's gradient goes to its input.
+            grad_fake = self.discriminator.backward(d_cache, (2.0 / b) * (out - 1.0), params=False, inputs=True)[1]
+            self._g_opt.step(self.generator.backward(g_cache, grad_fake * (1.0 - fake * fake))[0])
 
     # ------------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
         d = self.task_space.dim
         return {
-            "generator": tensors_to_numpy(self.generator),
-            "discriminator": tensors_to_numpy(self.discriminator),
-            "g_opt": optimizer_state(self._g_opt),
-            "d_opt": optimizer_state(self._d_opt),
+            "generator": self.generator.arrays(),
+            "discriminator": self.discriminator.arrays(),
+            "g_opt": self._g_opt.state_dict(),
+            "d_opt": self._d_opt.state_dict(),
             "contexts": np.array(self._contexts).reshape(-1, d),
             "labels": np.array(self._labels, dtype=np.float64),
             "successes": self._successes.copy(),
@@ -280,10 +262,10 @@ class GoalGAN(Teacher):
         pending = np.asarray(state["pending_tasks"], dtype=np.float64).reshape(-1, d)
         if len(contexts) != len(labels) or len(pending) != len(state["pending_tries"]):
             raise ValueError("GoalGAN state: contexts/labels or pending tasks/tries differ in length")
-        load_tensors(self.generator, state["generator"])
-        load_tensors(self.discriminator, state["discriminator"])
-        load_optimizer_state(self._g_opt, state["g_opt"])
-        load_optimizer_state(self._d_opt, state["d_opt"])
+        self.generator.load(state["generator"])
+        self.discriminator.load(state["discriminator"])
+        self._g_opt.load_state_dict(state["g_opt"])
+        self._d_opt.load_state_dict(state["d_opt"])
         self._contexts, self._labels = list(contexts), labels.tolist()
         self._successes = np.asarray(state["successes"], dtype=np.float64).reshape(-1, d)
         self._pending = {
@@ -296,7 +278,3 @@ class GoalGAN(Teacher):
         self._repeats = list(repeats)
         self._generated = np.asarray(state["generated"], dtype=np.float64).reshape(-1, d)
         self.trained = bool(state["trained"])
-
-
-def _leaky(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.2)

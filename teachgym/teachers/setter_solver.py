@@ -30,29 +30,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from gymnasium import spaces
+from scipy.special import expit, log_expit
 
 from teachgym.teacher import Teacher, register_teacher
-from teachgym.teachers._nets import (
-    adam_step,
-    init_mlp,
-    load_optimizer_state,
-    load_tensors,
-    mlp,
-    optimizer_state,
-    tensors_to_numpy,
-)
+from teachgym.teachers._nets import MLP, Adam, share_parameters
 
 _MIN_SCALE = 0.01
 _BASE_STD = 1.8
+_BASE_CONST = float(np.log(_BASE_STD) + 0.5 * np.log(2 * np.pi))  # per dimension
 _IDENTITY_BIAS = float(np.log(np.expm1(1.0 - _MIN_SCALE)))  # softplus(b) + 0.01 = 1
 
 
 @register_teacher("setter-solver")
 class SetterSolver(Teacher):
-    """Setter-Solver teacher for bounded ``Box`` task spaces (torch; CPU by default).
+    """Setter-Solver teacher for bounded ``Box`` task spaces (numpy networks, see :mod:`teachgym.teachers._nets`).
 
     Parameters
     ----------
@@ -76,8 +68,6 @@ class SetterSolver(Teacher):
         Score above which an episode is a success; ``None``: the score is the success probability.
     learning_rate
         Adam's step size (judge and setter).
-    device
-        Torch device of the networks.
     """
 
     supported_spaces = (spaces.Box,)
@@ -97,7 +87,6 @@ class SetterSolver(Teacher):
         setter_loss_noise_ub: float = 0.05,
         success_threshold: float | None = None,
         learning_rate: float = 1e-3,
-        device: str = "cpu",
     ) -> None:
         super().__init__(task_space, seed, task_names)
         for name, value in (
@@ -126,29 +115,17 @@ class SetterSolver(Teacher):
         self.setter_loss_noise_ub = float(setter_loss_noise_ub)
         self.success_threshold = None if success_threshold is None else float(success_threshold)
         self.learning_rate = float(learning_rate)
-        self.device = str(device)
-        self._device = torch.device(self.device)
 
-        d, dev = self.task_space.dim, self._device
+        d = self.task_space.dim
         masks = (
             [np.arange(d) % 2 == k % 2 for k in range(self.n_couplings)]
             if d > 1
             else [np.zeros(1, bool)] * self.n_couplings
         )
-        self._masks = [
-            torch.as_tensor(m, dtype=torch.float32, device=dev) for m in masks
-        ]  # 1 = passed through
-        self.couplings = []
-        for _ in range(self.n_couplings):
-            net = init_mlp(self.rng, [d + 1, self.hidden_size, self.hidden_size, 2 * d], dev)
-            with torch.no_grad():  # start as the identity: zero output weights, scale 1
-                net[-2].zero_()
-                net[-1][:d] = _IDENTITY_BIAS
-            self.couplings.append(net)
-        self.judge = init_mlp(self.rng, [d, *self.judge_layers, 1], dev)
-        self._setter_params = [p for net in self.couplings for p in net]
-        self._setter_opt = torch.optim.Adam(self._setter_params, lr=self.learning_rate)
-        self._judge_opt = torch.optim.Adam(self.judge, lr=self.learning_rate)
+        self.setter = _Flow(self.rng, masks, self.hidden_size)
+        self.judge = MLP(self.rng, [d, *self.judge_layers, 1], "relu")
+        self._setter_opt = Adam(self.setter.flat, lr=self.learning_rate)
+        self._judge_opt = Adam(self.judge.flat, lr=self.learning_rate)
         self._goals = np.empty((0, d))  # unit-space tasks of recent episodes (judge window)
         self._successes = np.empty(0)
         self._feasibility = np.empty(0)  # f each was proposed with; NaN if not the setter's
@@ -159,55 +136,24 @@ class SetterSolver(Teacher):
         self._queue_pos = 0
 
     # ------------------------------------------------------------------ setter
-    def _flow(
-        self, latent: torch.Tensor, f: torch.Tensor, inverse: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Base latent -> pre-sigmoid value (or back) and the log |det| of that map."""
-        x, logdet = latent, torch.zeros(len(latent), device=latent.device)
-        order = range(self.n_couplings - 1, -1, -1) if inverse else range(self.n_couplings)
-        for k in order:
-            mask = self._masks[k]
-            out = mlp(self.couplings[k], torch.cat([x * mask, f], 1), torch.tanh)
-            s, t = out.chunk(2, dim=1)
-            scale = _MIN_SCALE + F.softplus(s)
-            if inverse:
-                x = mask * x + (1 - mask) * (x - t) / scale
-            else:
-                x = mask * x + (1 - mask) * (x * scale + t)
-            logdet = logdet + ((1 - mask) * torch.log(scale)).sum(1)
-        return x, logdet
-
-    def _setter_sample(self, f: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tasks in (0, 1)^d for feasibilities ``f`` and their log-likelihood under the setter."""
-        d = self.task_space.dim
-        z = torch.as_tensor(
-            _BASE_STD * self.rng.standard_normal((len(f), d)), dtype=torch.float32, device=self._device
-        )
-        ft = torch.as_tensor(f, dtype=torch.float32, device=self._device)[:, None]
-        x, logdet = self._flow(z, ft, inverse=False)
-        log_p = _base_log_pdf(z) - logdet - (F.logsigmoid(x) + F.logsigmoid(-x)).sum(1)
-        return torch.sigmoid(x), log_p
-
-    def _setter_log_pdf(self, goals: np.ndarray, f: np.ndarray) -> torch.Tensor:
-        y = torch.as_tensor(np.clip(goals, 1e-4, 1 - 1e-4), dtype=torch.float32, device=self._device)
-        ft = torch.as_tensor(f, dtype=torch.float32, device=self._device)[:, None]
-        x = torch.log(y) - torch.log1p(-y)
-        z, logdet = self._flow(x, ft, inverse=True)
-        return _base_log_pdf(z) - logdet - (F.logsigmoid(x) + F.logsigmoid(-x)).sum(1)
+    def _setter_sample(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """Tasks in (0, 1)^d for feasibilities ``f``, their log-likelihood under the setter, and
+        what :meth:`_Flow.backward` needs."""
+        z = _BASE_STD * self.rng.standard_normal((len(f), self.task_space.dim))
+        x, logdet, cache = self.setter.forward(z, f)
+        log_p = _base_log_pdf(z) - logdet + _log_sigmoid_jacobian(x)
+        return expit(x), log_p, cache
 
     def feasibility(self, tasks: np.ndarray) -> np.ndarray:
         """The judge's predicted probability of success on each task (``(n, *shape)``)."""
         unit = self.task_space.normalise(np.asarray(tasks, dtype=np.float64).reshape(-1, self.task_space.dim))
-        with torch.no_grad():
-            logits = mlp(self.judge, torch.as_tensor(unit, dtype=torch.float32, device=self._device), F.relu)
-        return torch.sigmoid(logits)[:, 0].cpu().numpy().astype(np.float64)
+        return expit(self.judge(unit)[:, 0]).astype(np.float64)
 
     # ---------------------------------------------------------------- sampling
     def _sample(self) -> np.ndarray:
         if self._queue_pos >= len(self._queue):
             f = self.rng.uniform(1e-8, 1.0, self.update_frequency)
-            with torch.no_grad():
-                unit = self._setter_sample(f)[0].cpu().numpy().astype(np.float64)
+            unit = self._setter_sample(f)[0].astype(np.float64)
             self._queue = self.task_space.tasks(self.task_space.denormalise(unit))
             self._queue_f, self._queue_pos = f, 0
         task, f = self._queue[self._queue_pos], float(self._queue_f[self._queue_pos])
@@ -240,39 +186,55 @@ class SetterSolver(Teacher):
             self._queue_pos = len(self._queue)  # the setter changed: propose afresh
 
     def _train(self) -> None:
-        dev = self._device
-        goals = torch.as_tensor(self._goals, dtype=torch.float32, device=dev)
-        labels = torch.as_tensor(self._successes, dtype=torch.float32, device=dev)[:, None]
-        for _ in range(self.train_steps):
-            loss = F.binary_cross_entropy_with_logits(mlp(self.judge, goals, F.relu), labels)
-            adam_step(self._judge_opt, torch.autograd.grad(loss, self.judge))
+        goals = self._goals.astype(np.float32)
+        labels = self._successes.astype(np.float32)[:, None]
+        for _ in range(self.train_steps):  # binary cross-entropy on logits, mean over the window
+            logits, cache = self.judge.forward(goals)
+            self._judge_opt.step(self.judge.backward(cache, (expit(logits) - labels) / len(goals))[0])
         recent = slice(-min(self.update_frequency, len(self._successes)), None)
         weights, f_recent = self._successes[recent], self._feasibility[recent]
         valid = (weights > 0) & ~np.isnan(f_recent)
-        frozen_judge = [p.detach() for p in self.judge]  # the setter's losses must not move the judge
         for _ in range(self.train_steps):
-            f = self.rng.uniform(1e-8, 1.0, self.batch_size)
-            tasks, log_p = self._setter_sample(f)
-            logit_f = torch.as_tensor(np.log(f) - np.log1p(-f), dtype=torch.float32, device=dev)
-            feasibility = ((mlp(frozen_judge, tasks, F.relu)[:, 0] - logit_f) ** 2).mean()
-            loss = feasibility + log_p.mean()  # + coverage: minus the entropy
-            if valid.any():
-                ub = self.setter_loss_noise_ub
-                noisy = self._goals[recent][valid] + self.rng.uniform(
-                    -ub / 2, ub / 2, (valid.sum(), self.task_space.dim)
-                )
-                w = torch.as_tensor(weights[valid], dtype=torch.float32, device=dev)
-                loss = loss - (w * self._setter_log_pdf(noisy, f_recent[valid])).sum() / w.sum()
-            adam_step(self._setter_opt, torch.autograd.grad(loss, self._setter_params))
+            self._setter_opt.step(self._setter_gradient(recent, weights, f_recent, valid))
+
+    def _setter_gradient(
+        self, recent: slice, weights: np.ndarray, f_recent: np.ndarray, valid: np.ndarray
+    ) -> np.ndarray:
+        """Gradient of feasibility + coverage + validity losses for the setter's parameters.
+
+        feasibility: mean (judge logit(task) - logit(f))^2 over fresh samples (the judge frozen);
+        coverage: mean log-likelihood of those samples (minus the entropy); validity: minus the
+        success-weighted mean log-likelihood of recent achieved goals under their f.
+        """
+        b = self.batch_size
+        f = self.rng.uniform(1e-8, 1.0, b)
+        tasks, _, cache = self._setter_sample(f)
+        logit_f = (np.log(f) - np.log1p(-f)).astype(np.float32)
+        judged, judge_cache = self.judge.forward(tasks)
+        grad_tasks = self.judge.backward(judge_cache, (2.0 / b) * (judged - logit_f[:, None]), params=False, inputs=True)[1]
+        # d/dx of sigmoid(x) is t(1 - t); of the log-sigmoid Jacobian term is -(1 - 2t); log_p's
+        # d/d logdet is -1 (all divided by b for the mean).
+        grad_x = grad_tasks * tasks * (1.0 - tasks) - (1.0 - 2.0 * tasks) / b
+        grad = self.setter.backward(cache, grad_x, np.full(b, -1.0 / b, dtype=np.float32))
+        if valid.any():
+            ub = self.setter_loss_noise_ub
+            noisy = self._goals[recent][valid] + self.rng.uniform(-ub / 2, ub / 2, (valid.sum(), self.task_space.dim))
+            w = weights[valid] / weights[valid].sum()
+            y = np.clip(noisy, 1e-4, 1 - 1e-4)
+            z, _, inv_cache = self.setter.inverse(np.log(y) - np.log1p(-y), f_recent[valid])
+            # loss -= sum w * (base_log_pdf(z) - logdet): d/dz = w z / std^2, d/d logdet = w
+            w32 = w.astype(np.float32)
+            grad += self.setter.inverse_backward(inv_cache, w32[:, None] * z / _BASE_STD**2, w32)
+        return grad
 
     # ------------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
         d = self.task_space.dim
         return {
-            "couplings": [tensors_to_numpy(net) for net in self.couplings],
-            "judge": tensors_to_numpy(self.judge),
-            "setter_opt": optimizer_state(self._setter_opt),
-            "judge_opt": optimizer_state(self._judge_opt),
+            "couplings": [net.arrays() for net in self.setter.couplings],
+            "judge": self.judge.arrays(),
+            "setter_opt": self._setter_opt.state_dict(),
+            "judge_opt": self._judge_opt.state_dict(),
             "goals": self._goals.copy(),
             "successes": self._successes.copy(),
             "feasibility": self._feasibility.copy(),
@@ -298,11 +260,11 @@ class SetterSolver(Teacher):
             )
         if len(state["couplings"]) != self.n_couplings or len(pending) != len(state["pending_f"]):
             raise ValueError("Setter-Solver state: wrong number of couplings or pending tasks")
-        for net, arrays in zip(self.couplings, state["couplings"]):
-            load_tensors(net, arrays)
-        load_tensors(self.judge, state["judge"])
-        load_optimizer_state(self._setter_opt, state["setter_opt"])
-        load_optimizer_state(self._judge_opt, state["judge_opt"])
+        for net, arrays in zip(self.setter.couplings, state["couplings"]):
+            net.load(arrays)
+        self.judge.load(state["judge"])
+        self._setter_opt.load_state_dict(state["setter_opt"])
+        self._judge_opt.load_state_dict(state["judge_opt"])
         self._goals, self._successes, self._feasibility = goals, successes, feasibility
         self._n_new = int(state["n_new"])
         self._pending = {
@@ -312,7 +274,92 @@ class SetterSolver(Teacher):
         self._queue_pos = int(state["queue_pos"])
 
 
-def _base_log_pdf(z: torch.Tensor) -> torch.Tensor:
+class _Flow:
+    """RealNVP on R^d conditioned on a scalar: affine couplings with the given masks.
+
+    Coupling ``k`` keeps the coordinates where ``masks[k]`` is true and maps the others by
+    ``x * scale + t``, where ``(log-ish scale, t)`` come from a tanh network of the kept
+    coordinates and the condition. Forward and inverse passes have hand-written backward
+    passes; all couplings' parameters share one flat vector (:attr:`flat`).
+    """
+
+    def __init__(self, rng: np.random.Generator, masks: list[np.ndarray], hidden: int) -> None:
+        d = len(masks[0])
+        self.dim = d
+        self.masks = [m.astype(np.float32) for m in masks]
+        self.couplings = []
+        for _ in masks:
+            net = MLP(rng, [d + 1, hidden, hidden, 2 * d], "tanh")
+            net.params[-2][...] = 0.0  # start as the identity: zero output weights, scale 1
+            net.params[-1][:d] = _IDENTITY_BIAS
+            self.couplings.append(net)
+        self.flat = share_parameters(self.couplings)
+
+    def _coupling(self, k: int, x: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+        """Raw scale, scale and shift of coupling ``k`` at ``x``, and its network's cache."""
+        out, cache = self.couplings[k].forward(np.concatenate([x * self.masks[k], f], axis=1))
+        s, t = out[:, : self.dim], out[:, self.dim :]
+        return s, _MIN_SCALE - log_expit(-s), t, cache  # scale = 0.01 + softplus(s)
+
+    def forward(self, z: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+        """Base latent -> pre-sigmoid values, the log |det| of that map, and the backward cache."""
+        x, fc = z.astype(np.float32), f.astype(np.float32)[:, None]
+        logdet, cache = np.zeros(len(x), np.float32), []
+        for k, m in enumerate(self.masks):
+            s, scale, t, net_cache = self._coupling(k, x, fc)
+            cache.append((x, s, scale, net_cache))
+            x = m * x + (1.0 - m) * (x * scale + t)
+            logdet += ((1.0 - m) * np.log(scale)).sum(1)
+        return x, logdet, cache
+
+    def backward(self, cache: list, grad_x: np.ndarray, grad_logdet: np.ndarray) -> np.ndarray:
+        """Flat parameter gradient given the loss's gradients for :meth:`forward`'s outputs."""
+        grads, g, gld = [None] * len(cache), grad_x, grad_logdet[:, None]
+        for k in range(len(cache) - 1, -1, -1):
+            x, s, scale, net_cache = cache[k]
+            m = self.masks[k]
+            inv = 1.0 - m
+            grad_scale = inv * (g * x + gld / scale)
+            grad_out = np.concatenate([grad_scale * expit(s), inv * g], axis=1)
+            grads[k], grad_in = self.couplings[k].backward(net_cache, grad_out, inputs=k > 0)
+            if k > 0:  # the base latent needs no gradient
+                g = (m + inv * scale) * g + m * grad_in[:, : self.dim]
+        return np.concatenate(grads)
+
+    def inverse(self, x: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+        """Pre-sigmoid values -> base latent, the log |det| of the forward map there, the cache."""
+        x, fc = x.astype(np.float32), f.astype(np.float32)[:, None]
+        logdet, cache = np.zeros(len(x), np.float32), [None] * len(self.masks)
+        for k in range(len(self.masks) - 1, -1, -1):
+            m = self.masks[k]
+            s, scale, t, net_cache = self._coupling(k, x, fc)
+            cache[k] = (x, s, scale, t, net_cache)
+            x = m * x + (1.0 - m) * (x - t) / scale
+            logdet += ((1.0 - m) * np.log(scale)).sum(1)
+        return x, logdet, cache
+
+    def inverse_backward(self, cache: list, grad_z: np.ndarray, grad_logdet: np.ndarray) -> np.ndarray:
+        """Flat parameter gradient given the loss's gradients for :meth:`inverse`'s outputs."""
+        grads, g, gld = [None] * len(cache), grad_z, grad_logdet[:, None]
+        last = len(cache) - 1
+        for k in range(len(cache)):
+            y, s, scale, t, net_cache = cache[k]
+            m = self.masks[k]
+            inv = 1.0 - m
+            r = inv * g / scale
+            grad_scale = -r * (y - t) / scale + inv * gld / scale
+            grad_out = np.concatenate([grad_scale * expit(s), -r], axis=1)
+            grads[k], grad_in = self.couplings[k].backward(net_cache, grad_out, inputs=k < last)
+            if k < last:  # the achieved goals need no gradient
+                g = m * g + r + m * grad_in[:, : self.dim]
+        return np.concatenate(grads)
+
+
+def _log_sigmoid_jacobian(x: np.ndarray) -> np.ndarray:
+    """Minus the log |det| of the sigmoid at ``x``: -sum(log s(x) + log s(-x))."""
+    return -(log_expit(x) + log_expit(-x)).sum(1)
+
+
+def _base_log_pdf(z: np.ndarray) -> np.ndarray:
     """Log-density of the base N(0, _BASE_STD^2 I)."""
-    d = z.shape[1]
-    return -0.5 * (z / _BASE_STD).pow(2).sum(1) - d * (np.log(_BASE_STD) + 0.5 * np.log(2 * np.pi))
+    return -0.5 * ((z / _BASE_STD) ** 2).sum(1) - z.shape[1] * _BASE_CONST
