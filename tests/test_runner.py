@@ -13,7 +13,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from teachgym.benchmarks.runner import execute, load_finished, read_curve, read_runs, run_id
+from teachgym.benchmarks.results import find_runs
+from teachgym.benchmarks.runner import execute, load_finished, read_curve, run_id
 from teachgym.benchmarks.toy import ToyConfig, bench_toy, run_toy
 from teachgym.cli import main
 
@@ -45,9 +46,10 @@ def test_each_run_is_a_folder_with_an_exact_curve_and_provenance(tmp_path):
         assert {"teacher_seconds", "wall_seconds", "cpu_seconds", "task_counts"} <= set(meta["result"])
         assert "mastered_pct" not in meta["result"]  # the curve lives in curve.csv only
     assert json.loads((tmp_path / "suite.json").read_text())["suite"] == "toy"
-    listed = read_runs(tmp_path)
-    assert [r["run_id"] for r in listed] == sorted(run_id(r) for r in runs)
-    assert all(r["curve"]["episode"][-1] == 300 and r["meta"]["format"] == "teachgym-run/1" for r in listed)
+    listed = find_runs(tmp_path)
+    assert sorted(r.source.name for r in listed) == sorted(run_id(r) for r in runs)
+    assert [r.meta for r in listed] == [r for r in sorted(runs, key=run_id)]  # the run descriptions
+    assert all(r.curve["x"].iloc[-1] == 300 for r in listed)
 
 
 def test_results_of_the_first_format_are_still_read_and_reused(tmp_path):
@@ -58,8 +60,8 @@ def test_results_of_the_first_format_are_still_read_and_reused(tmp_path):
     legacy.write_text(json.dumps({"run": run, "result": result}))
     (stored,) = execute(run_toy, [run], tmp_path, units=lambda r: r["episodes"], jobs=1, curve=("episode", "mastered_pct"))
     assert stored == result and [p.name for p in (tmp_path / "runs").iterdir()] == [legacy.name]
-    (listed,) = read_runs(tmp_path)
-    assert listed["curve"] == {"episode": result["episode"], "mastered_pct": result["mastered_pct"]}
+    (listed,) = find_runs(tmp_path)
+    assert listed.curve["x"].tolist() == result["episode"] and listed.curve["mastered_pct"].tolist() == result["mastered_pct"]
 
 
 def test_corrupt_foreign_or_other_suite_directories_are_errors_and_left_untouched(tmp_path):

@@ -12,7 +12,7 @@ A results directory ``OUT`` holds:
   "started", "finished"}``.
 * ``work/<run_id>/`` — checkpoints of runs that resume part-way (RL runs); finished runs ignore it.
 
-:func:`read_runs` reads every finished run of a directory (curve + metadata).
+:func:`teachgym.benchmarks.results.find_runs` reads every finished run of a directory (curve + metadata).
 
 A run is written into a hidden temporary folder and renamed to ``runs/<run_id>`` in one step, so
 a run folder is complete or absent: killing the runner (even with SIGKILL) loses at most the runs
@@ -166,41 +166,6 @@ def load_finished(out: Path, run: dict[str, Any]) -> dict[str, Any] | None:
             "Use another --out, or remove the directory to start over."
         )
     return result
-
-
-def read_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every finished run in ``out`` (both formats), sorted by run id.
-
-    Each item: ``run_id``, ``run`` (the description), ``curve`` (column -> list; for the first
-    format, the result's ``episode``/``mastered_pct`` lists), ``result`` (the other values) and
-    ``meta`` (the whole ``meta.json``; ``{}`` for the first format).
-
-    Raises
-    ------
-    ValueError
-        A directory that is not a teachgym results directory, or a corrupt run in it.
-    """
-    out = Path(out)
-    runs = out / "runs"
-    if not (out / "suite.json").exists() and not _legacy(out):
-        raise ValueError(f"{out} is not a teachgym results directory (no suite.json, no runs/*.json)")
-    items = []
-    for p in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if p.name.startswith("."):
-            continue  # a run being written
-        try:
-            if p.is_dir():
-                meta = json.loads((p / "meta.json").read_text())
-                items.append({"run_id": p.name, "run": meta["run"], "curve": read_curve(p / "curve.csv"),
-                              "result": meta["result"], "meta": meta})
-            elif p.suffix == ".json":
-                stored = json.loads(p.read_text())
-                result = dict(stored["result"])
-                curve = {k: result.pop(k) for k in ("episode", "mastered_pct") if k in result}
-                items.append({"run_id": p.stem, "run": stored["run"], "curve": curve, "result": result, "meta": {}})
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{p} is not a complete teachgym run ({err})") from err
-    return items
 
 
 def read_curve(path: Path) -> dict[str, list[Any]]:
