@@ -30,6 +30,8 @@ from teachgym.spaces import Task, TaskSpace
 from teachgym.teacher import make_teacher, parse_teacher_spec
 
 FIXED_ORDERS = ("hard-to-easy", "easy-to-hard")
+#: Columns of a run's ``curve.csv``: held-out accuracy (fraction) on all / trained / harder levels.
+CURVE_COLUMNS = ("step", "test", "trained_levels", "harder_levels")
 
 
 @dataclass
@@ -197,7 +199,7 @@ def run_reasoning(
         return {f"{f}/{lv}": float(correct[(fams == f) & (levels == lv)].mean()) for f in families for lv in range(test_levels)}
 
     return {
-        "curve": curve,
+        **{key: [c[key] for c in curve] for key in CURVE_COLUMNS},
         "initial_per_level": per_level(initial),
         "final_per_level": per_level(final),
         "problems_per_category": {f"{f}/{lv}": int(counts[i, lv]) for i, f in enumerate(families) for lv in range(train_levels)},
@@ -220,14 +222,15 @@ def bench_reasoning(config: ReasoningConfig, out: str = "runs/reasoning", jobs: 
     config.validate()
     runs = config.runs()
     results = execute(run_reasoning, runs, out, units=lambda r: r["steps"], jobs=jobs, desc="reasoning",
-                      suite="reasoning", backend=backend)
+                      curve=CURVE_COLUMNS, suite="reasoning", backend=backend)
     curves = pd.DataFrame(
-        {"panel": metric, "curriculum": r["teacher"], "seed": r["seed"], "step": c["step"], "accuracy": 100.0 * c[key]}
-        for r, res in zip(runs, results) for c in res["curve"]
+        {"panel": metric, "curriculum": r["teacher"], "seed": r["seed"], "step": step, "accuracy": 100.0 * value}
+        for r, res in zip(runs, results)
         for metric, key in (("all test levels", "test"), ("trained levels", "trained_levels"), ("harder (held-out) levels", "harder_levels"))
+        for step, value in zip(res["step"], res[key])
     )
     per_run = pd.DataFrame(
-        {"curriculum": r["teacher"], "seed": r["seed"], **{k: 100.0 * v for k, v in res["curve"][-1].items() if k != "step"},
+        {"curriculum": r["teacher"], "seed": r["seed"], **{k: 100.0 * res[k][-1] for k in CURVE_COLUMNS[1:]},
          "step_seconds": float(np.median(res["step_seconds"])), "warmup_seconds": res["warmup_seconds"],
          **{f"n:{k}": v for k, v in res["problems_per_category"].items()}}
         for r, res in zip(runs, results)

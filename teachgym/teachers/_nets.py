@@ -2,7 +2,7 @@
 
 The teachers' networks are tiny (two or three layers of 32-64 units, batches of 100-500), so
 eager torch spends most of a training step in per-operation overhead rather than arithmetic:
-the same steps written with numpy (float32, hand-written backward passes) run 3-4x faster on one
+the same steps written with numpy (float32, hand-written backward passes) run about 3x faster on one
 CPU thread (see the README's benchmark notes) and keep torch out of the teachers altogether.
 tests/test_nets.py checks every gradient here against torch's autograd and each optimiser step
 against torch's ``Adam`` / ``RMSprop``.
