@@ -245,8 +245,8 @@ class LocalLink:
     def sample(self) -> Any:
         return self.teacher.sample()
 
-    def update(self, task: Any, score: float) -> None:
-        self.teacher.update(task, score)
+    def update(self, task: Any, score: float, **extras: Any) -> None:
+        self.teacher.update(task, score, **extras)
         self._tasks.append(self.task_space.vector(task).copy())
         self._scores.append(float(score))
 

@@ -115,7 +115,7 @@ class TeacherServer:
                     self.n_duplicates += 1
                     return {"applied": False}
                 task = space.task(np.asarray(message["task"], dtype=np.float64))
-                self.teacher.update(task, float(message["score"]))
+                self.teacher.update(task, float(message["score"]), **message.get("extras", {}))
                 self._seen[client] = number
                 self.n_updates += 1
                 if self.record:
@@ -194,10 +194,12 @@ class TeacherClient:
         """A task from the shared teacher."""
         return self.task_space.task(np.asarray(self._request({"op": "sample"})["task"], dtype=np.float64))
 
-    def update(self, task: Task, score: float) -> None:
-        """Report one episode; returns once the teacher has applied it."""
+    def update(self, task: Task, score: float, **extras: Any) -> None:
+        """Report one episode (``extras``: JSON values such as ``success``); returns once the
+        teacher has applied it."""
         self._connect()
-        self._request({"op": "update", "client": self.client_id, "number": self._number, "task": _vector(self.task_space, task), "score": float(score)})
+        self._request({"op": "update", "client": self.client_id, "number": self._number,
+                       "task": _vector(self.task_space, task), "score": float(score), "extras": extras})
         self._number += 1
 
     def close(self) -> None:
@@ -212,7 +214,7 @@ class EpisodeCurriculum(EpisodeReporter):
 
     Like :class:`teachgym.CurriculumWrapper`, with two additions for vectorised, resumable
     training: the teacher may be any object with ``task_space``, ``sample()`` and
-    ``update(task, score)`` (a :class:`TeacherClient`, a Ray handle), and every episode is
+    ``update(task, score, **extras)`` (a :class:`TeacherClient`, a Ray handle), and every episode is
     reset with a seed drawn from the wrapper's own generator, so the episode in progress is
     fully described by :meth:`curriculum_state` and restarted identically after
     :meth:`load_curriculum_state`.
@@ -263,8 +265,8 @@ class EpisodeCurriculum(EpisodeReporter):
         info.setdefault("task", self._task)
         return obs, info
 
-    def _report(self, score: float) -> None:
-        self.teacher.update(self._task, score)
+    def _report(self, score: float, extras: dict[str, Any]) -> None:
+        self.teacher.update(self._task, score, **extras)
         self.n_reported += 1
 
     def curriculum_state(self) -> dict[str, Any]:
@@ -315,10 +317,10 @@ def ray_teacher(teacher: Teacher) -> Any:
         def sample(self) -> list:
             return _vector(self.teacher.task_space, self.teacher.sample())
 
-        def update(self, client: str, number: int, task: list, score: float) -> bool:
+        def update(self, client: str, number: int, task: list, score: float, extras: dict | None = None) -> bool:
             if number <= self.seen.get(client, -1):
                 return False
-            self.teacher.update(self.teacher.task_space.task(np.asarray(task, dtype=np.float64)), score)
+            self.teacher.update(self.teacher.task_space.task(np.asarray(task, dtype=np.float64)), score, **(extras or {}))
             self.seen[client] = number
             self.log.append((list(task), float(score)))
             return True
@@ -372,9 +374,9 @@ class RayTeacherClient:
         ray = self._ray()
         return self.task_space.task(np.asarray(ray.get(self.actor.sample.remote()), dtype=np.float64))
 
-    def update(self, task: Task, score: float) -> None:
+    def update(self, task: Task, score: float, **extras: Any) -> None:
         ray = self._ray()
-        ray.get(self.actor.update.remote(self.client_id, self._number, _vector(self.task_space, task), float(score)))
+        ray.get(self.actor.update.remote(self.client_id, self._number, _vector(self.task_space, task), float(score), extras))
         self._number += 1
 
     def drain_log(self) -> tuple[np.ndarray, np.ndarray]:

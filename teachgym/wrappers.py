@@ -40,7 +40,8 @@ class EpisodeReporter(gym.Wrapper):
     """Base of the curriculum wrappers: tracks the return and reports each episode's score once.
 
     Subclasses set ``_task``, ``_return``, ``_reported`` and ``score_range`` at reset and
-    implement :meth:`_report`.
+    implement :meth:`_report`. An env's ``info["success"]`` at the episode's end goes to the
+    teacher too, as ``update(task, score, success=...)`` (GoalGAN and Setter-Solver read it).
     """
 
     _task: Task | None = None
@@ -56,10 +57,11 @@ class EpisodeReporter(gym.Wrapper):
             self._reported = True
             raw = info["score"] if "score" in info else self._return
             info["teacher_score"] = score = rescale_score(raw, self.score_range)
-            self._report(score)
+            self._report(score, {"success": bool(info["success"])} if "success" in info else {})
         return obs, reward, terminated, truncated, info
 
-    def _report(self, score: float) -> None:
+    def _report(self, score: float, extras: dict[str, Any]) -> None:
+        """Hand the episode's score (and ``extras``, e.g. ``success``) to the teacher."""
         raise NotImplementedError
 
 
@@ -69,8 +71,8 @@ class CurriculumWrapper(EpisodeReporter):
     At each ``reset`` the wrapper draws ``teacher.sample()`` (unless the caller passes
     ``options={"task": ...}``) and hands it to the env. When the episode ends it reports the score
     to the teacher: ``info["score"]`` where the env gives one, the episodic return otherwise,
-    rescaled to [0, 1] when the env declares ``score_range``. Every ``info`` carries
-    ``info["task"]``.
+    rescaled to [0, 1] when the env declares ``score_range``, with the env's ``info["success"]``
+    at that step, when it gives one, as ``success=``. Every ``info`` carries ``info["task"]``.
 
     Parameters
     ----------
@@ -115,9 +117,9 @@ class CurriculumWrapper(EpisodeReporter):
         info.setdefault("task", self._task)
         return obs, info
 
-    def _report(self, score: float) -> None:
+    def _report(self, score: float, extras: dict[str, Any]) -> None:
         if self._from_teacher or self.update_on_given_tasks:
-            self.teacher.update(self._task, score)
+            self.teacher.update(self._task, score, **extras)
             self.episode_scores.append(score)
 
     @property

@@ -117,3 +117,25 @@ def test_ray_actor_teacher_counts_each_update_once():
         assert tasks.shape == (5, 5) and np.all(scores == 0.5)
     finally:
         ray.shutdown()
+
+
+def test_the_episodes_success_reaches_the_teacher_through_every_link():
+    """info["success"] at an episode's end goes to teacher.update(..., success=) in process, through
+    the server's clients and through the worker wrapper (GoalGAN and Setter-Solver read it)."""
+    teacher = _teacher()
+    seen = []
+    update = teacher.update
+    teacher.update = lambda task, score, **extras: (seen.append(extras), update(task, score, **extras))
+    env = teachgym.CurriculumWrapper(gym.make(ENV), teacher)
+    last_infos = []
+    with TeacherServer(teacher) as server:
+        for wrapped in (env, EpisodeCurriculum(gym.make(ENV), server.client(), seed=0)):
+            for ep in range(3):
+                wrapped.reset(seed=ep)
+                done = False
+                while not done:
+                    _, _, terminated, truncated, info = wrapped.step(wrapped.action_space.sample())
+                    done = terminated or truncated
+                last_infos.append(info)
+    assert seen == [{"success": bool(i["success"])} for i in last_infos]
+    assert all(type(e["success"]) is bool for e in seen)

@@ -53,7 +53,7 @@ class ReturnAtLeast(SuccessCriterion):
         self._return = 0.0
 
     def update(self, obs: np.ndarray, reward: float, terminated: bool) -> bool:
-        self._return += reward
+        self._return += float(reward)
         return self._return >= self.threshold
 
 
@@ -424,7 +424,7 @@ class ContextualControlEnv(gym.Env):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.inner.step(action)
         info["task"] = self._task.copy()
-        info["success"] = self._success.update(obs, reward, terminated)
+        info["success"] = bool(self._success.update(obs, reward, terminated))
         if self.context_obs:
             obs = self._with_context(obs)
         return obs, reward, terminated, truncated, info
