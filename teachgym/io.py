@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +24,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # Created like any new file (mode 0666 minus the umask): mkstemp's 0600 would survive the
+    # rename and hide results from the other users of a shared folder.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    open(tmp, "x").close()
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -151,7 +151,12 @@ class Teacher:
                 f"teacher {self.name!r} needs a task space of type {kinds}; "
                 f"got {self.task_space.space!r}"
             )
-        self.rng = np.random.default_rng(seed)
+        try:
+            self.rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"seed must be a non-negative integer, a numpy SeedSequence or None, got {seed!r}"
+            ) from err
         self.n_updates = 0
         self.value_estimate: Callable[[np.ndarray], np.ndarray] | None = None
         self.difficulty: Callable[[np.ndarray], np.ndarray] | None = None

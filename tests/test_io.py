@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -27,3 +29,16 @@ def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
     (tmp_path / "f.npz").write_text("not a state")
     with pytest.raises(ValueError, match="not a teachgym state file"):
         load_state(tmp_path / "f.npz")
+
+
+def test_atomic_writes_get_the_permissions_of_any_new_file(tmp_path):
+    """Not mkstemp's owner-only 0600: results in a shared folder stay readable by its users."""
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

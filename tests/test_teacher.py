@@ -172,3 +172,9 @@ def test_import_teachgym_and_every_teacher_leave_torch_out():
             "print(len(teachgym.list_teachers()), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == [str(len(teachgym.list_teachers())), "False"]
+
+
+@pytest.mark.parametrize("seed", ["abc", -1, 1.5])
+def test_a_bad_seed_is_a_clear_value_error(seed):
+    with pytest.raises(ValueError, match="seed must be"):
+        teachgym.make_teacher("random", spaces.Box(0.0, 1.0, (2,)), seed=seed)

@@ -33,12 +33,12 @@ import os
 import platform
 import queue as queue_mod
 import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -213,7 +213,10 @@ def write_run(out: Path, suite: str, run: dict[str, Any], result: dict[str, Any]
     """Write ``runs/<run_id>/{curve.csv,meta.json}`` through a temporary folder renamed in one step."""
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{run_id(run)}-pid{os.getpid()}-", dir=runs))
+    # os.mkdir, not mkdtemp: the folder keeps its mode after the rename, so it gets the umask's
+    # default (mkdtemp's 0700 would hide the run from the other users of a shared folder).
+    tmp = runs / f"{_TMP_PREFIX}{run_id(run)}-pid{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
         columns = [c for c in curve if c in result]
         if len({len(result[c]) for c in columns}) > 1:
