@@ -108,3 +108,19 @@ def test_bad_tasks_and_actions_are_rejected():
     env.reset(options={"task": [0, 0]})
     with pytest.raises(ValueError, match="answer text"):
         env.step(42)
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_envs_pass_check_env_and_report_the_task_as_an_element_of_the_task_space(env_id):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(env_id, pool_size=20, test_size=3)
+    check_env(env.unwrapped, skip_render_check=True)
+    inner = env.unwrapped
+    prompt, info = env.reset(seed=7)
+    assert inner.task_space.contains(info["task"])
+    env.reset()  # unseeded resets go on through the pools, a seeded one starts over
+    again, info_again = env.reset(seed=7)
+    assert again == prompt and np.array_equal(info_again["task"], info["task"])
+    _, _, _, _, step_info = env.step("0")
+    assert inner.task_space.contains(step_info["task"])

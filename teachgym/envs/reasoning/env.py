@@ -50,7 +50,9 @@ class ReasoningEnv(gym.Env):
     Notes
     -----
     ``reset(options={"task": t})`` serves the next unused problem of category ``t``; without a
-    task the category is drawn uniformly. The observation is the prompt (``spaces.Text``), the
+    task the category is drawn uniformly. ``reset(seed=...)`` also starts every category's pool
+    over from its first problem, so a seeded reset is reproducible (gymnasium's contract); resets
+    without a seed go on through the pools. The observation is the prompt (``spaces.Text``), the
     action the answer text; ``step`` returns reward 1.0 (correct) or 0.0, terminates, and its info
     carries ``success``, ``score`` (the reward), ``task`` and ``answer`` (a reference answer).
     """
@@ -179,6 +181,8 @@ class ReasoningEnv(gym.Env):
     # -------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
+        if seed is not None:
+            self._used[:] = 0
         task = (options or {}).get("task")
         if task is None:
             task = self._tasks.from_index(int(self.np_random.integers(self._tasks.n_tasks)))
@@ -197,4 +201,4 @@ class ReasoningEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         assert self._problem is not None
-        return {"task": self._task.copy(), "family": self._problem.family, "level": self._problem.level}
+        return {"task": self._tasks.task(self._task), "family": self._problem.family, "level": self._problem.level}
