@@ -98,3 +98,30 @@ def test_hf_backend_runs_a_grpo_step_on_a_tiny_local_model(tmp_path):
                           target_modules=["c_attn"], max_len=32, max_answer=3, device="cpu", seed=0)
     result = student.step(["A:1+1", "S:21"], lambda i, answer: float(answer[:1].isdigit()))
     assert result.rewards.shape == (2, 4) and all(isinstance(a, str) for row in result.answers for a in row)
+
+
+def test_prompts_flagged_not_to_train_are_scored_but_give_no_update():
+    """Robust PLR's new levels: rewards and advantages come back, the weights do not move."""
+    student = GRPOStudent(n_samples=4, seed=0, **TINY)
+    before = [p.detach().clone() for p in student.model.parameters()]
+    reward = lambda i, answer: float(sum(map(ord, answer)) % 2)  # noqa: E731 - differ within a group
+    result = student.step(["A:1+1", "S:321"], reward, train=[False, False])
+    assert np.any(result.advantages != 0.0) and result.loss == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, student.model.parameters()))
+    with pytest.raises(ValueError, match="one flag per prompt"):
+        student.step(["A:1+1", "S:321"], reward, train=[True])
+
+
+def test_the_reasoning_loop_trains_only_on_robust_plr_replays():
+    from teachgym.benchmarks.reasoning import draw_batch
+
+    space = spaces.MultiDiscrete([3, 4])
+    plr = make_teacher("robust-plr", space, seed=0)
+    tasks, train = draw_batch(plr, 64)
+    for task in tasks:
+        plr.update(task, 0.5)
+    tasks, train = draw_batch(plr, 64)
+    assert 0 < sum(train) < 64  # replays (trained on) and new levels (only scored)
+    a, b = make_teacher("sec", space, seed=3), make_teacher("sec", space, seed=3)
+    tasks, train = draw_batch(a, 16)
+    assert all(train) and [t.tolist() for t in tasks] == [t.tolist() for t in b.sample_batch(16)]

@@ -27,7 +27,7 @@ from teachgym.benchmarks.plots import plot_learning_curves
 from teachgym.benchmarks.runner import execute
 from teachgym.io import write_text
 from teachgym.spaces import Task, TaskSpace
-from teachgym.teacher import make_teacher, parse_teacher_spec
+from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec
 
 FIXED_ORDERS = ("hard-to-easy", "easy-to-hard")
 #: Columns of a run's ``curve.csv``: held-out accuracy (fraction) on all / trained / harder levels.
@@ -122,6 +122,18 @@ class FixedOrder:
         self.batches += 1
 
 
+def draw_batch(curriculum: Any, n: int) -> tuple[list[Task], list[bool]]:
+    """``n`` tasks and, for each, whether the student learns from it (``False``: a robust PLR
+    level played only to be scored). The same draws as ``sample_batch(n)``."""
+    if not isinstance(curriculum, Teacher):
+        return curriculum.sample_batch(n), [True] * n
+    tasks, train = [], []
+    for _ in range(n):
+        tasks.append(curriculum.sample())
+        train.append(curriculum.train_on_last_sample)
+    return tasks, train
+
+
 def run_reasoning(
     student: str,
     variant: str,
@@ -181,9 +193,9 @@ def run_reasoning(
     train_pass = []
     for step in range(1, steps + 1):
         t0 = time.perf_counter()
-        tasks = curriculum.sample_batch(batch_size)
+        tasks, train = draw_batch(curriculum, batch_size)
         problems = [env.next_problem(t) for t in tasks]
-        result = policy.step([p.prompt for p in problems], lambda i, answer, problems=problems: problems[i].reward(answer))
+        result = policy.step([p.prompt for p in problems], lambda i, answer, problems=problems: problems[i].reward(answer), train)
         curriculum.update_batch(tasks, result.pass_rates.tolist(), result.infos())
         step_seconds.append(time.perf_counter() - t0)
         for p in problems:

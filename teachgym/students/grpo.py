@@ -125,7 +125,9 @@ class GRPOStudent:
         return self.lm.predict(examples)
 
     # --------------------------------------------------------------------------- GRPO
-    def step(self, prompts: Sequence[str], reward: Callable[[int, str], float]) -> GRPOResult:
+    def step(
+        self, prompts: Sequence[str], reward: Callable[[int, str], float], train: Sequence[bool] | None = None
+    ) -> GRPOResult:
         """One GRPO update on a batch of prompts.
 
         Parameters
@@ -134,6 +136,9 @@ class GRPOStudent:
             The batch.
         reward
             ``reward(i, answer)``: the verifiable reward of ``answer`` to ``prompts[i]``.
+        train
+            Per prompt, whether its answers enter the update (default: all). The others are only
+            scored: their rewards and advantages are returned (robust PLR's new levels).
 
         Raises
         ------
@@ -142,6 +147,9 @@ class GRPOStudent:
         """
         if not prompts:
             raise ValueError("expected at least one prompt")
+        learn = np.ones(len(prompts), bool) if train is None else np.asarray(train, dtype=bool)
+        if learn.shape != (len(prompts),):
+            raise ValueError(f"train must hold one flag per prompt ({len(prompts)}), got {len(learn)}")
         n = self.n_samples
         heads = [self._policy.prompt_ids(p) for p in prompts for _ in range(n)]
         with torch.no_grad():
@@ -154,7 +162,7 @@ class GRPOStudent:
                 raise ValueError(f"reward must be a finite number, got {value!r} for answer {text!r} to {prompts[k // n]!r}")
             rewards[k // n, k % n] = float(value)
         advantages = group_advantages(rewards)
-        loss = self._optimise(heads, answers_ids, advantages.reshape(-1))
+        loss = self._optimise(heads, answers_ids, (advantages * learn[:, None]).reshape(-1))
         self.rl_steps += 1
         return GRPOResult([texts[i * n : (i + 1) * n] for i in range(len(prompts))], rewards, advantages, loss)
 
