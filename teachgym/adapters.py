@@ -65,6 +65,10 @@ class _Adapter(Teacher):
     def _end_batch(self) -> None:
         self.inner._end_batch()
 
+    @property
+    def train_on_last_sample(self) -> bool:
+        return self.inner.train_on_last_sample
+
     def _state(self) -> dict[str, Any]:
         return {"inner": self.inner.state_dict()}
 

@@ -56,7 +56,7 @@ from teachgym.students.sb3 import (
     resolve_device,
     torch_state,
 )
-from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec
+from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec, teacher_class
 from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
 from teachgym.wrappers import env_task_space
 
@@ -144,7 +144,13 @@ def check_config(config: TrainConfig) -> TaskSpace:
     finally:
         env.close()
     name, hparams = parse_teacher_spec(config.teacher)
-    make_teacher(name, space, seed=0, **hparams)  # bad hyper-parameters -> ValueError now, not later
+    make_teacher(name, space, seed=0, adapt=True, **hparams)  # bad hyper-parameters -> ValueError now
+    if teacher_class(name).train_on_last_sample is not Teacher.train_on_last_sample:
+        # SB3 learns from every transition it collects: it cannot play a level only to score it.
+        raise ValueError(
+            f"teacher {name!r} has some episodes played only to be scored, which SB3 students cannot "
+            "leave out of their updates; use 'plr' here (robust PLR runs in teachgym bench toy / reasoning)"
+        )
     return space
 
 
@@ -423,7 +429,7 @@ class Trainer:
         self.report = progress if callable(progress) else None  # called with the steps done since the last call
         self.reported = 0
         name, hparams = parse_teacher_spec(config.teacher)
-        self.teacher = make_teacher(name, self.space, seed=config.seed, **hparams)
+        self.teacher = make_teacher(name, self.space, seed=config.seed, adapt=True, **hparams)
         self.test_tasks = self._test_tasks()
         self.eval_rows: list[dict[str, Any]] = []
         self.teacher_rows: list[dict[str, Any]] = []
@@ -726,7 +732,12 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
 # ----------------------------------------------------------------------------- CLI
 
 
+_PYTHON_LITERALS = {"True": True, "False": False, "None": None}  # as well as JSON's true/false/null
+
+
 def _parse_value(text: str) -> Any:
+    if text in _PYTHON_LITERALS:
+        return _PYTHON_LITERALS[text]
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -734,7 +745,8 @@ def _parse_value(text: str) -> Any:
 
 
 def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
-    """``["a=1", "b=x,c=true"]`` → ``{"a": 1, "b": "x", "c": True}`` (values read as JSON where they parse)."""
+    """``["a=1", "b=x,c=true"]`` → ``{"a": 1, "b": "x", "c": True}`` (values read as JSON where they
+    parse; ``True``, ``False`` and ``None`` as Python's)."""
     out: dict[str, Any] = {}
     for item in items or []:
         for part in filter(None, re.split(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*=)", item)):

@@ -306,10 +306,9 @@ def ray_teacher(teacher: Teacher) -> Any:
 
     @ray.remote
     class TeacherActor:
-        def __init__(self, name: str, space: Any, names: Any, seed: Any, hparams: dict, state: dict) -> None:
-            from teachgym.teacher import make_teacher
-
-            self.teacher = make_teacher(name, TaskSpace(space, names), seed=seed, **hparams)
+        def __init__(self, cls: type, space: Any, names: Any, seed: Any, hparams: dict, state: dict) -> None:
+            # The class itself, not its registered name: adapters ("exp3@CellAdapter") have none.
+            self.teacher = cls(TaskSpace(space, names), seed=seed, **hparams)
             self.teacher.load_state_dict(state)
             self.seen: dict[str, int] = {}
             self.log: list[tuple[list, float]] = []
@@ -337,7 +336,7 @@ def ray_teacher(teacher: Teacher) -> Any:
     # actor handle cannot survive; they look the actor up by name once connected.
     name = f"teachgym-teacher-{secrets.token_hex(8)}"
     actor = TeacherActor.options(name=name, namespace=RAY_NAMESPACE).remote(
-        teacher.name, space.space, space.names, None, teacher.hparams(), teacher.state_dict())
+        type(teacher), space.space, space.names, None, teacher.hparams(), teacher.state_dict())
     return RayTeacherClient(actor, space, name, ray.get_runtime_context().gcs_address)
 
 

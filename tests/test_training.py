@@ -19,7 +19,7 @@ import torch
 
 from teachgym.io import load_state
 from teachgym.students.sb3 import forget, make_student
-from teachgym.training import TrainConfig, add_train_arguments, run_train, train
+from teachgym.training import TrainConfig, add_train_arguments, parse_kwargs, run_train, train
 
 # Pendulum with 20-step episodes: 20 episodes in 400 steps, so ALP-GMM (fit_rate=4) fits
 # mixtures from the scores and its samples depend on the student's progress.
@@ -98,6 +98,7 @@ def test_resume_of_a_complete_run_changes_nothing(uninterrupted):
     (["--algo-kwargs", "bogus=1"], "bad sac hyper-parameter"),
     (["--teacher", "no-such-teacher"], "no-such-teacher"),
     (["--env-kwargs", "wings=3"], "does not take these kwargs"),
+    (["--teacher", "robust-plr"], "only to be scored"),
 ])
 def test_bad_input_is_a_clear_error_that_writes_nothing(tmp_path, capsys, change, message):
     out = tmp_path / "run"
@@ -221,3 +222,8 @@ def test_a_progress_callable_is_told_every_step_once(tmp_path):
     told: list[int] = []
     train(config, tmp_path / "p", progress=told.append)
     assert len(told) >= 4 and all(k > 0 for k in told) and sum(told) == 256  # one call per PPO iteration
+
+
+def test_kwargs_flags_read_json_and_python_literals():
+    parsed = parse_kwargs(["context_obs=False,use_sde=True", "x=None", "lr=3e-4,body=classic_bipedal", "flag=true"])
+    assert parsed == {"context_obs": False, "use_sde": True, "x": None, "lr": 3e-4, "body": "classic_bipedal", "flag": True}

@@ -115,6 +115,11 @@ def test_ray_actor_teacher_counts_each_update_once():
         assert client.state_dict()["n_updates"] == 5
         tasks, scores = client.drain_log()
         assert tasks.shape == (5, 5) and np.all(scores == 0.5)
+        # an adapted teacher (a bandit on the Box, through cells) has no registered name: still fine
+        bandit = make_teacher("exp3", teacher.task_space, seed=0, adapt=True)
+        remote = ray_teacher(bandit)
+        remote.update(remote.sample(), 0.5, success=True)
+        assert remote.state_dict()["state"]["inner"]["n_updates"] == 1
     finally:
         ray.shutdown()
 

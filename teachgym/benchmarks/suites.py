@@ -257,7 +257,7 @@ def _register_builtin() -> None:
     register_suite(Suite("toy", ToyConfig, _bench_toy, _format_toy,
                          "teachers on simulated students (grid, skills) and their challenge variants"))
     register_suite(Suite("control", CurriculumConfig, _bench_curriculum, _format_curriculum,
-                         "PPO on contextual control envs under each teacher (% test tasks mastered)"))
+                         "PPO on contextual control envs under each teacher (%% test tasks mastered)"))
     # TeachMyAgent's protocol (SAC, 100 test tasks, mastered = return > 230) at a one-machine
     # budget; the shipped config walkers-20M is the full 20M-step protocol for clusters.
     register_suite(Suite("walkers", CurriculumConfig, _bench_curriculum, _format_curriculum,

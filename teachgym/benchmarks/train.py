@@ -54,7 +54,7 @@ def bench_curriculum_overhead(config: OverheadConfig | None = None) -> dict[str,
     def model(curriculum: bool) -> Any:
         env = gym.make(config.env, context_obs=True)
         if curriculum:
-            teacher = make_teacher(config.teacher, env_task_space(env), seed=config.seed)
+            teacher = make_teacher(config.teacher, env_task_space(env), seed=config.seed, adapt=True)
             env = EpisodeCurriculum(env, teacher, seed=config.seed)
         return PPO("MlpPolicy", env, seed=config.seed, device="cpu", n_steps=config.chunk // 4)
 
@@ -73,7 +73,7 @@ def bench_curriculum_overhead(config: OverheadConfig | None = None) -> dict[str,
 
     wrapper_us = _wrapper_cost_us(config)
     env = gym.make(config.env)
-    teacher = make_teacher(config.teacher, env_task_space(env), seed=config.seed)
+    teacher = make_teacher(config.teacher, env_task_space(env), seed=config.seed, adapt=True)
     with TeacherServer(teacher) as server:
         client = server.client()
         n = 2000
@@ -100,7 +100,7 @@ def _wrapper_cost_us(config: OverheadConfig, steps: int = 20_000, rounds: int = 
     alone, bare and wrapped, measures the added cost directly.
     """
     bare = gym.make(config.env, context_obs=True)
-    teacher = make_teacher(config.teacher, env_task_space(bare), seed=config.seed)
+    teacher = make_teacher(config.teacher, env_task_space(bare), seed=config.seed, adapt=True)
     wrapped = EpisodeCurriculum(gym.make(config.env, context_obs=True), teacher, seed=config.seed)
     actions = np.random.default_rng(config.seed).uniform(-2, 2, size=(steps, 1)).astype(np.float32)
     seconds = {"bare": 0.0, "wrapped": 0.0}
