@@ -174,3 +174,15 @@ def test_plot_reads_what_bench_toy_writes(tmp_path):
     assert len(table[table["metric"] == "mastered_pct"]) == 2 * 3 * 2 * 4
     written = make_report(tmp_path, reps=50)
     assert {"learning_curves.png", "aggregate.png", "radar.png", "report.md"} <= {p.name for p in written}
+
+
+def test_a_curve_of_metrics_only_reads_one_point_per_iteration(tmp_path):
+    """teachgym bench datagen writes curve.csv with test_accuracy alone."""
+    run = tmp_path / "runs" / "datagen-math__uniform__seed0"
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text(json.dumps({"format": "teachgym-run/1", "suite": "datagen", "run": {
+        "student": "datagen", "variant": "math", "teacher": "uniform", "seed": 0}}))
+    (run / "curve.csv").write_text("test_accuracy\n0.25\n0.5\n0.75\n")
+    (found,) = find_runs(tmp_path)
+    assert found.x_name == "iteration" and found.curve["x"].tolist() == [0, 1, 2]
+    assert found.curve["test_accuracy"].tolist() == [0.25, 0.5, 0.75]

@@ -124,6 +124,7 @@ def run_datagen(
         if progress is not None:
             progress(1)
     return {
+        "iteration": list(range(len(curve))),
         "test_accuracy": curve,
         "final_test_accuracy": dict(zip(env.skill_names, info["test_accuracy"].tolist())),
         "final_validation_accuracy": dict(zip(env.skill_names, info["accuracy"].tolist())),
@@ -144,7 +145,7 @@ def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | 
     config.validate()
     runs = config.runs()
     results = execute(run_datagen, runs, out, units=lambda r: r["iterations"], jobs=jobs, desc="datagen",
-                      curve=("test_accuracy",), suite="datagen", backend=backend)
+                      curve=("iteration", "test_accuracy"), suite="datagen", backend=backend)
     curves = pd.DataFrame(
         {"domain": r["variant"], "policy": r["teacher"], "seed": r["seed"], "iteration": i, "test_accuracy": 100.0 * a}
         for r, res in zip(runs, results) for i, a in enumerate(res["test_accuracy"])

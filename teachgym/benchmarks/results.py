@@ -201,6 +201,9 @@ def _identity(meta: dict[str, Any], path: Path, suite: str) -> tuple[str, str, s
 def _numeric_curve(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, str]:
     """Split a wide curve into (x + metrics frame, x name); ValueError when nothing is numeric."""
     x_name = next((c for c in X_NAMES if c in frame.columns), None)
+    if x_name is None and len(frame.columns) == 1:  # metrics only (teachgym bench datagen): one row per iteration
+        frame = frame.assign(iteration=np.arange(len(frame)))
+        x_name = "iteration"
     if x_name is None:
         x_name = str(frame.columns[0]) if len(frame.columns) else ""
     if not x_name or len(frame) == 0:

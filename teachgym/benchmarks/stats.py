@@ -135,6 +135,11 @@ def aggregate_table(
     A teacher's IQM covers the challenges it ran; the probability of improvement covers those it
     shares with the baseline. Sorted by IQM, best first.
     """
+    missing = {"challenge", "teacher", "seed", "score"} - set(final.columns)
+    if missing:
+        raise ValueError(
+            f"aggregate_table takes final_scores(load_results(...)) (one score per run); missing columns {sorted(missing)}"
+        )
     rng = np.random.default_rng(seed)
     rows = []
     base_challenges = set(final.loc[final["teacher"] == baseline, "challenge"]) if baseline else set()
