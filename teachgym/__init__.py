@@ -8,4 +8,16 @@ from teachgym.teacher import Teacher, list_teachers, make_teacher, register_teac
 from teachgym.wrappers import CurriculumWrapper
 
 __version__ = "0.1.0"
+
+# Subpackages that pull in more (torch, SB3, matplotlib) load on first use: teachgym.students.X works
+# after a plain ``import teachgym`` without making that import slow.
+_LAZY_SUBMODULES = ("adapters", "benchmarks", "envs", "students", "training", "vector")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"teachgym.{name}")
+    raise AttributeError(f"module 'teachgym' has no attribute {name!r}")
 __all__ = ["CurriculumWrapper", "Teacher", "TaskSpace", "io", "list_teachers", "make_teacher", "register_teacher"]

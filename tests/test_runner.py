@@ -154,3 +154,10 @@ def test_ray_backend_gives_the_local_backend_numbers_per_seed(tmp_path, monkeypa
     for name in ("curves.csv", "per_run.csv"):
         a, b = (pd.read_csv(tmp_path / k / name).drop(columns=["teacher_seconds", "cpu_seconds"], errors="ignore") for k in ("local", "ray"))
         pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("jobs", [0, -2, 1.5, True])
+def test_a_bad_number_of_jobs_is_a_clear_error(tmp_path, jobs):
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        execute(run_toy, _toy_runs(), tmp_path / "out", units=lambda r: r["episodes"], jobs=jobs)
+    assert not (tmp_path / "out").exists()

@@ -178,3 +178,10 @@ def test_import_teachgym_and_every_teacher_leave_torch_out():
 def test_a_bad_seed_is_a_clear_value_error(seed):
     with pytest.raises(ValueError, match="seed must be"):
         teachgym.make_teacher("random", spaces.Box(0.0, 1.0, (2,)), seed=seed)
+
+
+def test_subpackages_are_reachable_from_a_plain_import():
+    assert teachgym.students.GridStudent.__name__ == "GridStudent"
+    assert teachgym.vector.TeacherServer.__name__ == "TeacherServer"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        teachgym.nope  # noqa: B018

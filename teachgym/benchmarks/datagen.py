@@ -58,7 +58,10 @@ class DatagenConfig:
             get_domain(d)
         for p in self.policies:
             if p not in BASELINES:
-                parse_teacher_spec(p)
+                try:
+                    parse_teacher_spec(p)
+                except ValueError as err:
+                    raise ValueError(f"{err}; or a baseline policy: {', '.join(BASELINES)}") from None
         for key in ("seeds", "iterations", "threads"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -145,7 +148,7 @@ def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | 
     config.validate()
     runs = config.runs()
     results = execute(run_datagen, runs, out, units=lambda r: r["iterations"], jobs=jobs, desc="datagen",
-                      curve=("iteration", "test_accuracy"), suite="datagen", backend=backend)
+                      curve=("iteration", "test_accuracy"), suite="datagen", backend=backend, unit="it")
     curves = pd.DataFrame(
         {"domain": r["variant"], "policy": r["teacher"], "seed": r["seed"], "iteration": i, "test_accuracy": 100.0 * a}
         for r, res in zip(runs, results) for i, a in enumerate(res["test_accuracy"])

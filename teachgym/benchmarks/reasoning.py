@@ -71,7 +71,10 @@ class ReasoningConfig:
 
         for spec in self.teachers:
             if spec not in FIXED_ORDERS:
-                parse_teacher_spec(spec)
+                try:
+                    parse_teacher_spec(spec)
+                except ValueError as err:
+                    raise ValueError(f"{err}; or a fixed order: {', '.join(FIXED_ORDERS)}") from None
         for name in self.families:
             get_family(name)
         for key in ("seeds", "steps", "batch_size", "train_levels", "test_size", "warmup_size", "eval_every", "threads"):
@@ -234,7 +237,7 @@ def bench_reasoning(config: ReasoningConfig, out: str = "runs/reasoning", jobs: 
     config.validate()
     runs = config.runs()
     results = execute(run_reasoning, runs, out, units=lambda r: r["steps"], jobs=jobs, desc="reasoning",
-                      curve=CURVE_COLUMNS, suite="reasoning", backend=backend)
+                      curve=CURVE_COLUMNS, suite="reasoning", backend=backend, unit="step")
     curves = pd.DataFrame(
         {"panel": metric, "curriculum": r["teacher"], "seed": r["seed"], "step": step, "accuracy": 100.0 * value}
         for r, res in zip(runs, results)

@@ -295,6 +295,7 @@ def execute(
     suite: str | None = None,
     backend: str = "local",
     work: bool = False,
+    unit: str = "ep",
 ) -> list[dict[str, Any]]:
     """Run ``fn(**run, progress=...)`` for every run not already in ``out``; return all results.
 
@@ -319,6 +320,8 @@ def execute(
         Name recorded in ``suite.json`` (default: ``desc``).
     backend
         ``"local"`` (process pool) or ``"ray"`` (Ray tasks, ``RAY_ADDRESS`` or a local cluster).
+    unit
+        What ``units`` counts, for the progress bar (``"ep"``, ``"step"``, ``"it"``).
     work
         Pass ``work_dir=OUT/work/<run_id>`` to ``fn`` (not part of the description): a folder
         that survives a killed runner, for runs that checkpoint and resume. With Ray on several
@@ -326,6 +329,8 @@ def execute(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a positive integer (or None: one per CPU), got {jobs!r}")
     out, suite = Path(out), suite or desc
     ids: dict[str, dict[str, Any]] = {}
     for run in runs:
@@ -344,7 +349,7 @@ def execute(
     provenance = _provenance() if todo else {}
     started = _now()
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=sum(units(runs[i]) for i in todo), desc=desc, unit="ep", unit_scale=True, smoothing=0.1)
+    bar = tqdm(total=sum(units(runs[i]) for i in todo), desc=desc, unit=unit, unit_scale=True, smoothing=0.1)
 
     calls = {i: {**runs[i], **({"work_dir": str(out / "work" / run_id(runs[i]))} if work else {})} for i in todo}
 

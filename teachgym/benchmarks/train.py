@@ -210,7 +210,7 @@ def bench_curriculum(config: CurriculumConfig, out: str, jobs: int | None = 2, b
     config.validate()
     runs = config.runs()
     results = execute(run_curriculum, runs, out, units=lambda r: r["steps"], jobs=jobs, desc=config.suite,
-                      curve=EVAL_COLUMNS, suite=config.suite, backend=backend, work=True)
+                      curve=EVAL_COLUMNS, suite=config.suite, backend=backend, work=True, unit="step")
     curves = pd.concat(
         [pd.DataFrame({c: res[c] for c in EVAL_COLUMNS if c in res}).assign(panel=r["variant"], teacher=r["teacher"], seed=r["seed"])
          for r, res in zip(runs, results)], ignore_index=True)
