@@ -19,17 +19,19 @@ import json
 import sys
 from collections.abc import Sequence
 
-from teachgym.benchmarks.datagen import DatagenConfig, bench_datagen, format_datagen
+from teachgym.benchmarks.datagen import DatagenConfig
 from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
 from teachgym.benchmarks.fuzz import FuzzConfig, bench_fuzz, env_label
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
 from teachgym.benchmarks.reasoning import ReasoningConfig
+from teachgym.benchmarks.runner import BACKENDS
 from teachgym.benchmarks.suites import (
     SUITES,
     add_suite_arguments,
     main_from_args,
     make_config,
     overrides_from_args,
+    run_suite,
 )
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
@@ -93,21 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default="", help="comma-separated substrings of env labels to keep, e.g. 'StumpTracks,wheel'")
 
     dg = _defaults(DatagenConfig)
-    p = suites.add_parser("datagen", help="data-generation teachers vs uniform allocation (math, code, vqa)")
-    p.add_argument("--domains", default=",".join(dg["domains"]), help="comma-separated: math, code, vqa")
-    p.add_argument(
-        "--policies",
-        default=",".join(dg["policies"]),
-        help="uniform, balanced-fill, random-allocation, alternating or teacher specs",
-    )
-    p.add_argument("--seeds", type=int, default=dg["seeds"])
-    p.add_argument("--iterations", type=int, default=dg["iterations"])
+    p = suites.add_parser("datagen", help=SUITES["datagen"].help)
+    p.add_argument("--config", default=None, help="TOML/JSON file of settings; flags override it")
+    p.add_argument("--backend", choices=BACKENDS, default="local", help="local: a process pool; ray: Ray tasks")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes / Ray CPUs (default: one per core)")
+    p.add_argument("--out", default="runs/datagen", help="results directory; finished runs in it are reused")
+    p.add_argument("--domains", default=None, help=f"comma-separated: math, code, vqa (default: {','.join(dg['domains'])})")
+    p.add_argument("--policies", default=None, help="uniform, balanced-fill, random-allocation, alternating or "
+                   f"teacher specs (default: {','.join(dg['policies'])})")
+    p.add_argument("--seeds", type=int, default=None, help=f"default: {dg['seeds']}")
+    p.add_argument("--iterations", type=int, default=None, help=f"default: {dg['iterations']}")
     p.add_argument("--budget", type=int, default=None, help="examples per iteration (default: the domain's)")
     p.add_argument("--train-steps", type=int, default=None)
     p.add_argument("--n-eval", type=int, default=None)
-    p.add_argument("--device", default=dg["device"])
-    p.add_argument("--jobs", type=int, default=None)
-    p.add_argument("--out", default="runs/datagen")
+    p.add_argument("--device", default=None, help=f"default: {dg['device']}")
 
     rs = _defaults(ReasoningConfig)
     p = add_suite_arguments(suites.add_parser("reasoning", help=SUITES["reasoning"].help), "reasoning")
@@ -163,11 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nRandom actions, {config.steps} steps per env, one process (ratio: steps/s over the 'vs' row's):")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         elif args.suite == "datagen":
-            config = DatagenConfig(
-                _names(args.domains), _names(args.policies), args.seeds, args.iterations,
-                args.budget, args.train_steps, args.n_eval, args.device,
-            )
-            print(format_datagen(bench_datagen(config, args.out, jobs=args.jobs)))
+            flags = ("domains", "policies", "seeds", "iterations", "budget", "train_steps", "n_eval", "device")
+            config = make_config("datagen", args.config, overrides_from_args(args, flags))
+            print(run_suite("datagen", config, args.out, args.jobs, args.backend))
         elif args.suite == "reasoning":
             print(main_from_args("reasoning", args, REASONING_FLAGS))
         elif args.suite == "teacher-overhead":

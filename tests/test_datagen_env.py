@@ -172,3 +172,18 @@ def test_alternating_policy_discovers_every_vqa_subskill_and_is_a_row_of_the_vqa
     config = DatagenConfig(domains=("vqa",), policies=("uniform", "alternating"), seeds=1, iterations=1, budget=8, train_steps=1, n_eval=1)
     means = bench_datagen(config, str(tmp_path), jobs=1).query("skill == 'mean'").set_index("policy")
     assert set(means.index) == {"uniform", "alternating"} and means["mean"].notna().all()
+
+
+def test_bench_datagen_cli_reads_a_config_file_and_flags_override_it(tmp_path, capsys):
+    import json
+
+    from teachgym.cli import main
+
+    cfg = tmp_path / "dg.json"
+    cfg.write_text(json.dumps({"suite": "datagen", "domains": ["math"], "policies": ["uniform"], "seeds": 1,
+                               "iterations": 3, "budget": 12, "train_steps": 1, "n_eval": 1}))
+    assert main(["bench", "datagen", "--config", str(cfg), "--iterations", "1", "--jobs", "1", "--out", str(tmp_path / "o")]) == 0
+    assert "arithmetic" in capsys.readouterr().out
+    (run,) = (tmp_path / "o" / "runs").iterdir()
+    assert (run / "curve.csv").read_text().splitlines()[0] == "iteration,test_accuracy"
+    assert json.loads((run / "meta.json").read_text())["run"]["iterations"] == 1
