@@ -187,3 +187,14 @@ def test_bench_datagen_cli_reads_a_config_file_and_flags_override_it(tmp_path, c
     (run,) = (tmp_path / "o" / "runs").iterdir()
     assert (run / "curve.csv").read_text().splitlines()[0] == "iteration,test_accuracy"
     assert json.loads((run / "meta.json").read_text())["run"]["iterations"] == 1
+
+
+def test_datagen_envs_pass_check_env_and_refuse_a_task_at_reset():
+    from gymnasium.utils.env_checker import check_env
+
+    env = _make("Math", "SkillList", iterations=2, budget=8)
+    check_env(env.unwrapped, skip_render_check=True)
+    with pytest.raises(ValueError, match="teacher environment"):
+        env.reset(options={"task": [0, 0]})
+    env.reset(seed=0)
+    assert {"evaluate"} == set(env.unwrapped.last_seconds)

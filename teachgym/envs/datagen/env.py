@@ -103,6 +103,12 @@ class DataGenEnv(gym.Env):
         Seed of the validation and test sets, fixed across resets and envs so runs compare.
     max_errors
         Errors shown in an open-ended observation.
+
+    Notes
+    -----
+    ``last_seconds`` holds the wall-clock seconds of the last ``reset`` / ``step`` by phase
+    (generate, verify, train, evaluate); they are kept out of ``info`` so that the same seed gives
+    the same infos.
     """
 
     metadata = {"render_modes": []}
@@ -148,6 +154,7 @@ class DataGenEnv(gym.Env):
         self.test_set = self._eval_set(test_rng)
         self._build_spaces()
         self.student: Any = None
+        self.last_seconds: dict[str, float] = {}
         self.train_data: list[Example] = []
 
     # -------------------------------------------------------------- construction
@@ -187,6 +194,11 @@ class DataGenEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if options and "task" in options:
+            raise ValueError(
+                "a DataGen env is a teacher environment: its episodes take no task; a teacher acts "
+                "through the action (DataGenEnv.action_from_tasks, envs.datagen.policies.TeacherPolicy)"
+            )
         super().reset(seed=seed)
         student_seed = int(self.np_random.integers(2**62))
         if self.student_factory is None:
@@ -202,9 +214,9 @@ class DataGenEnv(gym.Env):
         t0 = time.perf_counter()
         self._val_cells, self._errors = self._evaluate(self.validation_set, collect_errors=True)
         self._test_cells, _ = self._evaluate(self.test_set)
-        info = self._info_accuracy()
-        info["seconds"] = {"evaluate": time.perf_counter() - t0}
-        return self._observation(), info
+        # Timings live outside info, which must be the same for the same seed (gymnasium's contract).
+        self.last_seconds = {"evaluate": time.perf_counter() - t0}
+        return self._observation(), self._info_accuracy()
 
     def step(self, action: Any):
         if self.student is None:
@@ -235,8 +247,8 @@ class DataGenEnv(gym.Env):
         info.update(
             skill_rewards=skill_rewards, generated=len(examples), kept=len(kept), dropped=len(examples) - len(kept),
             invalid_specs=invalid, train_size=len(self.train_data), engine=engine_stats,
-            seconds={"generate": t1 - t0, "verify": t2 - t1, "train": t3 - t2, "evaluate": t4 - t3},
         )
+        self.last_seconds = {"generate": t1 - t0, "verify": t2 - t1, "train": t3 - t2, "evaluate": t4 - t3}
         terminated = self.iteration >= self.iterations
         return self._observation(), float(skill_rewards.mean()), terminated, False, info
 
