@@ -104,6 +104,25 @@ def test_a_walker_drowns_after_600_steps_under_water_and_its_motors_stop():
     assert obs[4] == 0.0 and not info["dead"]
 
 
+def test_the_amphibious_bipedal_lives_in_water_and_out_of_it():
+    """TeachMyAgent's amphibian: the classic bipedal's shape at the density of water never drowns
+    (the classic bipedal does after 600 steps) and floats where the classic bipedal sinks."""
+    heights = {}
+    for body in ("amphibious_bipedal", "classic_bipedal"):
+        env = make(body)
+        assert env.kind == ("amphibian" if body.startswith("amph") else "walker")
+        env.reset(seed=0, options={"task": FLOODED})
+        for _ in range(701):
+            obs, _, term, _, info = env.step(np.zeros(4))
+            assert not term
+        heights[body] = env._head.position.y
+        assert info["dead"] is (body == "classic_bipedal") and obs[4] in (0.0, 1.0)
+    assert heights["amphibious_bipedal"] > heights["classic_bipedal"] + 1.0
+    amphibian = make("amphibious_bipedal")
+    assert amphibian.parkour_body.lidar == "full"
+    assert amphibian.test_set().shape == (100, 6)
+
+
 def test_water_floats_an_idle_fish_that_suffocates_out_of_it():
     env = make("fish")
     env.reset(seed=0, options={"task": FLOODED})

@@ -1,10 +1,12 @@
-"""Parkour bodies: the walkers of :mod:`teachgym.envs.walkers`, a climbing chimpanzee and a fish.
+"""Parkour bodies: the walkers of :mod:`teachgym.envs.walkers`, a climbing chimpanzee, a fish and
+an amphibious bipedal walker.
 
 Every body is a :class:`~teachgym.envs.walkers.bodies.BodySpec` built by the walkers'
 :class:`~teachgym.envs.walkers.bodies.Blueprint`; a :class:`ParkourBody` adds what Parkour needs
-on top: the kind (walker, climber, swimmer), the lidar fan, how long the body survives in the
-wrong medium, and which limbs end in a grasping hand. Shapes and constants follow TeachMyAgent's
-``ClimbingProfileChimpanzee`` and ``FishBody`` (Romac et al. 2021), in pixels of SCALE = 30.
+on top: the kind (walker, climber, swimmer, amphibian), the lidar fan, how long the body survives
+in the wrong medium, and which limbs end in a grasping hand. Shapes and constants follow
+TeachMyAgent's ``ClimbingProfileChimpanzee``, ``FishBody`` and ``AmphibiousBipedalBody`` (Romac et
+al. 2021), in pixels of SCALE = 30.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ class ParkourBody:
     spec
         The body's description (built by the walkers' ``Blueprint``).
     kind
-        ``"walker"``, ``"climber"`` or ``"swimmer"``.
+        ``"walker"``, ``"climber"``, ``"swimmer"`` or ``"amphibian"``.
     lidar
-        A key of :data:`LIDAR_FANS`: walkers look down, climbers up, swimmers all around.
+        A key of :data:`LIDAR_FANS`: walkers look down, climbers up, swimmers and amphibians all
+        around.
     survive_steps
         Steps the head may spend in the wrong medium (under water for walkers and climbers, out
-        of it for swimmers) before the body dies: its motors stop for the rest of the episode.
+        of it for swimmers; amphibians have none) before the body dies: its motors stop for the
+        rest of the episode.
     hands
         Limbs (indices into ``spec.limbs``) whose last segment carries a grasping sensor; each
         adds one action (> 0: grasp) and two observations (touching a grip, holding one).
@@ -142,6 +146,13 @@ CHIMPANZEE = BodySpec(
     critical=(0, 1, 3, 5), spine_limits=(-0.1 * math.pi, 0.1 * math.pi), angle_penalty=False,
 )
 
+# TeachMyAgent's amphibious bipedal: the classic bipedal's shape at the density of water (hull
+# 1.25x, legs 0.25x), so that it neither sinks like a walker nor drowns.
+AMPHIBIOUS_BIPEDAL = dataclasses.replace(
+    BODIES["classic_bipedal"], name="amphibious_bipedal", critical=(), trunk_density=1.25, leg_density=0.25,
+    trunk_colour=(112, 207, 36),
+)
+
 PARKOUR_BODIES: MappingProxyType[str, ParkourBody] = MappingProxyType(
     {name: ParkourBody(_as_parkour_walker(spec), "walker", "down") for name, spec in BODIES.items()}
     | {
@@ -150,6 +161,7 @@ PARKOUR_BODIES: MappingProxyType[str, ParkourBody] = MappingProxyType(
             piece_y=(0.0, 38.5), spine_y=22.5,  # head 6 px above the body, joint at the body's top
         ),
         "fish": ParkourBody(FISH, "swimmer", "full", start_lift=1.0),
+        "amphibious_bipedal": ParkourBody(AMPHIBIOUS_BIPEDAL, "amphibian", "full"),
     }
 )
 

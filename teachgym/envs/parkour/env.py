@@ -52,6 +52,7 @@ TERRAIN_END = 5  # the episode ends this many terrain steps before the end (Teac
 HANG_STEPS = 5  # steps a climber holds the ceiling before the episode starts
 DATA_DIR = Path(__file__).parent / "data"
 TEST_SETS = ("walking", "climbing", "swimming")
+_KIND_TEST_SET = {"walker": "walking", "climber": "climbing", "swimmer": "swimming", "amphibian": "walking"}
 
 
 class _ParkourContacts(_Contacts):
@@ -183,10 +184,10 @@ class ParkourEnv(Box2DTrackEnv):
         """A fixed 100-task test set shipped with the package (``(100, 6)``).
 
         ``name`` is ``"walking"``, ``"climbing"`` or ``"swimming"``; by default the one of this
-        env's body kind (walkers: walking, climbers: climbing, swimmers: swimming). The tasks are
-        drawn by :func:`teachgym.envs.parkour.test_sets.draw_test_set`.
+        env's body kind (walkers and amphibians: walking, climbers: climbing, swimmers:
+        swimming). The tasks are drawn by :func:`teachgym.envs.parkour.test_sets.draw_test_set`.
         """
-        name = name if name is not None else TEST_SETS[("walker", "climber", "swimmer").index(self.kind)]
+        name = name if name is not None else _KIND_TEST_SET[self.kind]
         if name not in TEST_SETS:
             raise ValueError(f"unknown Parkour test set {name!r}; expected one of {TEST_SETS}")
         return np.loadtxt(DATA_DIR / f"parkour_{name}_test_set.csv", delimiter=",", skiprows=1, ndmin=2)
@@ -258,8 +259,14 @@ class ParkourEnv(Box2DTrackEnv):
     @property
     def dead(self) -> bool:
         """Whether the body has spent too long in the wrong medium (its motors are off)."""
-        limit = self.parkour_body.survive_steps
-        return (self._outside if self.kind == "swimmer" else self._under) > limit
+        return self.wrong_medium_steps() > self.parkour_body.survive_steps
+
+    def wrong_medium_steps(self) -> int:
+        """Steps the head has spent where this body dies: under water for walkers and climbers,
+        out of it for swimmers; amphibians live in both."""
+        if self.kind == "amphibian":
+            return 0
+        return self._outside if self.kind == "swimmer" else self._under
 
     def _simulate(self, action) -> tuple[np.ndarray, float]:
         """Drive motors and hands, advance one step, apply water forces, read the sensors."""

@@ -57,8 +57,7 @@ class ParkourRenderer(Renderer):
             end = (head.x + f * env.lidar_dx[i], head.y + f * env.lidar_dy[i])
             pg.draw.line(surf, LIDAR, *screen([(head.x, head.y), end]), 1)
         # The head turns red as the body nears drowning (or suffocating).
-        limit = env.parkour_body.survive_steps
-        danger = min(1.0, (env._outside if env.kind == "swimmer" else env._under) / limit)
+        danger = min(1.0, env.wrong_medium_steps() / env.parkour_body.survive_steps)
         for body, part in zip(env._bodies, env._blueprint.parts):
             colour = part.colour
             if body is env._head:
