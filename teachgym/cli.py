@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="results directory (teachgym bench/train output)")
     p.add_argument("--out", default=None, help="where to write (default: RUN_DIR/report)")
     p.add_argument("--metric", default=None, help="score column (default: mastered_pct when present)")
-    p.add_argument("--baseline", default="random", help="teacher for the probability of improvement")
+    p.add_argument("--baseline", default=None,
+                   help="teacher for the probability of improvement (default: random, or uniform, when present)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     add_train_arguments(sub.add_parser("train", help="train an RL student (SB3) under a teacher"))

@@ -58,6 +58,15 @@ def test_same_seed_same_student():
     assert a.predict(data) == b.predict(data)
 
 
+def test_hf_lora_student_says_a_missing_local_model_is_missing(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from teachgym.students.lm import HFLoRAStudent
+
+    with pytest.raises(ValueError, match="local model directory"):
+        HFLoRAStudent(str(tmp_path / "nowhere"))
+
+
 def test_hf_lora_student_fine_tunes_a_tiny_random_local_model_without_the_network(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     transformers = pytest.importorskip("transformers")

@@ -129,6 +129,12 @@ def test_unknown_metric_is_an_error_naming_the_ones_present(tmp_path):
         make_report(tmp_path, metric="return")
 
 
+def test_unknown_baseline_is_an_error_naming_the_teachers(tmp_path):
+    _write_json_runs(tmp_path, with_extras=False)
+    with pytest.raises(ValueError, match="baseline 'foo' is not among the teachers"):
+        make_report(tmp_path, baseline="foo")
+
+
 def test_per_run_folders_and_training_folders_load_with_their_task_counts(tmp_path):
     run = tmp_path / "suite" / "runs" / "grid-default__random__seed0"
     run.mkdir(parents=True)

@@ -34,13 +34,15 @@ from teachgym.io import write_text
 MARKER = "<!-- written by teachgym plot -->"
 #: Axis labels of known metrics.
 LABELS = {"mastered_pct": "% mastered", "test_accuracy": "test accuracy", "mean_return": "mean return"}
+#: Baselines tried in order when none is given.
+DEFAULT_BASELINES = ("random", "uniform")
 
 
 def make_report(
     run_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
     metric: str | None = None,
-    baseline: str = "random",
+    baseline: str | None = None,
     reps: int = stats.DEFAULT_REPS,
     seed: int = 0,
 ) -> list[Path]:
@@ -55,15 +57,16 @@ def make_report(
     metric
         The score (default: ``mastered_pct`` when present, see ``default_metric``).
     baseline
-        Teacher the probability of improvement is measured against (skipped if absent).
+        Teacher the probability of improvement is measured against; default: ``random`` (or the
+        data-generation suite's ``uniform``) when the runs hold it, else none.
     reps, seed
         Bootstrap replicates and the seed of their generator.
 
     Raises
     ------
     ValueError
-        For a directory without runs, a corrupt run, an unknown metric, or an ``out/report.md``
-        this module did not write.
+        For a directory without runs, a corrupt run, an unknown metric or baseline, or an
+        ``out/report.md`` this module did not write.
     """
     if reps < 1:
         raise ValueError(f"reps must be a positive integer, got {reps!r}")
@@ -82,7 +85,10 @@ def make_report(
     label = LABELS.get(metric, metric)
     x_name = Counter(r.x_name for r in runs).most_common(1)[0][0]
     final = stats.final_scores(table, metric)
-    base = baseline if baseline in set(final["teacher"]) else None
+    teachers = set(final["teacher"])
+    if baseline is not None and baseline not in teachers:
+        raise ValueError(f"baseline {baseline!r} is not among the teachers of {run_dir}: {sorted(teachers)}")
+    base = baseline if baseline is not None else next((t for t in DEFAULT_BASELINES if t in teachers), None)
     aggregate = stats.aggregate_table(final, base, reps=reps, seed=seed)
     per_challenge = stats.per_challenge_table(final, reps=reps, seed=seed)
     bands = stats.curve_intervals(table, metric, reps=min(reps, 1_000), seed=seed)

@@ -15,6 +15,7 @@ and ``answer`` strings.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -294,6 +295,11 @@ class HFLoRAStudent:
             import transformers
         except ImportError as err:  # pragma: no cover - depends on the extra
             raise ImportError("HFLoRAStudent needs the 'lm' extra: pip install transformers peft") from err
+        if not (Path(path) / "config.json").is_file():
+            raise ValueError(
+                f"path must be a local model directory holding config.json and weights (nothing is "
+                f"downloaded), got {path!r}"
+            )
         self.device = resolve_device(device)
         self.rng = np.random.default_rng(seed)
         self.max_len, self.max_answer, self.batch_size = int(max_len), int(max_answer), int(batch_size)
