@@ -35,7 +35,6 @@ from teachgym.benchmarks.suites import (
 )
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
-from teachgym.training import add_train_arguments, run_train
 
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
@@ -127,14 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="teacher for the probability of improvement (default: random, or uniform, when present)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    add_train_arguments(sub.add_parser("train", help="train an RL student (SB3) under a teacher"))
+    # Listed here; parsed by teachgym.training (main() hands it over before this parser runs), so
+    # that torch and SB3 load only for this command.
+    sub.add_parser("train", add_help=False, help="train an RL student (SB3) under a teacher (teachgym train --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        from teachgym.training import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return run_train(args)
     try:
         if args.command == "teachers":
             for name in list_teachers():

@@ -88,3 +88,16 @@ def test_all_teachers_default_to_every_variant_and_named_ones_to_the_default(tmp
     for teachers in ("all", "random"):
         assert main(["bench", "toy", "--teachers", teachers, "--out", str(tmp_path)]) == 2
     assert [c.variants for c in configs] == [("all",), ("default",)]
+
+
+def test_the_cli_starts_without_torch_and_hands_train_over(capsys, tmp_path):
+    import subprocess
+    import sys
+
+    code = "import sys, teachgym.cli; print('torch' in sys.modules, 'stable_baselines3' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    assert done.value.code == 0 and "usage: teachgym train" in capsys.readouterr().out
+    assert main(["train", "--env", "teachgym/NoSuchEnv-v0", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown env id" in capsys.readouterr().err

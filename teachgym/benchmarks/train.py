@@ -22,13 +22,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-import torch
 
 from teachgym.benchmarks.plots import plot_learning_curves
 from teachgym.benchmarks.runner import execute
 from teachgym.io import write_text
 from teachgym.teacher import make_teacher
-from teachgym.training import EVAL_COLUMNS, TrainConfig, train
 from teachgym.vector import EpisodeCurriculum, TeacherServer
 from teachgym.wrappers import env_task_space
 
@@ -47,6 +45,7 @@ class OverheadConfig:
 def bench_curriculum_overhead(config: OverheadConfig | None = None) -> dict[str, float]:
     """Seconds and steps/s of PPO with and without the curriculum wrapper, and the server round trip."""
     config = config or OverheadConfig()
+    import torch
     from stable_baselines3 import PPO
 
     torch.set_num_threads(1)
@@ -164,7 +163,9 @@ class CurriculumConfig:
         return [self.runs_of(e, t, s) for e in self.variants for t in self.teachers for s in range(self.seeds)]
 
 
-def _train_config(run: dict[str, Any]) -> TrainConfig:
+def _train_config(run: dict[str, Any]) -> Any:
+    from teachgym.training import TrainConfig
+
     return TrainConfig(env=run["env"], teacher=run["teacher"], algo=run["algo"], steps=run["steps"],
                        n_envs=run["n_envs"], seed=run["seed"], device=run["device"],
                        env_kwargs=dict(run["env_kwargs"]), algo_kwargs=dict(run["algo_kwargs"]),
@@ -179,6 +180,10 @@ def run_curriculum(student: str, variant: str, env: str, teacher: str, seed: int
     Returns the columns of its ``eval.csv`` (step, % mastered, ...) as lists. ``student`` and
     ``variant`` name the run for the runner.
     """
+    import torch
+
+    from teachgym.training import EVAL_COLUMNS, train
+
     torch.set_num_threads(1)
     run = {"env": env, "teacher": teacher, "seed": seed, "env_kwargs": env_kwargs, "algo": algo,
            "algo_kwargs": algo_kwargs, "n_envs": n_envs, "steps": steps, "eval_every": eval_every, "device": device}
@@ -207,6 +212,8 @@ def bench_curriculum(config: CurriculumConfig, out: str, jobs: int | None = 2, b
     the PNG under ``out``; each run's ``curve.csv``/``meta.json`` under ``out/runs/`` and its
     training folder (checkpoints, episodes) under ``out/work/``.
     """
+    from teachgym.training import EVAL_COLUMNS
+
     config.validate()
     runs = config.runs()
     results = execute(run_curriculum, runs, out, units=lambda r: r["steps"], jobs=jobs, desc=config.suite,
