@@ -1,7 +1,8 @@
 """Atomic, pickle-free persistence: JSON for structure, ``.npz`` for arrays, CSV for tables.
 
-Every write goes to a temporary file in the target's folder and is moved into place with
-``os.replace``, so a crash leaves either the old file or the new one, never half of one.
+Every write goes to a temporary file in the target's folder, is flushed to disk and moved into
+place with ``os.replace`` (the folder flushed too), so a crash — of the process or of the machine —
+leaves either the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -30,10 +31,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     open(tmp, "x").close()
     try:
         yield Path(tmp)
+        fsync(tmp)
         os.replace(tmp, path)
+        fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def fsync(path: str | os.PathLike) -> None:
+    """Flush a file's (or a folder's entries') data to disk (~0.3 ms here)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -51,7 +51,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from teachgym.io import write_json
+from teachgym.io import fsync, write_json
 
 SUITE_FORMAT = "teachgym-suite/1"
 RUN_FORMAT = "teachgym-run/1"
@@ -232,8 +232,10 @@ def write_run(out: Path, suite: str, run: dict[str, Any], result: dict[str, Any]
             **provenance, "started": started, "finished": _now(),
         }
         write_json(tmp / "meta.json", meta)
+        fsync(tmp / "curve.csv")  # meta.json is flushed by write_json, the folder's entries by it too
         try:
             os.rename(tmp, runs / run_id(run))  # atomic
+            fsync(runs)
         except OSError:
             if not (runs / run_id(run)).is_dir():
                 raise
