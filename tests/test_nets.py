@@ -173,3 +173,35 @@ def test_goal_gan_training_step_matches_autograd():
     np.testing.assert_allclose(teacher.discriminator.flat, flat(disc), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(teacher.generator.flat, flat(gen), rtol=1e-4, atol=1e-6)
     assert not np.array_equal(teacher.generator.flat, before)
+
+
+@pytest.mark.parametrize("name, kwargs", [("setter-solver", {"update_frequency": 5, "train_steps": 2}),
+                                          ("goal-gan", {"update_size": 4, "outer_iters": 2})])
+def test_a_read_only_state_loads_and_the_copy_trains_without_touching_it(name, kwargs):
+    """Ray hands actors read-only arrays; a state loaded twice must give the same teacher twice."""
+    box = spaces.Box(0.0, 1.0, (2,), dtype=np.float64)
+
+    def drive(teacher, n):
+        for i in range(n):
+            teacher.update(teacher.sample(), float(i % 3 == 0))
+
+    source = teachgym.make_teacher(name, box, seed=0, **kwargs)
+    drive(source, 30)
+    state = source.state_dict()
+
+    def freeze(value):
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        elif isinstance(value, dict):
+            for v in value.values():
+                freeze(v)
+        elif isinstance(value, list):
+            for v in value:
+                freeze(v)
+
+    freeze(state)
+    twins = [teachgym.make_teacher(name, box, seed=1, **kwargs) for _ in range(2)]
+    for twin in twins:
+        twin.load_state_dict(state)
+        drive(twin, 30)
+    assert [twins[0].sample().tolist() for _ in range(20)] == [twins[1].sample().tolist() for _ in range(20)]

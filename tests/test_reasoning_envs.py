@@ -119,8 +119,10 @@ def test_envs_pass_check_env_and_report_the_task_as_an_element_of_the_task_space
     inner = env.unwrapped
     prompt, info = env.reset(seed=7)
     assert inner.task_space.contains(info["task"])
-    env.reset()  # unseeded resets go on through the pools, a seeded one starts over
+    env.reset()  # unseeded resets go on through the pools; a seeded one is drawn by its seed
     again, info_again = env.reset(seed=7)
     assert again == prompt and np.array_equal(info_again["task"], info["task"])
+    seeded = {env.reset(seed=s, options={"task": info["task"]})[0] for s in range(40)}
+    assert len(seeded) > 10  # wrappers that seed every episode still see many problems
     _, _, _, _, step_info = env.step("0")
     assert inner.task_space.contains(step_info["task"])

@@ -51,7 +51,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from teachgym.io import fsync, write_json
+from teachgym.io import fsync, fsync_folder, write_json
 
 SUITE_FORMAT = "teachgym-suite/1"
 RUN_FORMAT = "teachgym-run/1"
@@ -235,7 +235,7 @@ def write_run(out: Path, suite: str, run: dict[str, Any], result: dict[str, Any]
         fsync(tmp / "curve.csv")  # meta.json is flushed by write_json, the folder's entries by it too
         try:
             os.rename(tmp, runs / run_id(run))  # atomic
-            fsync(runs)
+            fsync_folder(runs)
         except OSError:
             if not (runs / run_id(run)).is_dir():
                 raise

@@ -149,7 +149,7 @@ class GRPOStudent:
             raise ValueError("expected at least one prompt")
         learn = np.ones(len(prompts), bool) if train is None else np.asarray(train, dtype=bool)
         if learn.shape != (len(prompts),):
-            raise ValueError(f"train must hold one flag per prompt ({len(prompts)}), got {len(learn)}")
+            raise ValueError(f"train must hold one flag per prompt ({len(prompts)}), got {learn.size}")
         n = self.n_samples
         heads = [self._policy.prompt_ids(p) for p in prompts for _ in range(n)]
         with torch.no_grad():
@@ -162,12 +162,14 @@ class GRPOStudent:
                 raise ValueError(f"reward must be a finite number, got {value!r} for answer {text!r} to {prompts[k // n]!r}")
             rewards[k // n, k % n] = float(value)
         advantages = group_advantages(rewards)
-        loss = self._optimise(heads, answers_ids, (advantages * learn[:, None]).reshape(-1))
+        # The mean runs over the answers that train, so scored-only prompts do not shrink the step.
+        loss = self._optimise(heads, answers_ids, (advantages * learn[:, None]).reshape(-1), n * int(learn.sum()))
         self.rl_steps += 1
         return GRPOResult([texts[i * n : (i + 1) * n] for i in range(len(prompts))], rewards, advantages, loss)
 
-    def _optimise(self, heads: list[list[int]], answers: list[list[int]], advantages: np.ndarray) -> float:
-        """``epochs`` steps on the clipped objective; answers of zero advantage add no gradient."""
+    def _optimise(self, heads: list[list[int]], answers: list[list[int]], advantages: np.ndarray, count: int) -> float:
+        """``epochs`` steps on the clipped objective, averaged over ``count`` answers; answers of
+        zero advantage add no gradient."""
         keep = np.flatnonzero(advantages != 0.0)
         if len(keep) == 0:
             return 0.0
@@ -184,8 +186,8 @@ class GRPOStudent:
             new = self._policy.token_logprobs(ids, real, target, self.temperature)
             ratio = torch.exp(new - old)
             gain = torch.minimum(ratio * adv, ratio.clamp(1.0 - self.clip, 1.0 + self.clip) * adv)
-            # Mean over each answer's tokens, then over all n * prompts answers (zeros included).
-            loss = -((gain * mask).sum(1) / lengths).sum() / len(advantages)
+            # Mean over each answer's tokens, then over the ``count`` answers that train (zeros included).
+            loss = -((gain * mask).sum(1) / lengths).sum() / count
             self.lm.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)

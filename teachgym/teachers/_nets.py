@@ -158,7 +158,8 @@ class _Optimiser:
         return {"steps": self.steps, **{name: getattr(self, name).copy() for name in self._moments}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        moments = {name: np.asarray(state[name], dtype=np.float32).reshape(-1) for name in self._moments}
+        # Copies: the caller's arrays may be read-only (Ray) or reused (another load of the same state).
+        moments = {name: np.array(state[name], dtype=np.float32).reshape(-1) for name in self._moments}
         for name, value in moments.items():
             if value.shape != self.params.shape:
                 raise ValueError(f"optimiser state {name!r} has {value.size} values, expected {self.params.size}")

@@ -50,9 +50,10 @@ class ReasoningEnv(gym.Env):
     Notes
     -----
     ``reset(options={"task": t})`` serves the next unused problem of category ``t``; without a
-    task the category is drawn uniformly. ``reset(seed=...)`` also starts every category's pool
-    over from its first problem, so a seeded reset is reproducible (gymnasium's contract); resets
-    without a seed go on through the pools. The observation is the prompt (``spaces.Text``), the
+    task the category is drawn uniformly. A seeded ``reset(seed=...)`` starts every pool over
+    from a point that seed draws (going round to the pool's start), so a seed fixes the episodes
+    that follow (gymnasium's contract) and wrappers that seed every episode still see the whole
+    pool. The observation is the prompt (``spaces.Text``), the
     action the answer text; ``step`` returns reward 1.0 (correct) or 0.0, terminates, and its info
     carries ``success``, ``score`` (the reward), ``task`` and ``answer`` (a reference answer).
     """
@@ -94,6 +95,7 @@ class ReasoningEnv(gym.Env):
         self._test: dict[tuple[int, int], list[Problem]] = {}
         self._pools: dict[tuple[int, int], list[Problem]] = {}
         self._used = np.zeros((len(self.families), self.train_levels), dtype=np.int64)
+        self._start = np.zeros_like(self._used)  # where each pool's pass began (a seeded reset moves it)
         self._problem: Problem | None = None
         self._task = np.zeros(self._tasks.dim)
 
@@ -128,7 +130,7 @@ class ReasoningEnv(gym.Env):
                 f"category {self.families[f].name}/{level} has no problems left: all {self.pool_size} "
                 "of its training pool were used; build the env with a larger pool_size"
             )
-        problem = self._pool(f, level)[used]
+        problem = self._pool(f, level)[(int(self._start[f, level]) + used) % self.pool_size]
         self._used[f, level] = used + 1
         return problem
 
@@ -181,7 +183,8 @@ class ReasoningEnv(gym.Env):
     # -------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None:
+        if seed is not None:  # every pool starts over, each from a point the seed draws
+            self._start = self.np_random.integers(self.pool_size, size=self._used.shape)
             self._used[:] = 0
         task = (options or {}).get("task")
         if task is None:
