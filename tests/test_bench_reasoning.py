@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,6 +73,15 @@ def test_bench_writes_table_curves_and_png_then_resumes_without_rerunning(tmp_pa
     monkeypatch.setattr(reasoning, "run_reasoning", fail)
     again = bench_reasoning(config, tmp_path)
     assert np.allclose(again["test"], summary["test"])
+    # A run stored by an older version (its curve inside meta.json) is a clear error.
+    folder = next((tmp_path / "runs").glob("*random*"))
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["result"]["curve"] = [{"step": 0, "test": 0.5}]
+    meta["curve_columns"] = []
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "curve.csv").write_text("\n")  # what the old runner wrote: no columns
+    with pytest.raises(ValueError, match="older teachgym"):
+        bench_reasoning(config, tmp_path)
 
 
 def test_cli_runs_the_suite_and_reports_bad_input(tmp_path, capsys):

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from teachgym.benchmarks.plots import plot_learning_curves
-from teachgym.benchmarks.runner import execute
+from teachgym.benchmarks.runner import execute, run_id
 from teachgym.io import write_text
 from teachgym.spaces import Task, TaskSpace
 from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec
@@ -238,6 +238,10 @@ def bench_reasoning(config: ReasoningConfig, out: str = "runs/reasoning", jobs: 
     runs = config.runs()
     results = execute(run_reasoning, runs, out, units=lambda r: r["steps"], jobs=jobs, desc="reasoning",
                       curve=CURVE_COLUMNS, suite="reasoning", backend=backend, unit="step")
+    stale = [run_id(r) for r, res in zip(runs, results) if "step" not in res]
+    if stale:
+        raise ValueError(f"{out} holds runs of an older teachgym (their curve is inside meta.json: "
+                         f"{stale[:3]}...); write the suite into a new --out")
     curves = pd.DataFrame(
         {"panel": metric, "curriculum": r["teacher"], "seed": r["seed"], "step": step, "accuracy": 100.0 * value}
         for r, res in zip(runs, results)
