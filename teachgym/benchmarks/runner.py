@@ -51,7 +51,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from teachgym.io import fsync, fsync_folder, write_json
+from teachgym.io import fsync_folder, write_json, write_text
 
 SUITE_FORMAT = "teachgym-suite/1"
 RUN_FORMAT = "teachgym-run/1"
@@ -225,14 +225,13 @@ def write_run(out: Path, suite: str, run: dict[str, Any], result: dict[str, Any]
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(zip(*(result[c] for c in columns)))
-        (tmp / "curve.csv").write_text(text.getvalue())
+        write_text(tmp / "curve.csv", text.getvalue())
         meta = {
             "format": RUN_FORMAT, "run_id": run_id(run), "suite": suite, "run": run, "seed": run.get("seed"),
             "result": {k: v for k, v in result.items() if k not in columns}, "curve_columns": columns,
             **provenance, "started": started, "finished": _now(),
         }
         write_json(tmp / "meta.json", meta)
-        fsync(tmp / "curve.csv")  # meta.json is flushed by write_json, the folder's entries by it too
         try:
             os.rename(tmp, runs / run_id(run))  # atomic
             fsync_folder(runs)
