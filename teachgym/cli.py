@@ -24,18 +24,18 @@ from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
 from teachgym.benchmarks.fuzz import FuzzConfig, bench_fuzz, env_label
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
 from teachgym.benchmarks.reasoning import ReasoningConfig
-from teachgym.benchmarks.runner import BACKENDS
 from teachgym.benchmarks.suites import (
     SUITES,
     add_suite_arguments,
     main_from_args,
     make_config,
     overrides_from_args,
-    run_suite,
 )
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
 from teachgym.teacher import list_teachers, teacher_class
 
+# The datagen suite's own flags (beyond those of every suite), in DatagenConfig's names.
+DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device")
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
                    "warmup_steps", "eval_every", "device")
@@ -94,15 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default="", help="comma-separated substrings of env labels to keep, e.g. 'StumpTracks,wheel'")
 
     dg = _defaults(DatagenConfig)
-    p = suites.add_parser("datagen", help=SUITES["datagen"].help)
-    p.add_argument("--config", default=None, help="TOML/JSON file of settings; flags override it")
-    p.add_argument("--backend", choices=BACKENDS, default="local", help="local: a process pool; ray: Ray tasks")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes / Ray CPUs (default: one per core)")
-    p.add_argument("--out", default="runs/datagen", help="results directory; finished runs in it are reused")
+    p = add_suite_arguments(suites.add_parser("datagen", help=SUITES["datagen"].help), "datagen")
     p.add_argument("--domains", default=None, help=f"comma-separated: math, code, vqa (default: {','.join(dg['domains'])})")
     p.add_argument("--policies", default=None, help="uniform, balanced-fill, random-allocation, alternating or "
                    f"teacher specs (default: {','.join(dg['policies'])})")
-    p.add_argument("--seeds", type=int, default=None, help=f"default: {dg['seeds']}")
     p.add_argument("--iterations", type=int, default=None, help=f"default: {dg['iterations']}")
     p.add_argument("--budget", type=int, default=None, help="examples per iteration (default: the domain's)")
     p.add_argument("--train-steps", type=int, default=None)
@@ -169,9 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nRandom actions, {config.steps} steps per env, one process (ratio: steps/s over the 'vs' row's):")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         elif args.suite == "datagen":
-            flags = ("domains", "policies", "seeds", "iterations", "budget", "train_steps", "n_eval", "device")
-            config = make_config("datagen", args.config, overrides_from_args(args, flags))
-            print(run_suite("datagen", config, args.out, args.jobs, args.backend))
+            print(main_from_args("datagen", args, DATAGEN_FLAGS))
         elif args.suite == "reasoning":
             print(main_from_args("reasoning", args, REASONING_FLAGS))
         elif args.suite == "teacher-overhead":

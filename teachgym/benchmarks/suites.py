@@ -175,16 +175,19 @@ def run_suite(name: str, config: Any, out: str, jobs: int | None = None, backend
 
 # ---------------------------------------------------------------------- the CLI's part
 def add_suite_arguments(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    """The flags every suite takes: config file, backend, jobs, output, teachers, seeds, variants."""
+    """The flags every suite takes: config file, backend, jobs, output, seeds, and teachers and
+    variants where its config has them (the datagen suite names its teachers ``policies``)."""
     parser.add_argument("--config", default=None,
                         help="TOML/JSON file of settings, or a shipped config name; flags override it")
     parser.add_argument("--backend", choices=BACKENDS, default="local",
                         help="local: a process pool; ray: Ray tasks on RAY_ADDRESS or a local cluster")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes / Ray CPUs (default: one per core)")
     parser.add_argument("--out", default=f"runs/{name}", help="results directory; finished runs in it are reused")
-    parser.add_argument("--teachers", default=None, help="comma-separated teacher specs, or 'all'")
+    fields = {f.name for f in dataclasses.fields(get_suite(name).config)}
+    if "teachers" in fields:
+        parser.add_argument("--teachers", default=None, help="comma-separated teacher specs, or 'all'")
     parser.add_argument("--seeds", type=int, default=None)
-    if "variants" in {f.name for f in dataclasses.fields(get_suite(name).config)}:
+    if "variants" in fields:
         parser.add_argument("--variants", default=None, help="comma-separated variants (env ids for RL suites)")
     return parser
 
