@@ -2,8 +2,8 @@
 
 Six skills (arithmetic, conditionals, loops, strings, lists, functions) of two subskills each,
 three difficulty levels (bigger numbers, longer strings and lists). The quality check runs every
-program in the sandbox (:mod:`teachgym.envs.datagen.sandbox`: time, memory and no-network limits)
-and keeps an example only when its stated answer is what the program prints.
+program in the sandbox (:mod:`teachgym.envs.datagen.sandbox`: one process per program in Linux
+namespaces, no network, a read-only view of the system, resource limits) and keeps an example only when its stated answer is what the program prints.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from teachgym.envs.datagen.domain import Domain, Example, Params, Skill, Subskill
-from teachgym.envs.datagen.sandbox import run_programs
+from teachgym.envs.datagen.sandbox import Sandbox
 
 _LETTERS = np.array(list("abcdefghij"))
 
@@ -67,15 +67,20 @@ CODE_SKILLS: tuple[Skill, ...] = (
 
 
 class CodeDomain(Domain):
-    """Programs as examples; the quality check executes them in the sandbox."""
+    """Programs as examples; the quality check executes them in the sandbox.
 
-    def __init__(self, timeout_s: float = 1.0, memory_mb: int = 512) -> None:
+    ``isolation="none"`` runs them with resource limits only, for machines without user
+    namespaces and code you trust (the template engine's); see
+    :class:`~teachgym.envs.datagen.sandbox.Sandbox`.
+    """
+
+    def __init__(self, timeout_s: float = 1.0, memory_mb: int = 512, isolation: str = "namespaces") -> None:
         super().__init__("code", CODE_SKILLS, n_levels=3, defaults={"budget": 150, "n_eval": 6, "train_steps": 200, "max_errors": 16})
-        self.timeout_s, self.memory_mb = float(timeout_s), int(memory_mb)
+        self.sandbox = Sandbox(timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation)
 
     def verify(self, examples: Sequence[Example]) -> list[bool]:
         valid = [0 <= e.skill < self.n_skills for e in examples]
-        outputs = run_programs([e.prompt for e in examples], self.timeout_s, self.memory_mb)
+        outputs = self.sandbox.run([e.prompt for e in examples])
         return [v and o is not None and o.strip() == e.answer.strip() for v, o, e in zip(valid, outputs, examples)]
 
 
