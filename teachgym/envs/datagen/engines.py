@@ -380,6 +380,8 @@ class ChatEngine:
                 stats["bytes_read"] += len(chunk)
                 if size > self.max_reply_bytes:
                     raise _Oversized
+            if resp.length:  # read(amt) stops quietly at a connection closed before Content-Length
+                raise http.client.IncompleteRead(b"".join(chunks), resp.length)
             return resp.status, wait, b"".join(chunks)
         finally:
             conn.close()
