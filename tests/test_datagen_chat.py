@@ -4,7 +4,10 @@ model text (plans and items) as hostile as the server."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -182,11 +185,11 @@ def test_vqa_env_with_chat_engine_skips_prose_and_trains_on_verified_scenes_only
 class _RawServer:
     """A TCP server on 127.0.0.1: reads one HTTP request per connection, then ``respond(conn)`` writes raw bytes."""
 
-    def __init__(self, respond):
-        self.respond, self.requests, self.closed = respond, [], threading.Event()
+    def __init__(self, respond, tls=None):
+        self.respond, self.requests, self.closed, self.tls = respond, [], threading.Event(), tls
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.url = f"http{'s' if tls else ''}://127.0.0.1:{self.sock.getsockname()[1]}/v1"
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -202,6 +205,8 @@ class _RawServer:
         with conn:
             conn.settimeout(5)
             try:
+                if self.tls:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
                 data = b""
                 while b"\r\n\r\n" not in data and len(data) < 2**16:
                     data += conn.recv(4096) or b"\r\n\r\n"
@@ -212,7 +217,7 @@ class _RawServer:
                     body += conn.recv(65536) or b"x" * 2**20
                 self.requests.append({"line": lines[0], "auth": headers.get("authorization")})
                 self.respond(conn)
-            except OSError:  # the client hung up: what a client that gives up does
+            except OSError:  # the client hung up (or refused the certificate): what a client that gives up does
                 pass
 
     def close(self):
@@ -225,8 +230,8 @@ class _RawServer:
 def raw_server():
     servers = []
 
-    def start(respond):
-        servers.append(_RawServer(respond))
+    def start(respond, tls=None):
+        servers.append(_RawServer(respond, tls))
         return servers[-1]
 
     yield start
@@ -435,6 +440,37 @@ def test_a_code_fence_is_stripped_in_linear_time(raw_server):
     t0 = time.monotonic()
     examples, stats = _engine(server.url).generate([TaskSpec(0, 5)], np.random.default_rng(0))
     assert stats["malformed_replies"] == 1 and time.monotonic() - t0 < 0.5
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (openssl's command line makes it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=str(cert))
+
+
+def test_https_checks_the_certificate_and_keeps_the_deadline(raw_server, certificate, monkeypatch):
+    monkeypatch.setenv("TEST_CHAT_KEY", "sekret")
+    server_tls, trusting = certificate
+    server = raw_server(lambda conn: conn.sendall(_reply(_completion(GOOD))), tls=server_tls)
+    examples, stats = _engine(server.url, api_key_env="TEST_CHAT_KEY", retries=0).generate([TaskSpec(0, 5)], np.random.default_rng(0))
+    assert examples == [] and stats["http_errors"] == 1 and server.requests == []  # untrusted: refused before the key is sent
+    examples, stats = _engine(server.url, api_key_env="TEST_CHAT_KEY", ssl_context=trusting).generate([TaskSpec(0, 5)], np.random.default_rng(0))
+    assert len(examples) == 3 and [r["auth"] for r in server.requests] == ["Bearer sekret"]
+    server = raw_server(_trickle(TRICKLE_HEAD), tls=server_tls)
+    t0 = time.monotonic()
+    _, stats = ChatEngine(MATH, server.url, "tiny", timeout_s=0.5, retries=0, ssl_context=trusting).generate([TaskSpec(0, 2)], np.random.default_rng(0))
+    assert stats["timeouts"] == 1 and time.monotonic() - t0 < 1.2
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/v1", "127.0.0.1:8000/v1", "http://user:pw@127.0.0.1/v1", "http:///v1", "http://127.0.0.1/v1?x=1"])

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import socket
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -295,6 +296,9 @@ class ChatEngine:
         Seed of the jitter's generator.
     sleep, clock
         How the engine waits and reads monotonic time (tests pass fakes).
+    ssl_context
+        TLS settings of an ``https`` base_url (e.g. a private CA); None: Python's defaults, which
+        check the server's certificate and name.
     """
 
     def __init__(
@@ -314,6 +318,7 @@ class ChatEngine:
         seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not (timeout_s > 0 and retries >= 0 and per_request >= 1 and max_reply_bytes >= 1):
             raise ValueError("expected timeout_s > 0, retries >= 0, per_request >= 1 and max_reply_bytes >= 1")
@@ -334,7 +339,7 @@ class ChatEngine:
         if not self.deadline_s > 0:
             raise ValueError(f"expected deadline_s > 0, got {deadline_s}")
         self.rng = np.random.default_rng(seed)
-        self.sleep, self.clock = sleep, clock
+        self.sleep, self.clock, self.ssl_context = sleep, clock, ssl_context
 
     def _messages(self, spec: TaskSpec, n: int) -> list[dict[str, str]]:
         d = self.domain
@@ -360,8 +365,11 @@ class ChatEngine:
 
     def _attempt(self, body: bytes, headers: dict[str, str], deadline: float, stats: dict[str, int]) -> tuple[int, float | None, bytes]:
         """One POST: (status, Retry-After seconds or None, body of a 2xx reply); raises on network errors."""
-        kind = _HTTPSConnection if self._scheme == "https" else _HTTPConnection
-        conn = kind(self._host, self._port, timeout=max(1e-3, deadline - self.clock()))
+        timeout = max(1e-3, deadline - self.clock())
+        if self._scheme == "https":
+            conn: _DeadlineMixin = _HTTPSConnection(self._host, self._port, timeout=timeout, context=self.ssl_context)
+        else:
+            conn = _HTTPConnection(self._host, self._port, timeout=timeout)
         conn.deadline, conn.clock = deadline, self.clock
         try:
             conn.request("POST", self._path, body=body, headers=headers)
@@ -405,6 +413,9 @@ class ChatEngine:
                 status, wait, data = self._attempt(body, headers, self.clock() + min(self.timeout_s, left), stats)
             except TimeoutError:
                 stats["timeouts"] += 1
+                status = None
+            except ssl.SSLError:  # before ValueError: a failed certificate check is both
+                stats["http_errors"] += 1
                 status = None
             except (http.client.HTTPException, ValueError):
                 # BadStatusLine, IncompleteRead, LineTooLong, too many headers, a bad chunk size
