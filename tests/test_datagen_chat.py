@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from teachgym.envs.datagen.domain import Example
+from teachgym.envs.datagen.domain import Domain, Example
 from teachgym.envs.datagen.engines import ChatEngine, TaskSpec, parse_spec
 from teachgym.envs.datagen.env import DataGenEnv
 from teachgym.envs.datagen.math_skills import MATH
@@ -296,7 +296,7 @@ def test_a_server_trickling_a_byte_at_a_time_cannot_stretch_a_request_past_timeo
     engine = ChatEngine(MATH, server.url, "tiny", timeout_s=0.5, retries=0)
     t0 = time.monotonic()
     examples, stats = engine.generate([TaskSpec(0, 2)], np.random.default_rng(0))
-    assert time.monotonic() - t0 < 1.2  # per-read timeouts alone: 4 s (the whole trickle)
+    assert time.monotonic() - t0 < 2.0  # per-read timeouts alone: 4 s (the whole trickle)
     assert examples == [] and stats["timeouts"] == 1 and stats["failed_requests"] == 1
 
 
@@ -306,7 +306,7 @@ def test_deadline_s_ends_a_request_and_its_retries_together(raw_server):
     assert ChatEngine(MATH, server.url, "tiny", timeout_s=2, retries=2, backoff_s=1, max_backoff_s=1.5).deadline_s == 3 * 2 + 1 + 1.5
     t0 = time.monotonic()
     examples, stats = engine.generate([TaskSpec(0, 2)], np.random.default_rng(0))
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 2.5  # per-read timeouts alone: 11 attempts x 4 s
     assert examples == [] and 2 <= stats["timeouts"] == stats["requests"] <= 3 and stats["failed_requests"] == 1
 
 
@@ -422,24 +422,24 @@ def test_everything_a_server_can_send_is_counted_and_skipped_never_raised(raw_se
     assert sum(stats[k] for k in ("timeouts", "http_errors", "protocol_errors", "malformed_replies", "malformed_items")) == stats[counter]
 
 
-def test_only_the_items_asked_for_are_read_and_the_rest_are_counted(raw_server):
+def test_only_the_items_asked_for_are_read_and_the_rest_are_counted(raw_server, monkeypatch):
     item = {"skill": "arithmetic", "subskill": "addition", "difficulty": 0, "question": "2+3=", "answer": "5"}
     server = raw_server(lambda conn: conn.sendall(_reply(_completion(json.dumps({"examples": [item] * 50000})))))
-    t0 = time.monotonic()
+    read = []
+    monkeypatch.setattr(MATH, "from_item", lambda item: read.append(item) or Domain.from_item(MATH, item))
     examples, stats = _engine(server.url).generate([TaskSpec(0, 5)], np.random.default_rng(0))
-    assert len(examples) == 5 and stats["extra_items"] == 49995 and stats["malformed_items"] == 0
-    assert time.monotonic() - t0 < 2
+    assert len(examples) == len(read) == 5 and stats["extra_items"] == 49995 and stats["malformed_items"] == 0
 
 
 def test_a_code_fence_is_stripped_in_linear_time(raw_server):
     server = raw_server(lambda conn: conn.sendall(_reply(_completion("```json\n[" + " " * 20000 + "\n]```"))))
     t0 = time.monotonic()
     examples, stats = _engine(server.url).generate([TaskSpec(0, 5)], np.random.default_rng(0))
-    assert examples == [] and stats["malformed_replies"] == 0 and time.monotonic() - t0 < 0.5  # a regex took 2.3 s
+    assert examples == [] and stats["malformed_replies"] == 0 and time.monotonic() - t0 < 1.0  # a regex took 2.3 s
     server = raw_server(lambda conn: conn.sendall(_reply(_completion("a" + " " * 20000 + "b"))))
     t0 = time.monotonic()
     examples, stats = _engine(server.url).generate([TaskSpec(0, 5)], np.random.default_rng(0))
-    assert stats["malformed_replies"] == 1 and time.monotonic() - t0 < 0.5
+    assert stats["malformed_replies"] == 1 and time.monotonic() - t0 < 1.0
 
 
 @pytest.fixture(scope="module")
@@ -470,7 +470,7 @@ def test_https_checks_the_certificate_and_keeps_the_deadline(raw_server, certifi
     server = raw_server(_trickle(TRICKLE_HEAD), tls=server_tls)
     t0 = time.monotonic()
     _, stats = ChatEngine(MATH, server.url, "tiny", timeout_s=0.5, retries=0, ssl_context=trusting).generate([TaskSpec(0, 2)], np.random.default_rng(0))
-    assert stats["timeouts"] == 1 and time.monotonic() - t0 < 1.2
+    assert stats["timeouts"] == 1 and time.monotonic() - t0 < 2.0
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/v1", "127.0.0.1:8000/v1", "http://user:pw@127.0.0.1/v1", "http:///v1", "http://127.0.0.1/v1?x=1"])
@@ -501,7 +501,7 @@ HOSTILE_SPECS = {
 def test_parse_spec_refuses_hostile_plans_without_raising(text):
     t0 = time.monotonic()
     assert parse_spec(text, MATH, 5) is None
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 1.0
 
 
 def test_parse_spec_still_reads_good_specs_and_free_text():
@@ -539,7 +539,7 @@ def test_the_math_check_refuses_a_5000_digit_number_and_checks_long_ones_fast():
     a = "9" * 495
     t0 = time.monotonic()
     assert MATH.verify([Example(0, 0, 2, f"{a}*{a}=", str(int(a) ** 2)), Example(0, 0, 2, f"{a}*{a}=", "1")]) == [True, False]
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 1.0
 
 
 def test_an_open_ended_plan_is_model_text_bounded_in_size_and_never_raises():
