@@ -554,3 +554,13 @@ def test_an_open_ended_plan_is_model_text_bounded_in_size_and_never_raises():
     assert sorted((e.skill, e.level) for e in env.train_data if e.skill == 1) == [(1, 1)] * 3
     with pytest.raises(ValueError, match="sequence of task specifications"):
         env.step(7)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"timeout_s": 0}, {"timeout_s": float("inf")}, {"timeout_s": float("nan")}, {"retries": -1}, {"max_reply_bytes": 0},
+     {"backoff_s": 2.0, "max_backoff_s": 1.0}, {"max_backoff_s": float("inf")}, {"deadline_s": 0}, {"deadline_s": float("inf")}],
+)
+def test_settings_out_of_range_are_value_errors(kwargs):
+    with pytest.raises(ValueError, match="expected"):
+        ChatEngine(MATH, "http://127.0.0.1:9/v1", "tiny", **kwargs)

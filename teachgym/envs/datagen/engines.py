@@ -2,8 +2,9 @@
 
 * :class:`TemplateEngine` (default, offline): draws each example from the domain's templates.
 * :class:`ChatEngine`: asks an OpenAI-compatible ``/chat/completions`` endpoint for examples as
-  JSON. Timeouts and HTTP errors are retried, malformed replies and items are counted and
-  skipped; nothing it receives can crash an episode. The domain reads each item
+  JSON. Each request has a total deadline and a reply-size cap, follows no redirect, and retries
+  timeouts, network errors, 5xx, 408 and 429 with jittered exponential backoff; malformed replies
+  and items are counted and skipped: nothing a server or a model sends can crash an episode. The domain reads each item
   (:meth:`~teachgym.envs.datagen.domain.Domain.from_item`; VQA asks for a scene specification,
   since a chat model cannot return an image, and renders it) and the examples go through the same
   quality check as the templates' (:meth:`~teachgym.envs.datagen.domain.Domain.verify`).
@@ -320,9 +321,12 @@ class ChatEngine:
         clock: Callable[[], float] = time.monotonic,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if not (timeout_s > 0 and retries >= 0 and per_request >= 1 and max_reply_bytes >= 1):
-            raise ValueError("expected timeout_s > 0, retries >= 0, per_request >= 1 and max_reply_bytes >= 1")
-        if not (0 <= backoff_s <= max_backoff_s and math.isfinite(max_backoff_s)):
+        if not (0 < timeout_s < math.inf and retries >= 0 and per_request >= 1 and max_reply_bytes >= 1):
+            raise ValueError(
+                "expected a finite timeout_s > 0, retries >= 0, per_request >= 1 and max_reply_bytes >= 1; got "
+                f"{timeout_s}, {retries}, {per_request}, {max_reply_bytes}"
+            )
+        if not 0 <= backoff_s <= max_backoff_s < math.inf:
             raise ValueError(f"expected 0 <= backoff_s <= max_backoff_s < inf, got {backoff_s}, {max_backoff_s}")
         url = urllib.parse.urlsplit(base_url.rstrip("/") + "/chat/completions")
         if url.scheme not in ("http", "https") or not url.hostname or url.username or url.query or url.fragment:
@@ -336,8 +340,8 @@ class ChatEngine:
         self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
         waits = sum(min(self.max_backoff_s, self.backoff_s * 2**k) for k in range(self.retries))
         self.deadline_s = float(deadline_s) if deadline_s is not None else (self.retries + 1) * self.timeout_s + waits
-        if not self.deadline_s > 0:
-            raise ValueError(f"expected deadline_s > 0, got {deadline_s}")
+        if not 0 < self.deadline_s < math.inf:
+            raise ValueError(f"expected a finite deadline_s > 0, got {deadline_s}")
         self.rng = np.random.default_rng(seed)
         self.sleep, self.clock, self.ssl_context = sleep, clock, ssl_context
 
