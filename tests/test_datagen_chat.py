@@ -348,6 +348,21 @@ def test_a_200_mb_reply_without_length_is_cut_at_max_reply_bytes_and_memory_stay
     assert peak < 6 * 2**20, f"peak {peak / 2**20:.1f} MiB for a 1 MiB cap"
 
 
+@pytest.mark.parametrize("bomb", [b"{},", b"1000,", b'"ab",'], ids=["dicts", "ints", "strings"])
+def test_a_reply_of_millions_of_tiny_json_values_is_refused_before_parsing(raw_server, bomb):
+    body = b"[" + bomb * (2**21 // len(bomb) - 1) + b"0]"  # 2 MiB: 700 k dicts would take 48 MiB
+    server = raw_server(lambda conn: conn.sendall(_reply(body)))
+    engine = _engine(server.url, max_reply_bytes=2**21)
+    tracemalloc.start()
+    try:
+        examples, stats = engine.generate([TaskSpec(0, 2)], np.random.default_rng(0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert examples == [] and stats["malformed_replies"] == 1 and stats["bytes_read"] == len(body)
+    assert peak < 12 * 2**20, f"peak {peak / 2**20:.1f} MiB for a 2 MiB reply"
+
+
 @pytest.mark.parametrize(
     "status, attempts",
     [(500, 3), (502, 3), (503, 3), (504, 3), (408, 3), (429, 3), (400, 1), (401, 1), (403, 1), (404, 1), (409, 1), (422, 1)],

@@ -35,6 +35,8 @@ from teachgym.envs.datagen.domain import Domain, Example, read_int
 #: Bounds on JSON written by a model or a server (see :func:`read_json`).
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 64
+#: A reply of 20 examples holds a few hundred values; 8 MiB of ``[{},{},...]`` would be 2.8 M dicts (190 MiB).
+MAX_JSON_VALUES = 200_000
 #: Longest task specification of a plan (the open-ended level's action space allows 600 characters).
 MAX_SPEC_CHARS = 600
 
@@ -56,17 +58,21 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"expected a finite number, got {name}")
 
 
-def read_json(text: str | bytes, max_chars: int) -> Any:
+def read_json(text: str, max_chars: int) -> Any:
     """JSON written by a model or a server, within bounds.
 
     Raises ``json.JSONDecodeError`` when ``text`` is not JSON, and ``ValueError`` when it is JSON
-    beyond the bounds: longer than ``max_chars``, nested deeper than :data:`MAX_JSON_DEPTH`
-    (``json`` itself would raise ``RecursionError``), ``NaN`` / ``Infinity`` or a number that
-    overflows a float (``1e999``), or an integer of more than :data:`MAX_INT_DIGITS` digits
-    (Python's digit limit, or the cost of arithmetic on it).
+    beyond the bounds: longer than ``max_chars``; with more than :data:`MAX_JSON_VALUES` values
+    (bounded before parsing by the count of commas and brackets: a Python object costs 25 to 70
+    bytes for 2 or 3 characters of text); nested deeper than :data:`MAX_JSON_DEPTH` (``json``
+    itself would raise ``RecursionError``); ``NaN``, ``Infinity`` or a number that overflows a
+    float (``1e999``); an integer of more than :data:`MAX_INT_DIGITS` digits (Python's digit
+    limit, or the cost of arithmetic on it).
     """
     if len(text) > max_chars:
         raise ValueError(f"expected at most {max_chars} characters of JSON, got {len(text)}")
+    if text.count(",") + text.count("{") + text.count("[") > MAX_JSON_VALUES:  # those inside strings count too: a bound
+        raise ValueError(f"expected at most {MAX_JSON_VALUES} JSON values")
     try:
         obj = json.loads(text, parse_float=_finite_float, parse_int=_short_int, parse_constant=_no_constant)
     except RecursionError:
@@ -288,7 +294,8 @@ class ChatEngine:
         and the longest backoff waits could take, ``(retries + 1) * timeout_s + waits``.
     max_reply_bytes
         Largest reply body read; a larger one is dropped (counted in ``oversized_replies``)
-        without being read into memory.
+        without being read into memory (a completion of 20 examples is about 10 kB). What the
+        parsed JSON may hold is bounded too (:func:`read_json`).
     backoff_s, max_backoff_s
         The wait before retry ``k`` (0-based) is ``min(max_backoff_s, backoff_s * 2**k)`` times a
         jitter factor in [0.5, 1], and at least the server's ``Retry-After`` (seconds form). A
@@ -367,7 +374,7 @@ class ChatEngine:
         """The jittered wait before retry ``attempt`` (0-based)."""
         return min(self.max_backoff_s, self.backoff_s * 2**attempt) * float(self.rng.uniform(0.5, 1.0))
 
-    def _attempt(self, body: bytes, headers: dict[str, str], deadline: float, stats: dict[str, int]) -> tuple[int, float | None, bytes]:
+    def _attempt(self, body: bytes, headers: dict[str, str], deadline: float, stats: dict[str, int]) -> tuple[int, float | None, bytearray]:
         """One POST: (status, Retry-After seconds or None, body of a 2xx reply); raises on network errors."""
         timeout = max(1e-3, deadline - self.clock())
         if self._scheme == "https":
@@ -381,20 +388,19 @@ class ChatEngine:
             retry_after = _RETRY_AFTER.fullmatch(resp.getheader("Retry-After") or "")
             wait = float(retry_after.group(1)) if retry_after else None
             if not 200 <= resp.status < 300:
-                return resp.status, wait, b""
+                return resp.status, wait, bytearray()
             length = _LENGTH.fullmatch(resp.getheader("Content-Length") or "")
             if length and (len(length.group(1)) > 18 or int(length.group(1)) > self.max_reply_bytes):
                 raise _Oversized  # refused before a byte of it is read
-            chunks, size = [], 0
-            while chunk := resp.read(min(2**16, self.max_reply_bytes + 1 - size)):
-                chunks.append(chunk)
-                size += len(chunk)
+            data = bytearray()
+            while chunk := resp.read(min(2**16, self.max_reply_bytes + 1 - len(data))):
+                data += chunk
                 stats["bytes_read"] += len(chunk)
-                if size > self.max_reply_bytes:
+                if len(data) > self.max_reply_bytes:
                     raise _Oversized
             if resp.length:  # read(amt) stops quietly at a connection closed before Content-Length
-                raise http.client.IncompleteRead(b"".join(chunks), resp.length)
-            return resp.status, wait, b"".join(chunks)
+                raise http.client.IncompleteRead(bytes(data), resp.length)
+            return resp.status, wait, data
         finally:
             conn.close()
             if conn.raw_sock is not None:
@@ -449,7 +455,7 @@ class ChatEngine:
         stats["failed_requests"] += 1
         return None
 
-    def _content(self, data: bytes, stats: dict[str, int]) -> str | None:
+    def _content(self, data: bytearray, stats: dict[str, int]) -> str | None:
         """The message text of a chat completion; None (counted) for anything else."""
         try:
             reply = read_json(data.decode("utf-8"), self.max_reply_bytes)
