@@ -10,7 +10,9 @@ an LLM engine are checked exactly like the template engine's.
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,23 @@ from typing import Any
 import numpy as np
 
 Params = dict[str, Any]
+
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9]{1,9}\s*")
+
+
+def read_int(value: Any, what: str) -> int:
+    """An integer written by a model: an int, a whole finite float or a short string of digits.
+
+    Raises ``ValueError`` naming ``what`` otherwise (``True``, ``2.5``, ``1e999`` as ``inf``,
+    ``NaN``, ``"3 apples"``), where ``int()`` would round, overflow or accept a bool.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        return int(value)
+    raise ValueError(f"expected {what} as an integer, got {reprlib.repr(value)}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,11 @@ class Domain:
         Env settings this domain runs best with (budget, evaluation size, student, steps).
     """
 
+    #: Longest question and answer read from an LLM's item (the templates' are far shorter): a
+    #: bound on what the quality check parses and computes (a 5,000-digit number is refused here).
+    max_question_chars = 1000
+    max_answer_chars = 100
+
     def __init__(self, name: str, skills: Sequence[Skill], n_levels: int, defaults: dict[str, Any]) -> None:
         counts = {len(s.subskills) for s in skills}
         if len(counts) != 1 or not skills:
@@ -106,11 +130,11 @@ class Domain:
 
     def skill_index(self, name: str | int) -> int:
         """Index of a skill given by name or index; ``ValueError`` listing the names otherwise."""
-        if isinstance(name, (int, np.integer)) and 0 <= int(name) < self.n_skills:
+        if isinstance(name, (int, np.integer)) and not isinstance(name, bool) and 0 <= int(name) < self.n_skills:
             return int(name)
         if isinstance(name, str) and name in self.skill_names:
             return self.skill_names.index(name)
-        raise ValueError(f"unknown {self.name} skill {name!r}; expected one of {self.skill_names}")
+        raise ValueError(f"unknown {self.name} skill {reprlib.repr(name)}; expected one of {self.skill_names}")
 
     def generate(self, skill: int, subskill: int, level: int, rng: np.random.Generator) -> Example:
         """One example of (skill, subskill, level) from the templates."""
@@ -127,7 +151,7 @@ class Domain:
         return [self._verify_one(e) for e in examples]
 
     def _verify_one(self, e: Example) -> bool:
-        if not 0 <= e.skill < self.n_skills:
+        if not 0 <= e.skill < self.n_skills or len(e.prompt) > self.max_question_chars:
             return False
         subs = range(self.n_subskills) if e.subskill < 0 else [e.subskill]
         for s in subs:
@@ -135,8 +159,8 @@ class Domain:
                 return False
             match = self.skills[e.skill].subskills[s].pattern().match(e.prompt.strip())
             if match:
-                params = {k: int(v) for k, v in match.groupdict().items()}
-                try:
+                try:  # int() and str() refuse numbers past Python's digit limit (ValueError)
+                    params = {k: int(v) for k, v in match.groupdict().items()}
                     return self.skills[e.skill].subskills[s].solve(params) == e.answer.strip()
                 except (ArithmeticError, ValueError):
                     return False
@@ -150,17 +174,32 @@ class Domain:
         """An example from one JSON item of an LLM's reply (:meth:`chat_format`).
 
         Raises ``ValueError``, ``KeyError``, ``TypeError`` or ``AttributeError`` on a malformed
-        item (the engine counts and skips it); whether the answer is right is left to
-        :meth:`verify`.
+        item (the engine counts and skips it), e.g. a difficulty that is not a whole number in
+        range or a question longer than :attr:`max_question_chars`; whether the answer is right
+        is left to :meth:`verify`.
         """
+        if not isinstance(item, dict):
+            raise TypeError(f"an example is a JSON object, got {type(item).__name__}")
         skill = self.skill_index(item["skill"])
         names = [s.name for s in self.skills[skill].subskills]
         sub = item.get("subskill")
-        sub = names.index(sub) if sub in names else -1
-        level = int(item.get("difficulty", 0))
+        sub = names.index(sub) if isinstance(sub, str) and sub in names else -1
+        level = read_int(item.get("difficulty", 0), "difficulty")
         if not 0 <= level < self.n_levels:
             raise ValueError(f"difficulty {level} outside 0..{self.n_levels - 1}")
-        return self.make_image(Example(skill, level, sub, str(item["question"]), str(item["answer"])))
+        question, answer = self.item_text(item, "question", self.max_question_chars), self.item_text(item, "answer", self.max_answer_chars)
+        return self.make_image(Example(skill, level, sub, question, answer))
+
+    @staticmethod
+    def item_text(item: dict, key: str, max_chars: int) -> str:
+        """``item[key]`` as text (a string or a number), at most ``max_chars`` long; ``ValueError`` otherwise."""
+        value = item[key]
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise TypeError(f"expected {key} as a string, got {type(value).__name__}")
+        text = str(value)
+        if len(text) > max_chars:
+            raise ValueError(f"expected a {key} of at most {max_chars} characters, got {len(text)}")
+        return text
 
     def make_student(self, seed: int | None, device: str = "auto", **kwargs: Any) -> Any:
         """The default student of text domains: a small transformer trained from scratch."""

@@ -24,7 +24,9 @@ teachgym teacher drives data generation (:class:`~teachgym.envs.datagen.policies
 
 from __future__ import annotations
 
+import itertools
 import json
+import reprlib
 import string
 import time
 from collections.abc import Sequence
@@ -259,9 +261,15 @@ class DataGenEnv(gym.Env):
         if self.level == "open_ended":
             if isinstance(action, str):
                 action = [action]
-            texts = list(action)
+            try:
+                texts = list(itertools.islice(action, self.budget + 1))
+            except TypeError:
+                raise ValueError(f"an open-ended action is a sequence of task specifications (strings), got {reprlib.repr(action)}") from None
+            # A plan is model text: it is cut to its first `budget` specifications (the rest are not
+            # read), each at most _MAX_TEXT characters (the action space's bound).
+            texts = texts[: self.budget]
             default = max(1, self.budget // max(1, len(texts)))
-            parsed = [parse_spec(t, d, default) for t in texts]
+            parsed = [parse_spec(t, d, default, max_chars=_MAX_TEXT) for t in texts]
             return [p for p in parsed if p is not None], sum(p is None for p in parsed)
         if self.level == "skill_list":
             weights = self._weights(action, (d.n_skills, d.n_levels))
@@ -289,7 +297,7 @@ class DataGenEnv(gym.Env):
         try:
             w = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"expected allocation weights of shape {shape}, got {action!r}") from None
+            raise ValueError(f"expected allocation weights of shape {shape}, got {reprlib.repr(action)}") from None
         if w.shape != shape or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError(f"expected finite non-negative allocation weights of shape {shape}, got {w.tolist()}")
         return w if w.sum() > 0 else np.ones(shape)  # all zero: spread the budget evenly

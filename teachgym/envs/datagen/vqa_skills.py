@@ -250,7 +250,7 @@ class VQADomain(Domain):
         skill = self.skill_index(item["skill"])
         scene = check_scene(item["scene"])
         names = [s.name for s in self.skills[skill].subskills]
-        question = " ".join(str(item["question"]).split())
+        question = " ".join(self.item_text(item, "question", self.max_question_chars).split())
         candidates = [names.index(item["subskill"])] if item.get("subskill") in names else range(self.n_subskills)
         for j in candidates:
             match = _PATTERNS[skill][j].match(question)
@@ -261,7 +261,7 @@ class VQADomain(Domain):
         fields = {k: int(v) if k in ("row", "col") else v.lower() for k, v in match.groupdict().items()}
         params = {"scene": scene, **fields}
         prompt = self.skills[skill].subskills[j].template.format(**fields)
-        answer = str(item["answer"]).strip().lower()
+        answer = self.item_text(item, "answer", self.max_answer_chars).strip().lower()
         return Example(skill, level_of(len(scene)), j, prompt, answer, image=draw(scene), meta=json.dumps(params))
 
     def make_student(self, seed: int | None, device: str = "auto", **kwargs) -> object:
