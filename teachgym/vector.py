@@ -87,9 +87,9 @@ def _socket_listened(path: str) -> bool:
 def _remove_stale_sockets(base: str, prefix: str) -> list[str]:
     """Remove the socket folders ``base/<prefix><pid>-*`` of servers that were killed.
 
-    A folder is removed only when it is a real directory of this user, its pid is not running,
-    and nothing listens on its socket any more; only the socket file and the empty folder are
-    deleted (never anything else a folder might hold). Returns the folders removed.
+    A folder is removed only when it is a real directory of this user that holds nothing but
+    the socket, its pid is not running, and nothing listens on the socket any more (a pid of
+    another pid namespace sharing ``/tmp`` looks dead). Returns the folders removed.
     """
     removed = []
     try:
@@ -107,14 +107,15 @@ def _remove_stale_sockets(base: str, prefix: str) -> list[str]:
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
             continue
         path = os.path.join(entry.path, SOCKET_NAME)
-        if _socket_listened(path):
-            continue
         try:
-            if os.path.lexists(path):
-                os.unlink(path)
+            if os.listdir(entry.path) != [SOCKET_NAME] or not stat.S_ISSOCK(os.lstat(path).st_mode):
+                continue
+            if _socket_listened(path):
+                continue
+            os.unlink(path)
             os.rmdir(entry.path)
         except OSError:
-            continue  # another process cleaned it first, or the folder holds something else
+            continue  # another process cleaned it first
         removed.append(entry.path)
     return removed
 
@@ -132,9 +133,9 @@ class TeacherServer:
     max_connections, max_message_bytes, handshake_timeout
         Limits; ``None`` keeps the class default of the same name.
 
-    Use as a context manager, or call :meth:`close`; ``close`` waits until every connected
-    client has hung up (its worker exited or called ``close``) and all its requests are done,
-    at most ``close_timeout`` seconds.
+    Use as a context manager, or call :meth:`close`; ``close`` hangs up on idle clients and
+    waits for the requests in flight (at most ``close_timeout`` seconds), so call it after the
+    workers are done (``VecEnv.close``).
 
     Notes
     -----
@@ -198,7 +199,7 @@ class TeacherServer:
             os.rmdir(self._folder)
             raise
         self._wake_r, self._wake_w = socket.socketpair()
-        self._state = threading.Lock()  # guards the three tables below
+        self._state = threading.Lock()  # guards the tables below and the connection counters
         self._sockets: dict[socket.socket, threading.Thread] = {}  # every open connection
         self._deadlines: dict[socket.socket, float] = {}  # connections still in their handshake
         self._busy: set[socket.socket] = set()  # connections with a request in flight
@@ -208,7 +209,7 @@ class TeacherServer:
 
     def client(self) -> TeacherClient:
         """A new picklable client for one worker."""
-        return TeacherClient(self.address, self._authkey, self.teacher.task_space)
+        return TeacherClient(self.address, self._authkey, self.teacher.task_space, self.max_message_bytes)
 
     @classmethod
     def _socket_folder(cls) -> str:
@@ -292,7 +293,13 @@ class TeacherServer:
             _shutdown(sock)
             sock.close()
             return
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # the system is out of threads: this connection only is dropped
+            with self._state:
+                self._sockets.pop(sock, None)
+                self._deadlines.pop(sock, None)
+            sock.close()
 
     def _serve(self, sock: socket.socket) -> None:
         """One connection: the handshake, then requests until the client hangs up or misbehaves."""
@@ -455,24 +462,26 @@ def _checked_update(space: TaskSpace, message: dict[str, Any]) -> tuple[str, int
 class TeacherClient:
     """A worker's handle on a :class:`TeacherServer`: ``sample()`` and ``update(task, score)``.
 
-    Picklable (address, key and task space only); it connects on first use inside the worker.
+    Picklable (address, key, task space and the server's message limit); it connects on first
+    use inside the worker.
     """
 
-    max_message_bytes: int = TeacherServer.max_message_bytes
-
-    def __init__(self, address: str, authkey: bytes, task_space: TaskSpace) -> None:
+    def __init__(self, address: str, authkey: bytes, task_space: TaskSpace,
+                 max_message_bytes: int = TeacherServer.max_message_bytes) -> None:
         self.address = address
         self.authkey = authkey
         self.task_space = task_space
+        self.max_message_bytes = max_message_bytes
         self.client_id = ""
         self._conn: Connection | None = None
         self._number = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"address": self.address, "authkey": self.authkey, "task_space": self.task_space}
+        return {"address": self.address, "authkey": self.authkey, "task_space": self.task_space,
+                "max_message_bytes": self.max_message_bytes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["address"], state["authkey"], state["task_space"])
+        self.__init__(state["address"], state["authkey"], state["task_space"], state["max_message_bytes"])
 
     def _connect(self) -> Connection:
         if self._conn is None:

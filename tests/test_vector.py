@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import teachgym  # noqa: F401  (registers the envs)
 from teachgym.teacher import make_teacher
-from teachgym.vector import EpisodeCurriculum, TeacherClient, TeacherServer
+from teachgym.vector import EpisodeCurriculum, TeacherServer
 from teachgym.wrappers import env_task_space
 
 ENV = "teachgym/ContextualCartPole-v0"  # random actions end an episode in ~20 steps
@@ -347,7 +347,7 @@ def test_a_message_over_the_size_limit_closes_its_connection_before_it_is_read(s
     conn.close()
     too_big = server.client()  # and the client refuses to send one
     with pytest.raises(ValueError, match="at most"):
-        too_big.update(too_big.sample(), 0.5, note="x" * (TeacherClient.max_message_bytes + 1))
+        too_big.update(too_big.sample(), 0.5, note="x" * (TeacherServer.max_message_bytes + 1))
     too_big.close()
     _within(10, _good_round_trip, server)
 
@@ -423,6 +423,9 @@ def test_socket_folders_of_killed_runs_are_removed_and_nothing_else(monkeypatch)
         alive = folder(f"{prefix}{os.getpid()}-abcdefgh")
         served = folder(f"{prefix}{dead}-listened", listen=True)  # e.g. a pid of another namespace
         other = folder(f"{prefix}{dead}-notmine", extra="notes.txt")
+        not_a_socket = os.path.join(base, f"{prefix}{dead}-regular")
+        os.mkdir(not_a_socket)
+        open(os.path.join(not_a_socket, "teacher.sock"), "w").close()
         target = folder("target")
         os.symlink(target, os.path.join(base, f"{prefix}{dead}-symlink"))
         monkeypatch.setenv("TMPDIR", base)
@@ -430,9 +433,9 @@ def test_socket_folders_of_killed_runs_are_removed_and_nothing_else(monkeypatch)
         server = _within(10, TeacherServer, _teacher())
         assert os.path.dirname(os.path.dirname(server.address)) == base
         assert not os.path.exists(stale)
-        for kept in (alive, served, other, target, os.path.join(base, f"{prefix}{dead}-symlink")):
-            assert os.path.lexists(kept), kept
-        assert os.path.exists(os.path.join(target, "teacher.sock"))
+        for kept in (alive, served, other, not_a_socket, target):
+            assert os.path.exists(os.path.join(kept, "teacher.sock")), kept
+        assert os.path.islink(os.path.join(base, f"{prefix}{dead}-symlink"))
         _within(10, server.close, 1.0)
         for sock in listening:
             sock.close()
