@@ -52,6 +52,7 @@ MAX_SOCKET_PATH = 100
 # garbage, a message longer than the handshake's 256 bytes, or a wrong digest (Python 3.11's
 # answer_challenge checks the greeting with an assert).
 HANDSHAKE_ERRORS = (AuthenticationError, AssertionError, EOFError, OSError)
+REFUSAL = "#ERROR# "  # starts the message a server at its connection limit sends instead of a challenge
 
 
 def _vector(task_space: TaskSpace, task: Task) -> list:
@@ -285,7 +286,7 @@ class TeacherServer:
                 self.n_refused += 1
             # Before the handshake the client reads one short message: it reports this one.
             # A fresh socket's buffer takes it without blocking.
-            refusal = (f"#ERROR# teacher server busy: it serves at most {self.max_connections} "
+            refusal = (f"{REFUSAL}teacher server busy: it serves at most {self.max_connections} "
                        f"connections at once (TeacherServer.max_connections)").encode()
             try:
                 sock.sendall(len(refusal).to_bytes(4, "big") + refusal)
@@ -487,9 +488,11 @@ class TeacherClient:
         if self._conn is None:
             try:
                 self._conn = Client(self.address, family="AF_UNIX", authkey=self.authkey)
-            except HANDSHAKE_ERRORS as err:  # a refusal arrives as the "challenge": show it
-                raise ValueError(f"cannot connect to the teacher server at {self.address}: "
-                                 f"{type(err).__name__}: {err}") from None
+            except HANDSHAKE_ERRORS as err:
+                detail = f"{type(err).__name__}: {err}"
+                if REFUSAL in detail:  # the server's refusal arrived in place of the challenge
+                    detail = detail[detail.index(REFUSAL) + len(REFUSAL):].rstrip("'\"")
+                raise ValueError(f"cannot connect to the teacher server at {self.address}: {detail}") from None
             self.client_id = secrets.token_hex(8)  # unique per connection, even across forks
         return self._conn
 
