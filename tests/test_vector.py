@@ -260,16 +260,25 @@ def test_the_server_survives_a_client_that_fails_its_handshake(server, attack):
         kept.close()
 
 
+def _eventually(condition, seconds: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (a server thread has caught up), failing after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server never reached the expected state"
+        time.sleep(0.01)
+
+
 def test_a_handshake_past_its_deadline_is_cut_and_frees_its_slot():
-    server = TeacherServer(_teacher(), max_connections=2, handshake_timeout=0.3)
+    server = TeacherServer(_teacher(), max_connections=2, handshake_timeout=1.0)
+    start = time.monotonic()
     stalled = [_raw(server), _raw(server)]  # both slots taken by silent connections
-    time.sleep(0.1)
     with pytest.raises(ValueError, match="at most 2 connections"):
         _within(10, server.client().sample)
-    time.sleep(0.5)  # past the deadline: the server hung up on them
-    assert all(s.recv(1000) for s in stalled) and all(s.recv(1000) == b"" for s in stalled)
+    for sock in stalled:  # the challenge, then the server hangs up at the deadline
+        assert sock.recv(1000).startswith(b"\x00\x00\x00") and sock.recv(1000) == b""
+    assert time.monotonic() - start >= 1.0
+    _eventually(lambda: server.n_rejected == 2)
     _within(10, _good_round_trip, server)
-    assert server.n_rejected == 2
     _within(10, server.close, 1.0)
 
 
@@ -281,7 +290,7 @@ def test_close_returns_within_its_timeout_despite_stuck_clients():
     raw_half = socket.socket(fileno=os.dup(half.fileno()))
     raw_half.sendall((100).to_bytes(4, "big") + b"0123456789")  # a message that never finishes
     silent = _raw(server)  # never starts its handshake
-    time.sleep(0.2)
+    _eventually(lambda: len(server._busy) == 1)  # the half message is in flight
     start = time.monotonic()
     _within(10, server.close, 0.5)
     assert time.monotonic() - start < 3.0
@@ -361,7 +370,7 @@ def test_connections_beyond_max_connections_are_refused_and_threads_stay_bounded
     for client in clients[:3]:
         _within(10, client.sample)
     flood = [_raw(server) for _ in range(30)]
-    time.sleep(0.2)
+    _eventually(lambda: server.n_refused == 30)
     assert threading.active_count() <= threads + 1 + 3  # the acceptor and one per served connection
     with pytest.raises(ValueError, match=r"sock: teacher server busy: it serves at most 3 connections at once \(Teach"):
         _within(10, clients[3].sample)
