@@ -635,9 +635,10 @@ def ray_teacher(teacher: Teacher) -> Any:
         def update(self, client: str, number: int, task: list, score: float, extras: dict | None = None) -> bool:
             if number <= self.seen.get(client, -1):
                 return False
-            self.teacher.update(self.teacher.task_space.task(np.asarray(task, dtype=np.float64)), score, **(extras or {}))
+            vector = self.teacher.task_space.vector(task)  # outside the space: ValueError, never clipped
+            self.teacher.update(self.teacher.task_space.task(vector), score, **(extras or {}))
             self.seen[client] = number
-            self.log.append((list(task), float(score)))
+            self.log.append((vector.tolist(), float(score)))
             return True
 
         def drain_log(self) -> tuple[list, list]:

@@ -122,6 +122,8 @@ def test_ray_actor_teacher_counts_each_update_once():
         for _ in range(5):
             copy.update(copy.sample(), 0.5)
         assert client.state_dict()["n_updates"] == 5
+        with pytest.raises(ValueError, match="outside the task space"):  # rejected, not clipped
+            ray.get(client.actor.update.remote("w9", 0, [0.0, 0.0, 0.0, 0.0, 1e9], 0.5))
         tasks, scores = client.drain_log()
         assert tasks.shape == (5, 5) and np.all(scores == 0.5)
         # an adapted teacher (a bandit on the Box, through cells) has no registered name: still fine
