@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
 from collections import Counter
+from multiprocessing.connection import AuthenticationError, Client
 
 import gymnasium as gym
 import numpy as np
@@ -113,6 +122,8 @@ def test_ray_actor_teacher_counts_each_update_once():
         for _ in range(5):
             copy.update(copy.sample(), 0.5)
         assert client.state_dict()["n_updates"] == 5
+        with pytest.raises(ValueError, match="outside the task space"):  # rejected, not clipped
+            ray.get(client.actor.update.remote("w9", 0, [0.0, 0.0, 0.0, 0.0, 1e9], 0.5))
         tasks, scores = client.drain_log()
         assert tasks.shape == (5, 5) and np.all(scores == 0.5)
         # an adapted teacher (a bandit on the Box, through cells) has no registered name: still fine
@@ -144,3 +155,306 @@ def test_the_episodes_success_reaches_the_teacher_through_every_link():
                 last_infos.append(info)
     assert seen == [{"success": bool(i["success"])} for i in last_infos]
     assert all(type(e["success"]) is bool for e in seen)
+
+
+# ----------------------------------------------------------------------------- hostile clients
+# Whatever reaches the socket may be a careless or hostile process of the same user: each attack
+# below must close that connection only, and leave the server serving and closable.
+
+
+def _within(seconds: float, fn, *args):
+    """``fn(*args)``, failing (not hanging) if it takes longer than ``seconds``."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn(*args)
+        except BaseException as err:  # noqa: BLE001  (re-raised in the test's thread)
+            result["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)} did not return within {seconds} s"
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def _raw(server: TeacherServer) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(server.address)
+    return sock
+
+
+def _authenticated(server: TeacherServer):
+    """A connection that passed the handshake, for sending requests the client would not send."""
+    client = server.client()
+    return Client(client.address, family="AF_UNIX", authkey=client.authkey)
+
+
+def _ask(conn, payload: bytes) -> dict:
+    conn.send_bytes(payload)
+    return json.loads(conn.recv_bytes())
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def _good_round_trip(server: TeacherServer) -> None:
+    client = server.client()
+    client.update(client.sample(), 0.5)
+    client.close()
+
+
+@pytest.fixture
+def server():
+    server = TeacherServer(_teacher(), record=True)
+    yield server
+    _within(15, server.close, 2.0)
+
+
+def _hang_up_at_once(server):
+    _raw(server).close()
+
+
+def _hang_up_mid_handshake(server):
+    sock = _raw(server)
+    assert b"#CHALLENGE#" in sock.recv(100)
+    sock.close()
+
+
+def _send_garbage(server):
+    sock = _raw(server)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: teacher\r\n\r\n")
+    sock.close()
+
+
+def _send_garbage_of_a_valid_length(server):
+    sock = _raw(server)
+    sock.sendall(b"\x00\x00\x00\x10" + b"x" * 16)
+    sock.close()
+
+
+def _wrong_key(server):
+    with pytest.raises(AuthenticationError):
+        Client(server.address, family="AF_UNIX", authkey=b"not the key")
+
+
+def _stall_in_handshake(server):
+    return _raw(server)  # kept open and silent while the good client is served
+
+
+@pytest.mark.parametrize("attack", [_hang_up_at_once, _hang_up_mid_handshake, _send_garbage,
+                                    _send_garbage_of_a_valid_length, _wrong_key, _stall_in_handshake])
+def test_the_server_survives_a_client_that_fails_its_handshake(server, attack):
+    kept = attack(server)
+    _within(10, _good_round_trip, server)
+    _within(10, _good_round_trip, server)  # a second time: the accept loop is still running
+    assert server.teacher.n_updates == 2
+    start = time.monotonic()
+    _within(10, server.close, 1.0)
+    assert time.monotonic() - start < 3.0
+    if kept is not None:
+        kept.close()
+
+
+def _eventually(condition, seconds: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (a server thread has caught up), failing after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server never reached the expected state"
+        time.sleep(0.01)
+
+
+def test_a_handshake_past_its_deadline_is_cut_and_frees_its_slot():
+    server = TeacherServer(_teacher(), max_connections=2, handshake_timeout=1.0)
+    start = time.monotonic()
+    stalled = [_raw(server), _raw(server)]  # both slots taken by silent connections
+    with pytest.raises(ValueError, match="at most 2 connections"):
+        _within(10, server.client().sample)
+    for sock in stalled:  # the challenge, then the server hangs up at the deadline
+        assert sock.recv(1000).startswith(b"\x00\x00\x00") and sock.recv(1000) == b""
+    assert time.monotonic() - start >= 1.0
+    _eventually(lambda: server.n_rejected == 2)
+    _within(10, _good_round_trip, server)
+    _within(10, server.close, 1.0)
+
+
+def test_close_returns_within_its_timeout_despite_stuck_clients():
+    server = TeacherServer(_teacher())
+    idle = server.client()
+    idle.sample()  # connected, never hangs up
+    half = _authenticated(server)
+    raw_half = socket.socket(fileno=os.dup(half.fileno()))
+    raw_half.sendall((100).to_bytes(4, "big") + b"0123456789")  # a message that never finishes
+    silent = _raw(server)  # never starts its handshake
+    _eventually(lambda: len(server._busy) == 1)  # the half message is in flight
+    start = time.monotonic()
+    _within(10, server.close, 0.5)
+    assert time.monotonic() - start < 3.0
+    assert server.n_cut == 1  # the half message; idle clients and handshakes are not waited for
+    with pytest.raises((EOFError, OSError)):
+        idle.sample()
+    assert not os.path.exists(server.address) and not os.path.exists(os.path.dirname(server.address))
+    for s in (raw_half, silent):
+        s.close()
+    half.close()
+
+
+@pytest.mark.parametrize("payload", [
+    b"\xff\xfe\x00not utf-8",
+    b"[" * 100_000,
+    b'{"op": "update", "extras": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001,
+    b"[1, 2]",
+    b'{"op": "steal"}',
+    b'{"op": "update", "client": "w0", "number": true, "task": [0, 0, 0, 0, 0], "score": 0.5}',
+    b'{"op": "update", "client": ["w0"], "number": 0, "task": [0, 0, 0, 0, 0], "score": 0.5}',
+    b'{"op": "update", "client": "w0", "number": 0, "task": "0 0 0 0 0", "score": 0.5}',
+    b'{"op": "update", "client": "w0", "number": 0, "task": [0, 0, 0, 0, 0], "score": "high"}',
+    b'{"op": "update", "client": "w0", "number": 0, "task": [0, 0, 0, 0, 0], "score": 1e999}',
+    b'{"op": "update", "client": "w0", "number": 0, "task": [0, 0, 0, 0, 0], "score": 0.5, "extras": [1]}',
+    b'{"op": "update", "client": "w0", "number": 0, "task": [0, 0, 0, 0, 0], "score": 0.5, "extras": {"task": 1}}',
+], ids=["non-utf8", "nested-list", "nested-extras", "not-an-object", "unknown-op", "bool-number",
+        "list-client", "string-task", "string-score", "infinite-score", "list-extras", "clashing-extras"])
+def test_a_malformed_request_gets_an_error_reply_and_the_connection_keeps_serving(server, payload):
+    conn = _within(10, _authenticated, server)
+    reply = _within(10, _ask, conn, payload)
+    assert set(reply) == {"error"} and len(reply["error"]) <= 2000
+    assert "task" in _within(10, _ask, conn, b'{"op": "sample"}')  # the same connection still works
+    assert server.teacher.n_updates == 0
+    conn.close()
+
+
+@pytest.mark.parametrize("task", [[0.0, 0.0, 0.0, 0.0, 1e9], [float("nan")] * 5, [0.0] * 4, [[0.0] * 5]])
+def test_a_task_outside_the_space_is_rejected_not_clipped(server, task):
+    client = server.client()
+    with pytest.raises(ValueError, match="teacher server: ValueError: task"):
+        _within(10, client._request, {"op": "update", "client": "w0", "number": 0, "task": task, "score": 0.5})
+    with pytest.raises(ValueError, match="task"):  # the client checks before sending, too
+        client.update(np.asarray(task, dtype=float), 0.5)
+    assert server.teacher.n_updates == 0 and server.drain_log()[0].shape == (0, 5)
+    client.close()
+
+
+def test_a_message_over_the_size_limit_closes_its_connection_before_it_is_read(server):
+    conn = _within(10, _authenticated, server)
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    sock.settimeout(5)
+    before = _rss_mib()
+    sock.sendall((300 << 20).to_bytes(4, "big"))  # announces 300 MiB, like the attack
+    chunk, sent = b"x" * (1 << 20), 0
+    with pytest.raises((BrokenPipeError, ConnectionResetError)):
+        while sent < 64 << 20:  # the old server buffered all of it
+            sock.sendall(chunk)
+            sent += len(chunk)
+    grown = _rss_mib() - before
+    assert sent < 8 << 20, f"the server read {sent >> 20} MiB of an over-long message"
+    assert grown < 32, f"the server grew by {grown:.0f} MiB"
+    sock.close()
+    conn.close()
+    too_big = server.client()  # and the client refuses to send one
+    with pytest.raises(ValueError, match="at most"):
+        too_big.update(too_big.sample(), 0.5, note="x" * (TeacherServer.max_message_bytes + 1))
+    too_big.close()
+    _within(10, _good_round_trip, server)
+
+
+def test_connections_beyond_max_connections_are_refused_and_threads_stay_bounded():
+    with pytest.raises(ValueError, match="max_connections must be a positive int"):
+        TeacherServer(_teacher(), max_connections=0)
+    threads = threading.active_count()
+    server = TeacherServer(_teacher(), max_connections=3)
+    clients = [server.client() for _ in range(4)]
+    for client in clients[:3]:
+        _within(10, client.sample)
+    flood = [_raw(server) for _ in range(30)]
+    _eventually(lambda: server.n_refused == 30)
+    assert threading.active_count() <= threads + 1 + 3  # the acceptor and one per served connection
+    with pytest.raises(ValueError, match=r"sock: teacher server busy: it serves at most 3 connections at once \(Teach"):
+        _within(10, clients[3].sample)
+    assert server.n_refused >= 31
+    clients[0].close()
+    for _ in range(50):  # the slot frees once the server has seen the hang-up
+        try:
+            _within(10, clients[3].sample)
+            break
+        except ValueError:
+            clients[3].close()
+            time.sleep(0.05)
+    else:
+        pytest.fail("the freed slot was never given to a waiting client")
+    for sock in flood:
+        sock.close()
+    for client in clients:
+        client.close()
+    _within(10, server.close, 1.0)
+
+
+def test_a_long_tmpdir_still_gives_a_short_socket_path(tmp_path, monkeypatch):
+    long_dir = tmp_path
+    while len(str(long_dir)) < 150:
+        long_dir = long_dir / "a-rather-long-folder-name"
+    long_dir.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(long_dir))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches its answer
+    assert len(tempfile.gettempdir()) >= 150
+    server = _within(10, TeacherServer, _teacher())
+    assert len(server.address) <= 100 and not server.address.startswith(str(long_dir))
+    _within(10, _good_round_trip, server)
+    _within(10, server.close, 1.0)
+    assert not os.path.exists(os.path.dirname(server.address))
+
+
+def test_socket_folders_of_killed_runs_are_removed_and_nothing_else(monkeypatch):
+    base = tempfile.mkdtemp(prefix="tg-", dir="/tmp")  # short: pytest's tmp_path may not fit a socket
+    try:
+        dead = _dead_pid()
+        prefix = TeacherServer.socket_prefix
+
+        def folder(name: str, listen: bool = False, extra: str = "") -> str:
+            path = os.path.join(base, name)
+            os.mkdir(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(os.path.join(path, "teacher.sock"))  # the socket file a killed server leaves
+            if listen:
+                sock.listen(1)
+                listening.append(sock)
+            else:
+                sock.close()
+            if extra:
+                open(os.path.join(path, extra), "w").close()
+            return path
+
+        listening: list[socket.socket] = []
+        stale = folder(f"{prefix}{dead}-abcdefgh")
+        alive = folder(f"{prefix}{os.getpid()}-abcdefgh")
+        served = folder(f"{prefix}{dead}-listened", listen=True)  # e.g. a pid of another namespace
+        other = folder(f"{prefix}{dead}-notmine", extra="notes.txt")
+        not_a_socket = os.path.join(base, f"{prefix}{dead}-regular")
+        os.mkdir(not_a_socket)
+        open(os.path.join(not_a_socket, "teacher.sock"), "w").close()
+        target = folder("target")
+        os.symlink(target, os.path.join(base, f"{prefix}{dead}-symlink"))
+        monkeypatch.setenv("TMPDIR", base)
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        server = _within(10, TeacherServer, _teacher())
+        assert os.path.dirname(os.path.dirname(server.address)) == base
+        assert not os.path.exists(stale)
+        for kept in (alive, served, other, not_a_socket, target):
+            assert os.path.exists(os.path.join(kept, "teacher.sock")), kept
+        assert os.path.islink(os.path.join(base, f"{prefix}{dead}-symlink"))
+        _within(10, server.close, 1.0)
+        for sock in listening:
+            sock.close()
+    finally:
+        shutil.rmtree(base)
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
