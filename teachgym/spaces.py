@@ -76,6 +76,15 @@ class TaskSpace:
             high = space.high.astype(np.float64).ravel()
             if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
                 raise ValueError(f"a Box task space needs finite bounds, got {space!r}")
+            # Teachers normalise by high - low: a width past float64's range (e.g. bounds
+            # -1.8e308..1.7e308) would turn every normalised task into inf or NaN.
+            with np.errstate(over="ignore"):
+                width = high - low
+            if not np.all(np.isfinite(width)):
+                raise ValueError(
+                    f"a Box task space needs a finite width high - low (at most {np.finfo(np.float64).max:.3g}) "
+                    f"in every dimension, got {space!r}"
+                )
             self.shape = space.shape
             self.dtype = space.dtype
         elif isinstance(space, spaces.Discrete):
@@ -136,9 +145,14 @@ class TaskSpace:
         if not isinstance(task, np.ndarray) and isinstance(task, Mapping):
             task = self._from_mapping(task)
         try:
-            x = np.asarray(task, dtype=np.float64)
+            raw = np.asarray(task)
+            # Real numbers only: a cast to float64 would silently drop an imaginary part
+            # (complex), parse text ("1.5") or count nanoseconds (datetimes).
+            if raw.dtype.kind not in "biufO":
+                raise TypeError(raw.dtype)
+            x = raw.astype(np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"task must be numeric with shape {self.shape}, got {task!r}") from None
+            raise ValueError(f"task must be numeric (real numbers) with shape {self.shape}, got {task!r}") from None
         if x.shape != self.shape and not (x.size == self.dim and x.ndim <= 1 and self.dim == 1):
             raise ValueError(f"task must have shape {self.shape}, got shape {x.shape}: {task!r}")
         x = x.reshape(self.dim)
@@ -240,6 +254,8 @@ def count_tasks(tasks: np.ndarray, low: np.ndarray, high: np.ndarray, bins: int 
 def check_score(score: float) -> float:
     """Return ``score`` as a float; ``ValueError`` unless it is a finite real number."""
     try:
+        if isinstance(score, (complex, np.complexfloating)):
+            raise TypeError(score)  # float() would drop a numpy complex's imaginary part
         value = float(score)
     except (TypeError, ValueError):
         raise ValueError(f"score must be a finite real number, got {score!r}") from None
