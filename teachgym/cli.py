@@ -43,6 +43,17 @@ REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels
                    "warmup_steps", "eval_every", "device")
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts (steps, episodes, seeds): ``--steps -1`` is an error, not a table."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
@@ -79,19 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     ov = _defaults(OverheadConfig)
     p = suites.add_parser("teacher-overhead", help="seconds in sample + update over a grid run, one core")
     p.add_argument("--teachers", default=",".join(ov["teachers"]))
-    p.add_argument("--seeds", type=int, default=ov["seeds"])
-    p.add_argument("--episodes", type=int, default=ov["episodes"])
+    p.add_argument("--seeds", type=positive_int, default=ov["seeds"])
+    p.add_argument("--episodes", type=positive_int, default=ov["episodes"])
 
     env_defaults = EnvSpeedConfig()
     p = suites.add_parser("envs", help="steps/s and reset times of the envs vs gymnasium's originals")
-    p.add_argument("--steps", type=int, default=env_defaults.steps)
-    p.add_argument("--resets", type=int, default=env_defaults.resets)
+    p.add_argument("--steps", type=positive_int, default=env_defaults.steps)
+    p.add_argument("--resets", type=positive_int, default=env_defaults.resets)
     p.add_argument("--only", default="", help="comma-separated labels to keep (the first one is the reference)")
 
     fz = _defaults(FuzzConfig)
     p = suites.add_parser("fuzz", help="random tasks (corners included) x random/extreme actions: no exception, NaN or bound break")
-    p.add_argument("--episodes", type=int, default=fz["episodes_per_env"], help="episodes per env")
-    p.add_argument("--max-steps", type=int, default=fz["max_steps"], help="steps per episode at most")
+    p.add_argument("--episodes", type=positive_int, default=fz["episodes_per_env"], help="episodes per env")
+    p.add_argument("--max-steps", type=positive_int, default=fz["max_steps"], help="steps per episode at most")
     p.add_argument("--seed", type=int, default=fz["seed"])
     p.add_argument("--only", default="", help="comma-separated substrings of env labels to keep, e.g. 'StumpTracks,wheel'")
 
@@ -121,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default=None, help="score column (default: mastered_pct when present)")
     p.add_argument("--baseline", default=None,
                    help="teacher for the probability of improvement (default: random, or uniform, when present)")
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap replicates")
+    p.add_argument("--reps", type=positive_int, default=2000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     # Listed here; parsed by teachgym.training (main() hands it over before this parser runs), so
     # that torch and SB3 load only for this command.

@@ -87,8 +87,7 @@ def make_teacher(
 
         return adapt_teacher(name, task_space, seed, task_names, **hparams)
     cls = teacher_class(name)
-    check_hparams(cls, hparams)
-    try:
+    try:  # names and types are checked by Teacher.__new__, ranges by the constructor
         return cls(task_space, seed=seed, task_names=task_names, **hparams)
     except ValueError as err:  # the constructors' range checks: say whose hyper-parameter it is
         if str(err).startswith(f"teacher {name!r}"):
@@ -128,11 +127,13 @@ def check_hparams(cls: type[Teacher], hparams: dict[str, Any]) -> None:
     ValueError
         Naming the teacher, the hyper-parameter, the expected type and the value given.
     """
+    if not hparams:
+        return
     known = cls.default_hparams()
     unknown = sorted(set(hparams) - set(known))
     if unknown:
         raise ValueError(
-            f"unknown hyper-parameter(s) {unknown} for teacher {cls.name!r}; expected some of {sorted(known)}"
+            f"teacher {cls.name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(known)}"
         )
     hints = type_hints(cls.__init__)
     for key, value in hparams.items():
@@ -174,12 +175,15 @@ class Teacher:
         # The one place hyper-parameter types are checked, before any constructor runs, for
         # make_teacher and direct construction alike (copy and unpickling pass no arguments).
         if args or kwargs:
+            signature = inspect.signature(cls.__init__)
+            params = signature.parameters
             try:
-                bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs).arguments
+                given = signature.bind_partial(None, *args, **kwargs).arguments
             except TypeError:
-                bound = {}  # wrong arguments: the constructor itself says so
-            known = cls.default_hparams()
-            check_hparams(cls, {k: v for k, v in bound.items() if k in known})
+                given = kwargs  # an unknown keyword: check_hparams names it
+            plain = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            check_hparams(cls, {k: v for k, v in given.items() if k not in cls._BASE_ARGS
+                                and (k not in params or params[k].kind in plain)})
         return super().__new__(cls)
 
     def __init__(

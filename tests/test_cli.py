@@ -233,3 +233,20 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("teachgym.cli.bench_toy", bug)
     with pytest.raises(KeyError):
         main(["bench", "toy", "--out", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench", "envs", "--steps", "-1"],  # printed a table of negative speeds before
+        ["bench", "envs", "--resets", "0"],
+        ["bench", "teacher-overhead", "--episodes", "0"],  # a table of zeros before
+        ["bench", "teacher-overhead", "--seeds", "-2"],
+        ["bench", "fuzz", "--max-steps", "x"],
+        ["plot", "somewhere", "--reps", "0"],
+    ],
+)
+def test_counts_that_are_not_positive_are_refused_by_the_parser(args, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2 and "expected a positive integer" in capsys.readouterr().err

@@ -81,6 +81,8 @@ def test_unreadable_huge_or_binary_config_files_are_clear_errors(tmp_path):
     (tmp_path / "huge.toml").write_text("# " + "x" * (1 << 20) + "\nseeds = 1\n")
     with pytest.raises(ValueError, match="huge.toml: larger than"):
         make_config("toy", tmp_path / "huge.toml")
+    with pytest.raises(ValueError, match="is not a regular file"):
+        make_config("toy", tmp_path)  # a folder (or /dev/null) was "not found" before
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="deep.json: nested too deeply"):
         make_config("toy", tmp_path / "deep.json")

@@ -106,6 +106,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             res = resources.files(CONFIG_PACKAGE) / f"{path}{ext}"
             if res.is_file():
                 return _parse(res.read_text(), f"{path}{ext}", ext)
+    if p.exists() and not p.is_file():
+        raise ValueError(f"config file {str(path)!r} is not a regular file; expected a TOML or JSON file")
     if not p.is_file():
         raise ValueError(f"config file {str(path)!r} not found (shipped configs: {shipped_configs()})")
     try:
