@@ -151,7 +151,7 @@ class TaskSpace:
             if raw.dtype.kind not in "biufO":
                 raise TypeError(raw.dtype)
             x = raw.astype(np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float64's range
             raise ValueError(f"task must be numeric (real numbers) with shape {self.shape}, got {task!r}") from None
         if x.shape != self.shape and not (x.size == self.dim and x.ndim <= 1 and self.dim == 1):
             raise ValueError(f"task must have shape {self.shape}, got shape {x.shape}: {task!r}")
@@ -257,7 +257,7 @@ def check_score(score: float) -> float:
         if isinstance(score, (complex, np.complexfloating)):
             raise TypeError(score)  # float() would drop a numpy complex's imaginary part
         value = float(score)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"score must be a finite real number, got {score!r}") from None
     if value != value or value in (float("inf"), float("-inf")) or isinstance(score, (bool, str)):
         raise ValueError(f"score must be a finite real number, got {score!r}")

@@ -95,6 +95,8 @@ def test_teachers_refuse_an_overflowing_box_and_sample_finite_tasks_on_a_wide_on
         [np.complex128(1.0), 1.0],
         np.array(["1.0", "2.0"]),
         np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"),
+        [10**400, 1.0],  # OverflowError before
+        np.array([10**400, 1], dtype=object),
     ],
 )
 def test_non_real_task_arrays_are_rejected(task):
@@ -117,7 +119,7 @@ def test_teachers_refuse_complex_tasks_and_keep_working(name):
     assert teacher.n_updates == 1
 
 
-@pytest.mark.parametrize("bad", [1 + 0j, np.complex128(0.5), np.complex64(1.0)])
-def test_check_score_rejects_complex_numbers(bad):
+@pytest.mark.parametrize("bad", [1 + 0j, np.complex128(0.5), np.complex64(1.0), 10**400])
+def test_check_score_rejects_complex_numbers_and_ints_past_float64(bad):
     with pytest.raises(ValueError, match="finite real number"):
         check_score(bad)
