@@ -16,6 +16,8 @@ from gymnasium import spaces
 Task = Any  # np.ndarray for Box / MultiDiscrete, np.int64 for Discrete
 
 SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
+#: Most tasks of a discrete space a per-task (bandit) teacher accepts: 10^7 arms are 80 MB per array.
+MAX_ARMS = 10_000_000
 
 
 def describe_space(space: spaces.Space) -> dict:
@@ -131,6 +133,23 @@ class TaskSpace:
         if self.is_box:
             raise ValueError("a Box task space has no finite number of tasks")
         return int(np.prod(self.high - self.low + 1))
+
+    def count_arms(self, teacher: str) -> int:
+        """:attr:`n_tasks`, for a teacher that keeps arrays with one row per task.
+
+        Raises
+        ------
+        ValueError
+            Past :data:`MAX_ARMS` tasks: arrays that size would exhaust memory (10^12 tasks
+            asked for terabytes) and flat indices past 2^53 lose precision.
+        """
+        n = self.n_tasks
+        if n > MAX_ARMS:
+            raise ValueError(
+                f"teacher {teacher!r} keeps state per task and {self.space!r} has {n:,} tasks; "
+                f"expected at most {MAX_ARMS:,} (use a coarser space, or a continuous teacher with adapt=True)"
+            )
+        return n
 
     # ------------------------------------------------------------ conversions
     def vector(self, task: Task) -> np.ndarray:

@@ -289,3 +289,11 @@ def test_copies_of_a_teacher_are_not_rechecked_and_stay_equal():
     drive(teacher, 30, np.random.default_rng(0))
     twin = copy.deepcopy(teacher)
     assert [twin.sample().tolist() for _ in range(5)] == [teacher.sample().tolist() for _ in range(5)]
+
+
+@pytest.mark.parametrize("name", [n for n in teachgym.list_teachers() if not supports(n, BOX)])
+def test_per_task_teachers_refuse_spaces_with_more_tasks_than_memory_holds(name):
+    """10^12 arms asked numpy for terabytes (MemoryError, or the OOM killer once touched)."""
+    with pytest.raises(ValueError, match=rf"teacher '{name}' keeps state per task .* 1,000,000,000,000 tasks"):
+        teachgym.make_teacher(name, spaces.MultiDiscrete([10**6, 10**6]), seed=0)
+    teachgym.make_teacher(name, spaces.MultiDiscrete([100, 100]), seed=0)  # 10^4 arms: fine

@@ -71,7 +71,7 @@ class TSCLTeacher(Teacher):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.policy, self.epsilon, self.temperature = policy, float(epsilon), float(temperature)
         self.absolute = bool(absolute)
-        self.n_arms = self.task_space.n_tasks
+        self.n_arms = self.task_space.count_arms(self.name)
 
     # ---------------------------------------------------------------- sampling
     def _sample(self) -> Task:
