@@ -53,8 +53,12 @@ def matches_hint(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     if hint is float:
-        return (isinstance(value, (int, float, np.integer, np.floating))
-                and not isinstance(value, (bool, np.bool_)) and math.isfinite(value))
+        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
+            return False
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an int past float64's range, e.g. 10**400
+            return False
     if hint is str:
         return isinstance(value, str)
     if origin in _SEQUENCES or hint in _SEQUENCES:

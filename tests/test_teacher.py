@@ -199,7 +199,7 @@ NAN, INF = float("nan"), float("inf")
 WRONG = {
     bool: ["x", "true", "True", 1, 0, 1.0, None, [True], {"a": 1}],
     int: ["abc", "10", "", 2.5, 1e3, True, None, [1], (1,), {"a": 1}, NAN],
-    float: ["abc", "0.1", "", True, False, None, [0.1], (0.1,), {"a": 1}, NAN, INF, -INF],
+    float: ["abc", "0.1", "", True, False, None, [0.1], (0.1,), {"a": 1}, NAN, INF, -INF, 10**400],
     str: [1, 0.5, True, None, ["a"], ("a",), {"a": "b"}],
     tuple: ["abc", "64,64", 5, 2.5, True, None, ["a"], [2.5], [True], [None], {"a": 1}],
     "number or None": ["abc", "", True, [1.0], {"a": 1}, NAN, INF],
