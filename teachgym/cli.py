@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 
 from teachgym.benchmarks.datagen import DatagenConfig
 from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
@@ -39,6 +41,17 @@ DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
                    "warmup_steps", "eval_every", "device")
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts (steps, episodes, seeds): ``--steps -1`` is an error, not a table."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -77,19 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     ov = _defaults(OverheadConfig)
     p = suites.add_parser("teacher-overhead", help="seconds in sample + update over a grid run, one core")
     p.add_argument("--teachers", default=",".join(ov["teachers"]))
-    p.add_argument("--seeds", type=int, default=ov["seeds"])
-    p.add_argument("--episodes", type=int, default=ov["episodes"])
+    p.add_argument("--seeds", type=positive_int, default=ov["seeds"])
+    p.add_argument("--episodes", type=positive_int, default=ov["episodes"])
 
     env_defaults = EnvSpeedConfig()
     p = suites.add_parser("envs", help="steps/s and reset times of the envs vs gymnasium's originals")
-    p.add_argument("--steps", type=int, default=env_defaults.steps)
-    p.add_argument("--resets", type=int, default=env_defaults.resets)
+    p.add_argument("--steps", type=positive_int, default=env_defaults.steps)
+    p.add_argument("--resets", type=positive_int, default=env_defaults.resets)
     p.add_argument("--only", default="", help="comma-separated labels to keep (the first one is the reference)")
 
     fz = _defaults(FuzzConfig)
     p = suites.add_parser("fuzz", help="random tasks (corners included) x random/extreme actions: no exception, NaN or bound break")
-    p.add_argument("--episodes", type=int, default=fz["episodes_per_env"], help="episodes per env")
-    p.add_argument("--max-steps", type=int, default=fz["max_steps"], help="steps per episode at most")
+    p.add_argument("--episodes", type=positive_int, default=fz["episodes_per_env"], help="episodes per env")
+    p.add_argument("--max-steps", type=positive_int, default=fz["max_steps"], help="steps per episode at most")
     p.add_argument("--seed", type=int, default=fz["seed"])
     p.add_argument("--only", default="", help="comma-separated substrings of env labels to keep, e.g. 'StumpTracks,wheel'")
 
@@ -119,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default=None, help="score column (default: mastered_pct when present)")
     p.add_argument("--baseline", default=None,
                    help="teacher for the probability of improvement (default: random, or uniform, when present)")
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap replicates")
+    p.add_argument("--reps", type=positive_int, default=2000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     # Listed here; parsed by teachgym.training (main() hands it over before this parser runs), so
     # that torch and SB3 load only for this command.
@@ -128,66 +141,98 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console script; 0 on success, 2 with ``teachgym: error: ...`` on stderr otherwise.
+
+    User mistakes (``ValueError``) and failures of the machine (``OSError``: a read-only or full
+    disk, a missing folder; memory; a worker process killed) end the same way: one line that
+    says what went wrong and where, no traceback. Anything else is a bug and keeps its traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(argv)
+    except ValueError as err:
+        return _error(str(err))
+    except OSError as err:
+        return _error(describe_os_error(err))
+    except MemoryError:
+        return _error("out of memory; try fewer --jobs or a smaller budget")
+    except BrokenProcessPool:
+        return _error("a worker process died (killed, or out of memory); finished runs are kept: "
+                      "run the same command again to continue")
+
+
+def _error(message: str) -> int:
+    print(f"teachgym: error: {message}", file=sys.stderr)
+    return 2
+
+
+def describe_os_error(err: OSError) -> str:
+    """``"No space left on device: runs/toy/suite.json (...)"``: what the system said, and where."""
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    text = f"{err.strerror or err}" + (f": {where}" if where else "")
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT):
+        text += " (expected a readable, writable path with free space; choose another --out or free some space)"
+    elif err.errno in (errno.ENOENT, errno.ENOTDIR):
+        text += " (expected an existing folder on that path)"
+    return text
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["train"]:
         from teachgym.training import main as train_main
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "teachers":
-            for name in list_teachers():
-                print(f"{name}: {json.dumps(teacher_class(name).default_hparams(), default=str)}")
-        elif args.command == "plot":
-            from teachgym.benchmarks.report import make_report
+    if args.command == "teachers":
+        for name in list_teachers():
+            print(f"{name}: {json.dumps(teacher_class(name).default_hparams(), default=str)}")
+    elif args.command == "plot":
+        from teachgym.benchmarks.report import make_report
 
-            for path in make_report(args.run_dir, args.out, args.metric, args.baseline, args.reps, args.seed):
-                print(f"wrote {path}")
-        elif args.suite == "toy":
-            config = make_config("toy", args.config, overrides_from_args(
-                args, ("teachers", "variants", "students", "seeds", "episodes", "eval_every")))
-            summary = bench_toy(config, args.out, jobs=args.jobs, backend=args.backend)
-            print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")
-            print(format_summary(summary, markdown=args.markdown))
-            print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
-        elif args.suite in ("control", "walkers"):
-            print(main_from_args(args.suite, args, ("steps", "eval_every")))
-        elif args.suite == "envs":
-            config = EnvSpeedConfig(steps=args.steps, resets=args.resets)
-            if args.only:
-                wanted = _names(args.only)
-                unknown = sorted(set(wanted) - {label for label, _, _ in config.envs})
-                if unknown:
-                    raise ValueError(f"unknown env labels {unknown}; expected some of {[e[0] for e in config.envs]}")
-                config.envs = tuple(sorted((e for e in config.envs if e[0] in wanted), key=lambda e: wanted.index(e[0])))
-            table = bench_envs(config)
-            print(f"\nRandom actions, {config.steps} steps per env, one process (ratio: steps/s over the 'vs' row's):")
-            print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-        elif args.suite == "datagen":
-            print(main_from_args("datagen", args, DATAGEN_FLAGS))
-        elif args.suite == "reasoning":
-            print(main_from_args("reasoning", args, REASONING_FLAGS))
-        elif args.suite == "teacher-overhead":
-            config = OverheadConfig(_teacher_list(args.teachers), args.seeds, args.episodes)
-            table = bench_teacher_overhead(config)
-            print(f"\nSeconds in sample + update over {config.episodes} grid episodes, one core ({config.seeds} seeds):")
-            print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        elif args.suite == "fuzz":
-            config = FuzzConfig(episodes_per_env=args.episodes, max_steps=args.max_steps, seed=args.seed)
-            if args.only:
-                wanted = _names(args.only)
-                config.envs = tuple(s for s in config.envs if any(w in env_label(s) for w in wanted))
-                if not config.envs:
-                    raise ValueError(f"no env label contains any of {list(wanted)}; labels: {[env_label(s) for s in FuzzConfig().envs]}")
-            table = bench_fuzz(config)
-            print(f"\nFuzz: {config.episodes_per_env} episodes per env, at most {config.max_steps} steps each, seed {config.seed}:")
-            print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-            print(f"total: {table['episodes'].sum()} episodes, {table['steps'].sum()} steps, {table['failures'].sum()} failures, {table['seconds'].sum():.1f} s")
-            if table["failures"].any():
-                return 1
-    except ValueError as err:
-        print(f"teachgym: error: {err}", file=sys.stderr)
-        return 2
+        for path in make_report(args.run_dir, args.out, args.metric, args.baseline, args.reps, args.seed):
+            print(f"wrote {path}")
+    elif args.suite == "toy":
+        config = make_config("toy", args.config, overrides_from_args(
+            args, ("teachers", "variants", "students", "seeds", "episodes", "eval_every")))
+        summary = bench_toy(config, args.out, jobs=args.jobs, backend=args.backend)
+        print(f"\nFinal % mastered after {config.episodes} episodes, median [min, max] over {config.seeds} seeds:")
+        print(format_summary(summary, markdown=args.markdown))
+        print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
+    elif args.suite in ("control", "walkers"):
+        print(main_from_args(args.suite, args, ("steps", "eval_every")))
+    elif args.suite == "envs":
+        config = EnvSpeedConfig(steps=args.steps, resets=args.resets)
+        if args.only:
+            wanted = _names(args.only)
+            unknown = sorted(set(wanted) - {label for label, _, _ in config.envs})
+            if unknown:
+                raise ValueError(f"unknown env labels {unknown}; expected some of {[e[0] for e in config.envs]}")
+            config.envs = tuple(sorted((e for e in config.envs if e[0] in wanted), key=lambda e: wanted.index(e[0])))
+        table = bench_envs(config)
+        print(f"\nRandom actions, {config.steps} steps per env, one process (ratio: steps/s over the 'vs' row's):")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    elif args.suite == "datagen":
+        print(main_from_args("datagen", args, DATAGEN_FLAGS))
+    elif args.suite == "reasoning":
+        print(main_from_args("reasoning", args, REASONING_FLAGS))
+    elif args.suite == "teacher-overhead":
+        config = OverheadConfig(_teacher_list(args.teachers), args.seeds, args.episodes)
+        table = bench_teacher_overhead(config)
+        print(f"\nSeconds in sample + update over {config.episodes} grid episodes, one core ({config.seeds} seeds):")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    elif args.suite == "fuzz":
+        config = FuzzConfig(episodes_per_env=args.episodes, max_steps=args.max_steps, seed=args.seed)
+        if args.only:
+            wanted = _names(args.only)
+            config.envs = tuple(s for s in config.envs if any(w in env_label(s) for w in wanted))
+            if not config.envs:
+                raise ValueError(f"no env label contains any of {list(wanted)}; labels: {[env_label(s) for s in FuzzConfig().envs]}")
+        table = bench_fuzz(config)
+        print(f"\nFuzz: {config.episodes_per_env} episodes per env, at most {config.max_steps} steps each, seed {config.seed}:")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        print(f"total: {table['episodes'].sum()} episodes, {table['steps'].sum()} steps, {table['failures'].sum()} failures, {table['seconds'].sum():.1f} s")
+        if table["failures"].any():
+            return 1
     return 0
 
 

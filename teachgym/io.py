@@ -8,14 +8,17 @@ leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 _ARRAY_KEY = "__ndarray__"
 
@@ -109,23 +112,96 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
-    """Load what :func:`save_state` wrote (``allow_pickle=False``)."""
+    """Load what :func:`save_state` wrote (``allow_pickle=False``).
+
+    The file is not trusted: anything but an uncompressed npz of plain arrays whose JSON
+    member is a table referring to exactly those arrays is refused.
+
+    Raises
+    ------
+    ValueError
+        With the path and what is wrong: unreadable, empty, truncated or not an npz file,
+        compressed or encrypted members (``save_state`` writes neither; a compressed member
+        could expand without bound), a JSON document that is malformed, nested too deeply or
+        refers to arrays that are missing, or members that nothing refers to.
+    """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a teachgym state file: {err}") from err
-    if "__json__" not in arrays:
+        fh = open(path, "rb")
+    except OSError as err:
+        raise ValueError(f"cannot read state file {path}: {err.strerror or err}") from err
+    with fh:
+        try:
+            arrays = _read_arrays(fh)
+        except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError,
+                zipfile.BadZipFile) as err:  # what zipfile and numpy's header parser raise on damaged files
+            what = str(err) or ("it ends too early (truncated)" if isinstance(err, EOFError) else type(err).__name__)
+            raise ValueError(f"{path} is not a teachgym state file: {what}") from err
+    raw = arrays.pop("__json__", None)
+    if raw is None:
         raise ValueError(f"{path} is not a teachgym state file (no __json__ member)")
-    doc = json.loads(arrays.pop("__json__").tobytes().decode())
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{path} is not a teachgym state file: its __json__ member is {raw.dtype} {raw.shape}, expected uint8 text")
+    used: set[str] = set()
 
     def unpack(value: Any) -> Any:
         if isinstance(value, dict):
             if set(value) == {_ARRAY_KEY}:
-                return arrays[value[_ARRAY_KEY]]
+                key = value[_ARRAY_KEY]
+                if not isinstance(key, str) or key not in arrays or key in used:
+                    raise ValueError(f"it refers to array {key!r}, which is missing (or referred to twice)")
+                used.add(key)
+                return arrays[key]
             return {k: unpack(v) for k, v in value.items()}
         if isinstance(value, list):
             return [unpack(v) for v in value]
         return value
 
-    return unpack(doc)
+    try:
+        doc = json.loads(raw.tobytes().decode("utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError(f"its JSON document is a {type(doc).__name__}, expected a table")
+        state = unpack(doc)
+    except RecursionError:
+        raise ValueError(f"{path} is not a teachgym state file: its JSON document is nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path} is not a teachgym state file: {err}") from err
+    if set(arrays) - used:
+        raise ValueError(f"{path} is not a teachgym state file: members {sorted(set(arrays) - used)[:5]} are referred to by nothing")
+    return state
+
+
+def _read_arrays(fh: BinaryIO) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed, unencrypted npz file of plain (non-object) arrays.
+
+    Each member's header is checked against the member's real size before anything is
+    allocated, so a forged shape cannot ask for more memory than the file holds.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    real_size = os.fstat(fh.fileno()).st_size  # the directory's sizes are claims; this is not
+    with zipfile.ZipFile(fh) as archive:
+        for info in archive.infolist():
+            name = info.filename
+            if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+                raise ValueError(f"member {name!r} is compressed or encrypted; save_state writes neither")
+            if not name.endswith(".npy") or name[:-4] in arrays:
+                raise ValueError(f"member {name!r} is not an array (.npy) or appears twice")
+            with archive.open(info) as member:
+                version = npy_format.read_magic(member)
+                if version == (1, 0):
+                    shape, fortran, dtype = npy_format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, fortran, dtype = npy_format.read_array_header_2_0(member)
+                else:
+                    raise ValueError(f"member {name!r} has .npy format {version}, expected 1.0 or 2.0")
+                if dtype.hasobject:
+                    raise ValueError(f"member {name!r} holds Python objects; only plain arrays are read")
+                count = math.prod(shape)
+                nbytes = count * dtype.itemsize
+                if nbytes > min(info.file_size, real_size):
+                    raise ValueError(f"member {name!r} claims shape {shape} of {dtype}, more than its {info.file_size} bytes")
+                array = np.empty(count, dtype=dtype)
+                got = member.readinto(array.view(np.uint8)) if nbytes else 0
+                if got != nbytes or member.read(1):
+                    raise ValueError(f"member {name!r} does not hold exactly the {nbytes} bytes of shape {shape}")
+            arrays[name[:-4]] = array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+    return arrays

@@ -16,6 +16,8 @@ from gymnasium import spaces
 Task = Any  # np.ndarray for Box / MultiDiscrete, np.int64 for Discrete
 
 SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
+#: Most tasks of a discrete space a per-task (bandit) teacher accepts: 10^7 arms are 80 MB per array.
+MAX_ARMS = 10_000_000
 
 
 def describe_space(space: spaces.Space) -> dict:
@@ -76,6 +78,15 @@ class TaskSpace:
             high = space.high.astype(np.float64).ravel()
             if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
                 raise ValueError(f"a Box task space needs finite bounds, got {space!r}")
+            # Teachers normalise by high - low: a width past float64's range (e.g. bounds
+            # -1.8e308..1.7e308) would turn every normalised task into inf or NaN.
+            with np.errstate(over="ignore"):
+                width = high - low
+            if not np.all(np.isfinite(width)):
+                raise ValueError(
+                    f"a Box task space needs a finite width high - low (at most {np.finfo(np.float64).max:.3g}) "
+                    f"in every dimension, got {space!r}"
+                )
             self.shape = space.shape
             self.dtype = space.dtype
         elif isinstance(space, spaces.Discrete):
@@ -123,6 +134,23 @@ class TaskSpace:
             raise ValueError("a Box task space has no finite number of tasks")
         return int(np.prod(self.high - self.low + 1))
 
+    def count_arms(self, teacher: str) -> int:
+        """:attr:`n_tasks`, for a teacher that keeps arrays with one row per task.
+
+        Raises
+        ------
+        ValueError
+            Past :data:`MAX_ARMS` tasks: arrays that size would exhaust memory (10^12 tasks
+            asked for terabytes) and flat indices past 2^53 lose precision.
+        """
+        n = self.n_tasks
+        if n > MAX_ARMS:
+            raise ValueError(
+                f"teacher {teacher!r} keeps state per task and {self.space!r} has {n:,} tasks; "
+                f"expected at most {MAX_ARMS:,} (use a coarser space, or a continuous teacher with adapt=True)"
+            )
+        return n
+
     # ------------------------------------------------------------ conversions
     def vector(self, task: Task) -> np.ndarray:
         """Validate ``task`` and return it as a flat float64 vector.
@@ -136,9 +164,14 @@ class TaskSpace:
         if not isinstance(task, np.ndarray) and isinstance(task, Mapping):
             task = self._from_mapping(task)
         try:
-            x = np.asarray(task, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"task must be numeric with shape {self.shape}, got {task!r}") from None
+            raw = np.asarray(task)
+            # Real numbers only: a cast to float64 would silently drop an imaginary part
+            # (complex), parse text ("1.5") or count nanoseconds (datetimes).
+            if raw.dtype.kind not in "biufO":
+                raise TypeError(raw.dtype)
+            x = raw.astype(np.float64)
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float64's range
+            raise ValueError(f"task must be numeric (real numbers) with shape {self.shape}, got {task!r}") from None
         if x.shape != self.shape and not (x.size == self.dim and x.ndim <= 1 and self.dim == 1):
             raise ValueError(f"task must have shape {self.shape}, got shape {x.shape}: {task!r}")
         x = x.reshape(self.dim)
@@ -240,8 +273,10 @@ def count_tasks(tasks: np.ndarray, low: np.ndarray, high: np.ndarray, bins: int 
 def check_score(score: float) -> float:
     """Return ``score`` as a float; ``ValueError`` unless it is a finite real number."""
     try:
+        if isinstance(score, (complex, np.complexfloating)):
+            raise TypeError(score)  # float() would drop a numpy complex's imaginary part
         value = float(score)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"score must be a finite real number, got {score!r}") from None
     if value != value or value in (float("inf"), float("-inf")) or isinstance(score, (bool, str)):
         raise ValueError(f"score must be a finite real number, got {score!r}")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from teachgym.hints import UNCHECKED, describe_hint, matches_hint, type_hints
 from teachgym.spaces import Task, TaskSpace, check_score
 
 _REGISTRY: dict[str, type[Teacher]] = {}  # filled at import time by @register_teacher only
@@ -86,13 +87,12 @@ def make_teacher(
 
         return adapt_teacher(name, task_space, seed, task_names, **hparams)
     cls = teacher_class(name)
-    known = cls.default_hparams()
-    unknown = sorted(set(hparams) - set(known))
-    if unknown:
-        raise ValueError(
-            f"unknown hyper-parameter(s) {unknown} for teacher {name!r}; expected some of {sorted(known)}"
-        )
-    return cls(task_space, seed=seed, task_names=task_names, **hparams)
+    try:  # names and types are checked by Teacher.__new__, ranges by the constructor
+        return cls(task_space, seed=seed, task_names=task_names, **hparams)
+    except ValueError as err:  # the constructors' range checks: say whose hyper-parameter it is
+        if str(err).startswith(f"teacher {name!r}"):
+            raise
+        raise ValueError(f"teacher {name!r}: {err}") from err
 
 
 def parse_teacher_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -109,10 +109,43 @@ def parse_teacher_spec(spec: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(f"teacher spec {spec!r}: expected name:key=value+key=value, got {item!r}")
         try:
             kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             kwargs[key] = value
-    teacher_class(name)
+    check_hparams(teacher_class(name), kwargs)
     return name, kwargs
+
+
+def check_hparams(cls: type[Teacher], hparams: dict[str, Any]) -> None:
+    """Check hyper-parameter names and types against the constructor of ``cls``.
+
+    The expected type of each is its annotation in the constructor's signature, or the type
+    of its default where it has none. Ranges (a probability in [0, 1], a size >= 1) are the
+    constructors' own checks.
+
+    Raises
+    ------
+    ValueError
+        Naming the teacher, the hyper-parameter, the expected type and the value given.
+    """
+    if not hparams:
+        return
+    known = cls.default_hparams()
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        raise ValueError(
+            f"teacher {cls.name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(known)}"
+        )
+    hints = type_hints(cls.__init__)
+    for key, value in hparams.items():
+        hint = hints.get(key, UNCHECKED)
+        if hint is UNCHECKED:
+            default = known[key]
+            hint = type(default) if type(default) in (bool, int, float, str) else UNCHECKED
+        if hint is not UNCHECKED and not matches_hint(value, hint):
+            raise ValueError(
+                f"teacher {cls.name!r}: hyper-parameter {key} must be {describe_hint(hint)}, got {value!r} "
+                f"(default: {known[key]!r})"
+            )
 
 
 class Teacher:
@@ -137,6 +170,21 @@ class Teacher:
     #: Space types a teacher accepts.
     supported_spaces: ClassVar[tuple[type, ...]] = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
     _BASE_ARGS: ClassVar[frozenset] = frozenset({"self", "task_space", "seed", "task_names"})
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Teacher:
+        # The one place hyper-parameter types are checked, before any constructor runs, for
+        # make_teacher and direct construction alike (copy and unpickling pass no arguments).
+        if args or kwargs:
+            signature = inspect.signature(cls.__init__)
+            params = signature.parameters
+            try:
+                given = signature.bind_partial(None, *args, **kwargs).arguments
+            except TypeError:
+                given = kwargs  # an unknown keyword: check_hparams names it
+            plain = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            check_hparams(cls, {k: v for k, v in given.items() if k not in cls._BASE_ARGS
+                                and (k not in params or params[k].kind in plain)})
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -1,6 +1,8 @@
 """The console script: the toy benchmark writes its table, CSVs and PNG, and resumes."""
 
+import errno
 import json
+from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 import pytest
@@ -101,3 +103,150 @@ def test_the_cli_starts_without_torch_and_hands_train_over(capsys, tmp_path):
     assert done.value.code == 0 and "usage: teachgym train" in capsys.readouterr().out
     assert main(["train", "--env", "teachgym/NoSuchEnv-v0", "--out", str(tmp_path / "x")]) == 2
     assert "unknown env id" in capsys.readouterr().err
+
+
+# ------------------------------------------------- every failure: one line on stderr, exit 2
+TOY = ["bench", "toy", "--teachers", "random", "--episodes", "200", "--eval-every", "100", "--seeds", "1", "--jobs", "1"]
+
+
+def _one_error_line(err: str, *parts: str) -> None:
+    """No traceback, and the last line of stderr (after any progress bar) is the one error."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if "teachgym: error:" in line]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err
+    for part in parts:
+        assert part in errors[0], (part, errors[0])
+
+
+def test_a_config_with_seeds_of_the_wrong_type_is_one_error_line_from_the_real_script(tmp_path):
+    """A traceback (TypeError from validate) before; checked as the console script runs."""
+    import subprocess
+    import sys
+
+    (tmp_path / "c.toml").write_text('seeds = "three"\n')
+    done = subprocess.run([sys.executable, "-m", "teachgym.cli", "bench", "toy", "--config", str(tmp_path / "c.toml"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    _one_error_line(done.stderr, "seeds must be an integer, got 'three'")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("tscl-online:lr=abc", "teacher 'tscl-online': hyper-parameter lr must be a finite number, got 'abc'"),
+        ("tscl-online:absolute=x", "hyper-parameter absolute must be true or false, got 'x'"),
+        ("alp-gmm:fit_rate=-3", "fit_rate"),
+    ],
+)
+def test_bad_hyper_parameters_in_a_teacher_spec_are_refused_before_anything_is_written(spec, message, tmp_path, capsys):
+    args = TOY[:3] + [spec] + TOY[4:]
+    assert main(args + ["--out", str(tmp_path / "out")]) == 2
+    _one_error_line(capsys.readouterr().err, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_naming_a_file_or_a_path_through_a_file_is_an_error_and_the_file_is_kept(tmp_path, capsys):
+    (tmp_path / "f").write_text("mine")
+    assert main(TOY + ["--out", str(tmp_path / "f")]) == 2
+    _one_error_line(capsys.readouterr().err, "is a file, not a results directory")
+    assert main(TOY + ["--out", str(tmp_path / "f" / "sub")]) == 2  # NotADirectoryError traceback before
+    _one_error_line(capsys.readouterr().err, f"{tmp_path / 'f'} is a file, so", "cannot be a results directory")
+    assert (tmp_path / "f").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_a_folder_the_system_refuses_is_an_error_with_the_path_and_the_reason(capsys):
+    # Root may write anywhere on disk, so the refusal comes from /proc, which takes no folders.
+    assert main(TOY + ["--out", "/proc/teachgym-test/out"]) == 2
+    _one_error_line(capsys.readouterr().err, "No such file or directory: /proc/teachgym-test")
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", str(args[0]) if args else None)
+
+
+def test_a_full_disk_while_claiming_the_directory_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    import teachgym.io
+
+    monkeypatch.setattr(teachgym.io, "fsync", _no_space)  # the flush of suite.json fails
+    out = tmp_path / "a" / "b" / "out"
+    assert main(TOY + ["--out", str(out)]) == 2
+    _one_error_line(capsys.readouterr().err, "No space left on device", "suite.json", "free some space")
+    assert list(tmp_path.iterdir()) == []  # the three folders it made are gone again
+
+
+def test_a_read_only_disk_is_an_error_with_the_path(tmp_path, monkeypatch, capsys):
+    import teachgym.io
+
+    def read_only(path, mode="r", *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(teachgym.io, "open", read_only, raising=False)  # the module's writes only
+    assert main(TOY + ["--out", str(tmp_path / "out")]) == 2
+    _one_error_line(capsys.readouterr().err, "Read-only file system", "suite.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_during_a_run_leaves_no_partial_run_and_the_same_command_then_finishes(tmp_path, monkeypatch, capsys):
+    import teachgym.benchmarks.runner as runner
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "write_text", _no_space)  # curve.csv of the first finished run
+    assert main(TOY + ["--out", str(out)]) == 2
+    _one_error_line(capsys.readouterr().err, "No space left on device", "curve.csv")
+    assert list(tmp_path.iterdir()) == []  # a new directory with nothing finished: gone again
+    monkeypatch.undo()
+    assert main(TOY + ["--out", str(out)]) == 0
+    first = (out / "runs" / "grid-default__random__seed0" / "meta.json").read_text()
+    monkeypatch.setattr(runner, "write_text", _no_space)  # now the second seed's run fails
+    two_seeds = TOY[:TOY.index("--seeds")] + ["--seeds", "2"] + TOY[TOY.index("--seeds") + 2:]
+    assert main(two_seeds + ["--out", str(out)]) == 2
+    _one_error_line(capsys.readouterr().err, "No space left on device")
+    assert [p.name for p in (out / "runs").iterdir()] == ["grid-default__random__seed0"]  # no half run
+    assert (out / "runs" / "grid-default__random__seed0" / "meta.json").read_text() == first
+    monkeypatch.undo()
+    assert main(two_seeds + ["--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["grid-default__random__seed0", "grid-default__random__seed1"]
+
+
+@pytest.mark.parametrize(
+    "failure, message",
+    [
+        (OSError(errno.EACCES, "Permission denied", "runs/x/suite.json"), "Permission denied: runs/x/suite.json"),
+        (MemoryError(), "out of memory"),
+        (BrokenProcessPool("A child process terminated abruptly"), "a worker process died"),
+    ],
+)
+def test_failures_of_the_machine_are_one_error_line_not_a_traceback(failure, message, tmp_path, monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr("teachgym.cli.bench_toy", fail)
+    assert main(["bench", "toy", "--out", str(tmp_path / "out")]) == 2
+    _one_error_line(capsys.readouterr().err, message)
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    def bug(*args, **kwargs):
+        raise KeyError("a bug, not a user mistake")
+
+    monkeypatch.setattr("teachgym.cli.bench_toy", bug)
+    with pytest.raises(KeyError):
+        main(["bench", "toy", "--out", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench", "envs", "--steps", "-1"],  # printed a table of negative speeds before
+        ["bench", "envs", "--resets", "0"],
+        ["bench", "teacher-overhead", "--episodes", "0"],  # a table of zeros before
+        ["bench", "teacher-overhead", "--seeds", "-2"],
+        ["bench", "fuzz", "--max-steps", "x"],
+        ["plot", "somewhere", "--reps", "0"],
+    ],
+)
+def test_counts_that_are_not_positive_are_refused_by_the_parser(args, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2 and "expected a positive integer" in capsys.readouterr().err

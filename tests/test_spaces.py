@@ -60,3 +60,66 @@ def test_normalise_maps_bounds_to_unit_cube():
     ts = TaskSpace(spaces.Box(np.array([0.0, -2.0]), np.array([3.0, 2.0])))
     assert ts.normalise(np.array([3.0, -2.0])).tolist() == [1.0, 0.0]
     assert ts.denormalise(np.array([0.5, 0.5])).tolist() == [1.5, 0.0]
+
+
+@pytest.mark.parametrize("low, high", [(-1.7e308, 1.7e308), (-1e308, 1e308), (-1.79e308, 1e306)])
+def test_a_box_whose_width_overflows_float64_is_rejected(low, high):
+    with pytest.raises(ValueError, match="finite width"):
+        TaskSpace(spaces.Box(low, high, (2,), dtype=np.float64))
+
+
+BOX_TEACHERS = ["random", "alp-gmm", "riac", "covar-gmm", "adr", "alp-revisit"]
+
+
+@pytest.mark.parametrize("name", BOX_TEACHERS)
+def test_teachers_refuse_an_overflowing_box_and_sample_finite_tasks_on_a_wide_one(name):
+    from teachgym import make_teacher
+
+    with pytest.raises(ValueError, match="finite width"):
+        make_teacher(name, spaces.Box(-1.7e308, 1.7e308, (2,), dtype=np.float64), seed=0)
+    wide = spaces.Box(-8e307, 8e307, (2,), dtype=np.float64)  # width 1.6e308: still finite
+    hparams = {"fit_rate": 20} if name in ("alp-gmm", "covar-gmm") else {}
+    teacher = make_teacher(name, wide, seed=0, **hparams)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        task = teacher.sample()
+        assert np.all(np.isfinite(task)) and wide.contains(task)
+        teacher.update(task, float(rng.uniform()))
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        np.array([1.0 + 2.0j, 1.0]),
+        np.array([1.0 + 0.0j, 1.0]),  # even a zero imaginary part: the dtype is not real
+        [np.complex128(1.0), 1.0],
+        np.array(["1.0", "2.0"]),
+        np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"),
+        [10**400, 1.0],  # OverflowError before
+        np.array([10**400, 1], dtype=object),
+    ],
+)
+def test_non_real_task_arrays_are_rejected(task):
+    ts = TaskSpace(spaces.Box(0.0, 3.0, (2,)))
+    with pytest.raises(ValueError, match="real numbers"):
+        ts.vector(task)
+
+
+@pytest.mark.parametrize("name", ["random", "alp-gmm", "riac"])
+def test_teachers_refuse_complex_tasks_and_keep_working(name):
+    from teachgym import make_teacher
+
+    teacher = make_teacher(name, spaces.Box(0.0, 1.0, (2,)), seed=0)
+    with pytest.raises(ValueError, match="real numbers"):
+        teacher.update(np.array([0.5 + 0.5j, 0.5]), 1.0)
+    with pytest.raises(ValueError, match="real numbers"):
+        teacher.update_batch([np.array([0.5, 0.5]), np.array([0.5j, 0.5])], [1.0, 1.0])
+    assert teacher.n_updates == 0  # the batch was validated before any episode was applied
+    teacher.update(teacher.sample(), 0.5)
+    assert teacher.n_updates == 1
+
+
+@pytest.mark.parametrize("bad", [1 + 0j, np.complex128(0.5), np.complex64(1.0), 10**400])
+def test_check_score_rejects_complex_numbers_and_ints_past_float64(bad):
+    with pytest.raises(ValueError, match="finite real number"):
+        check_score(bad)

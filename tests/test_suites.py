@@ -45,6 +45,68 @@ def test_bad_config_files_are_clear_errors(tmp_path, text, message):
         get_suite("nope")
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('seeds = "three"\n', "toy setting seeds must be an integer, got 'three'"),  # TypeError before
+        ("seeds = 2.5\n", "seeds must be an integer, got 2.5"),
+        ("seeds = true\n", "seeds must be an integer, got True"),
+        ("episodes = [100]\n", r"episodes must be an integer, got \[100\]"),
+        ('teachers = ["random", 3]\n', r"teachers must be a list of strings, got \('random', 3\)"),
+        ("teachers = 3\n", "teachers must be a list of strings, got 3"),
+        ('teacher_kwargs = {random = 1}\n', "teacher_kwargs must be a table of strings to a table"),
+        ("students = {grid = true}\n", "students must be a list of strings"),
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_value_errors_naming_the_setting(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        make_config("toy", path)
+
+
+@pytest.mark.parametrize("name", sorted(SUITES))
+def test_every_suite_checks_the_types_of_its_settings(name):
+    with pytest.raises(ValueError, match=f"{name} setting seeds must be an integer, got 'three'"):
+        make_config(name, overrides={"seeds": "three"})
+    with pytest.raises(ValueError, match="must be an integer, got 1.0"):
+        make_config(name, overrides={"seeds": 1.0})
+
+
+def test_unreadable_huge_or_binary_config_files_are_clear_errors(tmp_path):
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe seeds = 1")
+    with pytest.raises(ValueError, match="bin.toml: cannot read it as UTF-8 text"):
+        make_config("toy", tmp_path / "bin.toml")
+    (tmp_path / "huge.toml").write_text("# " + "x" * (1 << 20) + "\nseeds = 1\n")
+    with pytest.raises(ValueError, match="huge.toml: larger than"):
+        make_config("toy", tmp_path / "huge.toml")
+    with pytest.raises(ValueError, match="is not a regular file"):
+        make_config("toy", tmp_path)  # a folder (or /dev/null) was "not found" before
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="deep.json: nested too deeply"):
+        make_config("toy", tmp_path / "deep.json")
+
+
+def test_a_type_error_inside_validation_becomes_a_value_error(monkeypatch):
+    from dataclasses import dataclass
+
+    from teachgym.benchmarks.suites import Suite
+
+    @dataclass
+    class Fussy:
+        teachers: tuple[str, ...] = ("random",)
+        size: int = 3
+
+        def validate(self) -> None:
+            if self.size > "x":  # the kind of comparison that raised TypeError in validate()
+                pass
+
+    monkeypatch.setitem(SUITES, "fussy", Suite("fussy", Fussy, None, None, "test suite"))
+    with pytest.raises(ValueError, match="fussy config: '>' not supported"):
+        make_config("fussy")
+
+
 def test_every_shipped_config_is_valid_for_its_suite():
     assert {"toy-grid", "toy-full", "walkers-20M", "control-all"} <= set(shipped_configs())
     for name in shipped_configs():

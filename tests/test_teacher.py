@@ -1,5 +1,9 @@
 """The teacher contract, checked on every registered teacher that supports the space."""
 
+import functools
+import re
+import typing
+
 import numpy as np
 import pytest
 from conftest import score_streams, task_spaces
@@ -185,3 +189,111 @@ def test_subpackages_are_reachable_from_a_plain_import():
     assert teachgym.vector.TeacherServer.__name__ == "TeacherServer"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         teachgym.nope  # noqa: B018
+
+
+# ------------------------------------------------- hyper-parameter values, one check for all
+DISCRETE = spaces.Discrete(4)
+NAN, INF = float("nan"), float("inf")
+# Values of the wrong type for each kind of hyper-parameter (JSON's forms included: a
+# teacher spec "tscl-online:lr=abc" gives the string "abc").
+WRONG = {
+    bool: ["x", "true", "True", 1, 0, 1.0, None, [True], {"a": 1}],
+    int: ["abc", "10", "", 2.5, 1e3, True, None, [1], (1,), {"a": 1}, NAN],
+    float: ["abc", "0.1", "", True, False, None, [0.1], (0.1,), {"a": 1}, NAN, INF, -INF, 10**400],
+    str: [1, 0.5, True, None, ["a"], ("a",), {"a": "b"}],
+    tuple: ["abc", "64,64", 5, 2.5, True, None, ["a"], [2.5], [True], [None], {"a": 1}],
+    "number or None": ["abc", "", True, [1.0], {"a": 1}, NAN, INF],
+    "list or None": ["abc", 5, 0.5, True, ["a"], [None], [[1.0]], {"a": 1}],
+}
+
+
+def _kind(cls, key, default):
+    if default is None:  # the annotation says which: a threshold or an initial point
+        hint = str(typing.get_type_hints(cls.__init__)[key])
+        return "list or None" if "list" in hint else "number or None"
+    return type(default)
+
+
+def _wrong_values():
+    for name in teachgym.list_teachers():
+        cls = teacher_class(name)
+        for key, default in cls.default_hparams().items():
+            for value in WRONG[_kind(cls, key, default)]:
+                yield name, key, value
+
+
+def test_every_hyper_parameter_of_every_teacher_refuses_values_of_the_wrong_type():
+    """TypeError (from a comparison in a constructor) in 237 combinations before, or accepted
+    (``absolute="x"``): now a ValueError naming teacher, hyper-parameter and expected type."""
+    tried = 0
+    for name, key, value in _wrong_values():
+        cls = teacher_class(name)
+        space = BOX if isinstance(BOX, cls.supported_spaces) else DISCRETE
+        for build in (functools.partial(teachgym.make_teacher, name), cls):  # direct construction too
+            try:
+                build(space, seed=0, **{key: value})
+            except ValueError as err:
+                message = str(err)
+                assert f"teacher {name!r}" in message and f"hyper-parameter {key} must be" in message, message
+                assert repr(value) in message, message
+            else:
+                pytest.fail(f"{name} accepted {key}={value!r}")
+            tried += 1
+    with_hparams = {n for n in teachgym.list_teachers() if teacher_class(n).default_hparams()}
+    assert tried > 1000 and {n for n, _, _ in _wrong_values()} == with_hparams and len(with_hparams) >= 20
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("tscl-online:lr=abc", "hyper-parameter lr must be a finite number, got 'abc'"),
+        ("tscl-online:absolute=x", "hyper-parameter absolute must be true or false, got 'x'"),
+        ("tscl-online:absolute=True", "must be true or false, got 'True'"),
+        ("alp-gmm:fit_rate=2.5", "hyper-parameter fit_rate must be an integer, got 2.5"),
+        ("alp-gmm:potential_ks=[2,\"a\"]", "potential_ks must be a list of integers"),
+        ("spdl:initial_mean=[0.5,null]", "initial_mean must be a list of finite numbers or null"),
+        ("sfl:success_threshold=NaN", "success_threshold must be a finite number or null"),
+        ("exp3:reward=1", "reward must be a string, got 1"),
+        ("alp-gmm:random_task_ratio=" + "[" * 5000 + "]" * 5000, "random_task_ratio must be a finite number"),
+    ],
+)
+def test_teacher_specs_are_type_checked_when_parsed(spec, message):
+    from teachgym.teacher import parse_teacher_spec
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_teacher_spec(spec)
+
+
+def test_values_of_the_right_type_in_json_forms_are_accepted():
+    from teachgym.teacher import parse_teacher_spec
+
+    name, kwargs = parse_teacher_spec("alp-gmm:potential_ks=[2,3]+fit_rate=100+random_task_ratio=0")
+    teacher = teachgym.make_teacher(name, BOX, seed=0, **kwargs)
+    assert teacher.potential_ks == (2, 3) and teacher.fit_rate == 100 and teacher.random_task_ratio == 0.0
+    teachgym.make_teacher("alp-gmm", BOX, fit_rate=np.int64(50), random_task_ratio=np.float32(0.5))
+    teachgym.make_teacher("spdl", BOX, initial_mean=np.array([0.5, 0.5]))
+    teachgym.make_teacher("tscl-online", DISCRETE, absolute=np.bool_(False), lr=1)
+
+
+def test_range_errors_name_the_teacher_too():
+    with pytest.raises(ValueError, match=r"teacher 'tscl-online': lr must lie in \(0, 1\], got 5"):
+        teachgym.make_teacher("tscl-online", DISCRETE, lr=5)
+    with pytest.raises(ValueError, match=r"teacher 'goal-gan': learning_rate must lie in \(0, 1\]"):
+        teachgym.make_teacher("goal-gan", BOX, learning_rate=1e300)  # gave NaN tasks before
+
+
+def test_copies_of_a_teacher_are_not_rechecked_and_stay_equal():
+    import copy
+
+    teacher = make("alp-gmm")
+    drive(teacher, 30, np.random.default_rng(0))
+    twin = copy.deepcopy(teacher)
+    assert [twin.sample().tolist() for _ in range(5)] == [teacher.sample().tolist() for _ in range(5)]
+
+
+@pytest.mark.parametrize("name", [n for n in teachgym.list_teachers() if not supports(n, BOX)])
+def test_per_task_teachers_refuse_spaces_with_more_tasks_than_memory_holds(name):
+    """10^12 arms asked numpy for terabytes (MemoryError, or the OOM killer once touched)."""
+    with pytest.raises(ValueError, match=rf"teacher '{name}' keeps state per task .* 1,000,000,000,000 tasks"):
+        teachgym.make_teacher(name, spaces.MultiDiscrete([10**6, 10**6]), seed=0)
+    teachgym.make_teacher(name, spaces.MultiDiscrete([100, 100]), seed=0)  # 10^4 arms: fine

@@ -68,6 +68,40 @@ def test_non_finite_scores_raise_and_change_nothing(name, bad):
         np.testing.assert_array_equal(after["state"][key], value)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("policy", ["eps-greedy", "boltzmann", "thompson"])
+@pytest.mark.parametrize("huge", [1e155, 1.7e308])
+def test_absurdly_large_scores_neither_raise_nor_break_the_teacher(name, policy, huge, tmp_path):
+    """Scores near 1e155 overflowed the slope's squares (OverflowError) and left Naive and
+    Window raising on every later update of that arm."""
+    teacher = teachgym.make_teacher(name, spaces.Discrete(3), seed=0, policy=policy)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        teacher.update(teacher.sample(), float(rng.choice([-1.0, 1.0])) * huge)
+    for i in range(300):  # ordinary scores afterwards: every arm keeps learning
+        task = teacher.sample()
+        assert teacher.task_space.space.contains(task)
+        teacher.update(task, 0.001 * i * (int(task) + 1))
+    assert teacher.n_updates == 360
+    assert not np.isnan(teacher._values(False)).any()
+    save_state(tmp_path / "t.npz", teacher.state_dict())  # and the state still round-trips
+    clone = teachgym.make_teacher(name, spaces.Discrete(3), seed=1, policy=policy)
+    clone.load_state_dict(load_state(tmp_path / "t.npz"))
+    np.testing.assert_array_equal(drive(clone, 50, np.random.default_rng(2)), drive(teacher, 50, np.random.default_rng(2)))
+
+
+def test_window_slope_of_huge_scores_is_the_scaled_slope_of_ordinary_ones():
+    small = teachgym.make_teacher("tscl-window", spaces.Discrete(2), seed=0, window_size=5)
+    huge = teachgym.make_teacher("tscl-window", spaces.Discrete(2), seed=0, window_size=5)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        arm, score = int(rng.integers(2)), float(rng.random())
+        small.update(arm, score)
+        huge.update(arm, score * 2.0**600)  # 4e180: squares overflowed before
+    np.testing.assert_array_equal(huge._slopes, small._slopes * 2.0**600)  # exact: scaled by powers of two
+    np.testing.assert_array_equal(huge._errors, small._errors * 2.0**600)
+
+
 def test_only_discrete_spaces_and_known_policies_are_accepted():
     with pytest.raises(ValueError, match="Discrete"):
         teachgym.make_teacher("tscl-window", spaces.Box(0.0, 1.0, (2,)))

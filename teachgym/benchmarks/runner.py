@@ -70,8 +70,10 @@ def run_id(run: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- the directory
-def claim_directory(out: Path, suite: str) -> None:
+def claim_directory(out: Path, suite: str) -> list[Path]:
     """Check that ``out`` is absent, empty or a results directory of ``suite``; mark it as ours.
+
+    Returns the folders this call created (``out`` and missing parents, deepest first).
 
     Raises
     ------
@@ -82,6 +84,9 @@ def claim_directory(out: Path, suite: str) -> None:
     marker = out / "suite.json"
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file, not a results directory; choose another --out")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{parent} is a file, so {out} cannot be a results directory; choose another --out")
     if marker.exists():
         try:
             stored = json.loads(marker.read_text())
@@ -92,13 +97,47 @@ def claim_directory(out: Path, suite: str) -> None:
             raise ValueError(f"{out} holds results of format {fmt!r}, not {SUITE_FORMAT!r}; choose another --out")
         if name != suite:
             raise ValueError(f"{out} holds results of the {name!r} suite, not {suite!r}; choose another --out")
-        return
+        return []
     if out.exists() and any(out.iterdir()) and not _legacy(out):
         raise ValueError(
             f"{out} is not empty and is not a teachgym results directory (no suite.json); "
             "choose another --out"
         )
-    write_json(marker, {"format": SUITE_FORMAT, "suite": suite})
+    created = [d for d in (out, *out.parents) if not d.exists()]
+    try:
+        write_json(marker, {"format": SUITE_FORMAT, "suite": suite})
+    except OSError:
+        _remove_folders(created)  # nothing half-made: the folders this call created go again
+        raise
+    return created
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    """Remove empty folders, deepest first, stopping at the first that is not empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def release_directory(out: Path, created: list[Path]) -> None:
+    """Undo :func:`claim_directory` after a failure, if the directory was new and holds no file
+    but its ``suite.json``: a failed first command leaves nothing behind. A directory with
+    anything in it (a finished run, a checkpoint to resume from) is kept."""
+    if not created:
+        return
+    files = [Path(root) / f for root, _, names in os.walk(out) for f in names]
+    if files != [out / "suite.json"]:
+        return
+    try:
+        (out / "suite.json").unlink()
+        for root, _, _ in sorted(os.walk(out), key=lambda entry: -len(entry[0])):  # deepest first
+            if Path(root) != out:
+                Path(root).rmdir()
+    except OSError:
+        return  # another runner started on it meanwhile: its business now
+    _remove_folders(created)
 
 
 def _legacy(out: Path) -> bool:
@@ -337,7 +376,18 @@ def execute(
     for run in runs:
         if ids.setdefault(run_id(run), run) != run:
             raise ValueError(f"two runs share the id {run_id(run)!r} but differ: {ids[run_id(run)]} and {run}")
-    claim_directory(out, suite)
+    created = claim_directory(out, suite)
+    try:
+        return _execute(fn, runs, out, units, jobs, desc, curve, suite, backend, work, unit)
+    except BaseException:
+        release_directory(out, created)
+        raise
+
+
+def _execute(fn: Callable[..., dict], runs: list[dict[str, Any]], out: Path, units: Callable[[dict[str, Any]], int],
+             jobs: int | None, desc: str, curve: Sequence[str], suite: str, backend: str, work: bool,
+             unit: str) -> list[dict[str, Any]]:
+    """:func:`execute` once the directory is claimed."""
     _clean_stale(out)
     results: dict[int, dict[str, Any]] = {}
     todo = []

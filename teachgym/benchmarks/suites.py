@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from teachgym.benchmarks.runner import BACKENDS
+from teachgym.hints import describe_hint, matches_hint, type_hints
 
 try:  # Python >= 3.11; tomli is its backport
     import tomllib
@@ -36,6 +37,7 @@ except ImportError:  # pragma: no cover - Python 3.10
         tomllib = None
 
 CONFIG_PACKAGE = "teachgym.benchmarks.configs"
+MAX_CONFIG_BYTES = 1 << 20  # config files are a few hundred bytes; a bigger one is a mistake
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             res = resources.files(CONFIG_PACKAGE) / f"{path}{ext}"
             if res.is_file():
                 return _parse(res.read_text(), f"{path}{ext}", ext)
+    if p.exists() and not p.is_file():
+        raise ValueError(f"config file {str(path)!r} is not a regular file; expected a TOML or JSON file")
     if not p.is_file():
         raise ValueError(f"config file {str(path)!r} not found (shipped configs: {shipped_configs()})")
-    return _parse(p.read_text(), str(p), p.suffix)
+    try:
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ValueError(f"config file {p}: cannot read it as UTF-8 text ({reason})") from err
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"config file {p}: larger than {MAX_CONFIG_BYTES} bytes; expected a small table of settings")
+    return _parse(text, str(p), p.suffix)
 
 
 def _parse(text: str, where: str, suffix: str) -> dict[str, Any]:
@@ -116,6 +129,8 @@ def _parse(text: str, where: str, suffix: str) -> dict[str, Any]:
         data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
     except ValueError as err:  # TOMLDecodeError is a ValueError
         raise ValueError(f"config file {where}: {err}") from err
+    except RecursionError:
+        raise ValueError(f"config file {where}: nested too deeply; expected a table of settings") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {where}: expected a table of settings, got {type(data).__name__}")
     return data
@@ -153,15 +168,24 @@ def make_config(name: str, file: str | Path | None = None, overrides: dict[str, 
         values["teachers"] = tuple(list_teachers())
         if "variants" in fields and "variants" not in given:
             values["variants"] = ("all",)
+    hints = type_hints(suite.config)
     for key, value in values.items():
         default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else fields[key].default
         if isinstance(default, tuple) and isinstance(value, str):
             value = tuple(v.strip() for v in value.split(",") if v.strip())
         elif isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
+        # Types first (a file's ``seeds = "three"`` made validate() raise TypeError); the
+        # field's annotation, or the type of its default where it has none, says what fits.
+        hint = hints.get(key, type(default) if type(default) in (bool, int, float, str) else Any)
+        if not matches_hint(value, hint):
+            raise ValueError(f"{name} setting {key} must be {describe_hint(hint)}, got {value!r} (default: {default!r})")
         values[key] = value
     config = suite.config(**values)
-    config.validate()
+    try:
+        config.validate()
+    except TypeError as err:  # a value of the right type deeper inside (e.g. algo_kwargs) the checks trip on
+        raise ValueError(f"{name} config: {err}") from err
     return config
 
 

@@ -73,7 +73,7 @@ class DifficultyFilter(Teacher):
         self.n_rollouts, self.batch_size = int(n_rollouts), int(batch_size)
         self.low, self.high, self.retest_prob = float(low), float(high), float(retest_prob)
         self.success_threshold = None if success_threshold is None else float(success_threshold)
-        self.n_tasks = self.task_space.n_tasks
+        self.n_tasks = self.task_space.count_arms(self.name)
         self._results = np.zeros((self.n_tasks, self.n_rollouts))  # ring buffer of passes per task
         self._counts = np.zeros(self.n_tasks, dtype=np.int64)
         self._pos = np.zeros(self.n_tasks, dtype=np.int64)

@@ -52,7 +52,7 @@ class EXP3(Teacher):
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
         self.gamma, self.reward = float(gamma), reward
-        self.n_arms = self.task_space.n_tasks
+        self.n_arms = self.task_space.count_arms(self.name)
         self.log_weights = np.zeros(self.n_arms)
         self._previous = np.full(self.n_arms, np.nan)  # last score of each arm
         self._range = np.array([np.inf, -np.inf])  # running min and max of raw rewards

@@ -121,8 +121,8 @@ class GoalGAN(Teacher):
                 "layers must be positive numbers of units, got "
                 f"{generator_layers!r}, {discriminator_layers!r}"
             )
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+        if not 0 < learning_rate <= 1:  # far above 1 the optimiser's steps overflow (NaN tasks at 1e300)
+            raise ValueError(f"learning_rate must lie in (0, 1], got {learning_rate!r}")
         self.update_size, self.n_rollouts = int(update_size), int(n_rollouts)
         self.goid_lb, self.goid_ub = float(goid_lb), float(goid_ub)
         self.p_old, self.random_goal_ratio = float(p_old), float(random_goal_ratio)

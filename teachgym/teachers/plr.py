@@ -100,7 +100,7 @@ class PLR(Teacher):
             float(score_alpha),
             float(value_lr),
         )
-        self.n_levels = self.task_space.n_tasks
+        self.n_levels = self.task_space.count_arms(self.name)
         self.scores = np.zeros(self.n_levels)
         self.seen = np.zeros(self.n_levels, dtype=bool)
         self._n_seen = 0

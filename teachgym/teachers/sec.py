@@ -60,7 +60,7 @@ class SEC(Teacher):
         if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.alpha, self.temperature, self.batch_size = float(alpha), float(temperature), int(batch_size)
-        self.n_arms = self.task_space.n_tasks
+        self.n_arms = self.task_space.count_arms(self.name)
         self.q = np.zeros(self.n_arms)
         self._previous = np.full(self.n_arms, np.nan)  # last score of each arm (the fallback signal)
         self._batch_sum = np.zeros(self.n_arms)  # per arm: sum of the batch's learning signals

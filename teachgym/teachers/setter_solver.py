@@ -106,8 +106,8 @@ class SetterSolver(Teacher):
             raise ValueError(f"setter_loss_noise_ub must lie in [0, 1), got {setter_loss_noise_ub!r}")
         if success_threshold is not None and not np.isfinite(success_threshold):
             raise ValueError(f"success_threshold must be a finite number or None, got {success_threshold!r}")
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+        if not 0 < learning_rate <= 1:  # far above 1 the optimiser's steps overflow (NaN tasks at 1e300)
+            raise ValueError(f"learning_rate must lie in (0, 1], got {learning_rate!r}")
         self.update_frequency, self.train_steps = int(update_frequency), int(train_steps)
         self.n_couplings, self.hidden_size = int(n_couplings), int(hidden_size)
         self.judge_layers, self.judge_window = judge_layers, int(judge_window)

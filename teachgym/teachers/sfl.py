@@ -85,7 +85,7 @@ class SFL(Teacher):
         )
         self.random_task_ratio, self.sampling = float(random_task_ratio), sampling
         self.success_threshold = None if success_threshold is None else float(success_threshold)
-        self.n_tasks = self.task_space.n_tasks
+        self.n_tasks = self.task_space.count_arms(self.name)
         self._results = np.zeros((self.n_tasks, self.window))  # ring buffer of successes per task
         self._counts = np.zeros(self.n_tasks, dtype=np.int64)
         self._pos = np.zeros(self.n_tasks, dtype=np.int64)

@@ -21,6 +21,7 @@ score scale).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,7 @@ class TSCLTeacher(Teacher):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.policy, self.epsilon, self.temperature = policy, float(epsilon), float(temperature)
         self.absolute = bool(absolute)
-        self.n_arms = self.task_space.n_tasks
+        self.n_arms = self.task_space.count_arms(self.name)
 
     # ---------------------------------------------------------------- sampling
     def _sample(self) -> Task:
@@ -88,7 +89,8 @@ class TSCLTeacher(Teacher):
             untried = np.flatnonzero(values == top)
             return int(untried[self.rng.integers(len(untried))])
         if self.policy == "boltzmann":
-            cum = np.cumsum(np.exp((values - top) / self.temperature))
+            with np.errstate(over="ignore"):  # far below the top: -inf, a weight of 0
+                cum = np.cumsum(np.exp((values - top) / self.temperature))
             return int(min(np.searchsorted(cum, self.rng.random() * cum[-1], side="right"), self.n_arms - 1))
         if self.rng.random() < self.epsilon:
             return int(self.rng.integers(self.n_arms))
@@ -106,10 +108,30 @@ class TSCLTeacher(Teacher):
         return np.where(unknown, np.inf, np.where(unknown, 0.0, mean) + np.where(unknown, 0.0, std) * z)
 
 
+_LARGEST = float(np.finfo(np.float64).max)
+
+
 def _slope(times: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of scores over times, and its standard error (inf below 3 points)."""
+    """Least-squares slope of scores over times, and its standard error (inf below 3 points).
+
+    Scores above 1 in magnitude are divided by a power of two first (exact, so ordinary
+    scores give the same bits): squares of scores near 1e155 would overflow otherwise.
+    """
     # A handful of points: plain Python beats numpy's per-call overhead here.
     ts, ys = times.tolist(), scores.tolist()
+    top = max(abs(y) for y in ys)
+    if top > 1.0:
+        scale = math.ldexp(1.0, math.frexp(top)[1] - 1)  # 2**1024 itself would overflow
+        slope, error = _slope_of(ts, [y / scale for y in ys])
+        return _finite(slope * scale), error * scale  # an error of inf still means "unknown"
+    return _slope_of(ts, ys)
+
+
+def _finite(value: float) -> float:
+    return min(max(value, -_LARGEST), _LARGEST)
+
+
+def _slope_of(ts: list[float], ys: list[float]) -> tuple[float, float]:
     n = len(ts)
     mean_t, mean_y = sum(ts) / n, sum(ys) / n
     dt = [t - mean_t for t in ts]
@@ -135,9 +157,11 @@ class _RunningValue(TSCLTeacher):
         self._has_value = np.zeros(self.n_arms, dtype=bool)
 
     def _learn(self, arm: int, observed: float) -> None:
-        delta = observed - self.q[arm]
-        self.q[arm] += self.lr * delta
-        self._var[arm] = (1.0 - self.lr) * (self._var[arm] + self.lr * delta * delta)
+        # Scores near the float64 limit would make Q and its variance inf (then NaN, for
+        # good): both stay at most the largest float and decay back from there.
+        delta = _finite(observed - float(self.q[arm]))
+        self.q[arm] = _finite(float(self.q[arm]) + self.lr * delta)
+        self._var[arm] = (1.0 - self.lr) * _finite(float(self._var[arm]) + self.lr * _finite(delta * delta))
         self._has_value[arm] = True
 
     def _values(self, thompson: bool) -> np.ndarray:
@@ -186,7 +210,7 @@ class TSCLOnline(_RunningValue):
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
         arm = self.task_space.arm(vector)
         if not np.isnan(self._previous[arm]):
-            self._learn(arm, score - self._previous[arm])
+            self._learn(arm, score - float(self._previous[arm]))
         else:
             self._has_value[arm] = True  # played once: Q = 0 until a second score gives a Δ
         self._previous[arm] = score
@@ -250,9 +274,9 @@ class TSCLNaive(_RunningValue):
         self._runs[arm, k] = score
         self._run_counts[arm] = k + 1
         if k + 1 == self.window_size:
+            self._run_counts[arm] = 0  # first: the run is closed whatever happens below
             slope, _ = _slope(np.arange(self.window_size, dtype=np.float64), self._runs[arm])
             self._learn(arm, slope)
-            self._run_counts[arm] = 0
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -394,7 +418,7 @@ class TSCLSampling(_Windowed):
     def _update(self, vector: np.ndarray, score: float, info: dict[str, Any]) -> None:
         arm = self.task_space.arm(vector)
         if not np.isnan(self._previous[arm]):
-            self._push(arm, deltas=score - self._previous[arm])
+            self._push(arm, deltas=_finite(score - float(self._previous[arm])))
         self._previous[arm] = score
 
     def _values(self, thompson: bool) -> np.ndarray:
@@ -403,7 +427,8 @@ class TSCLSampling(_Windowed):
             pick = (self.rng.random(self.n_arms) * counts).astype(np.int64)
             values = deltas[np.arange(self.n_arms), pick]
         else:
-            values = deltas.sum(1) / np.maximum(counts, 1)  # unfilled slots hold 0
+            with np.errstate(over="ignore"):  # Δscores near the float64 limit: inf, "unknown"
+                values = deltas.sum(1) / np.maximum(counts, 1)  # unfilled slots hold 0
         return np.where(counts > 0, values, np.inf)
 
     def _state(self) -> dict[str, Any]:
