@@ -263,7 +263,7 @@ def test_invalid_tasks_bodies_and_actions_are_refused():
         gym.make(PARKOUR, body="octopus")
     env = make(CHIMP)
     with pytest.raises(ValueError, match="outside the task space"):
-        env.reset(options={"task": [0.5, 0.8, 0.1, 0.0, 0.0, 5.0]})
+        env.reset(options={"task": [1.5, 0.8, 0.1, 0.0, 0.0, 5.0]})  # TeachMyAgent's inputs: [-1, 1]
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(12,\)"):
         env.step(np.zeros(10))
