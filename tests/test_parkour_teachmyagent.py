@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import teachgym  # noqa: F401  (registers the envs)
+from teachgym.benchmarks.fuzz import fuzz_envs
 from teachgym.envs.parkour.cppn import TEACHMYAGENT_BYTES, TEACHMYAGENT_DATA, load_teachmyagent_weights
 from teachgym.envs.parkour.env import (
     TASK_NAMES_8,
@@ -77,6 +78,9 @@ def test_bad_cppn_weight_files_are_refused_with_what_was_expected(tmp_path):
         make(cppn_weights=tmp_path)  # a folder without TeachMyAgent's data file
     with pytest.raises(ValueError, match="checkpoint"):
         make(cppn_weights=3)
+    for odd in ("weights\0.data", "/dev/zero", "/dev/null"):  # not a regular file: never read
+        with pytest.raises(ValueError, match="not found"):
+            make(cppn_weights=odd)
     for name, data in [("short", good[:-1].tobytes()), ("long", good.tobytes() + b"\0"), ("empty", b"")]:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ValueError, match=f"expected {TEACHMYAGENT_BYTES}"):
@@ -253,3 +257,13 @@ def test_hostile_test_set_files_are_refused_with_what_was_expected(tmp_path):
         env.test_set(tmp_path)  # a folder
     with pytest.raises(ValueError, match="unknown Parkour test set"):
         env.test_set("walk\0ing")
+
+
+@pytest.mark.parametrize("weights", [None, pytest.param(WEIGHTS, marks=needs_shared)], ids=["ours", "teachmyagent"])
+def test_fuzzing_teachmyagents_whole_8d_range_finds_no_problem(weights):
+    """Corners of the 8-D range: inputs at +-1, scale 10 and 20, creepers 0 to 0.5 m wide."""
+    kwargs = {"task_dims": 8, "task_bounds": TASK_RANGE_8, "cppn_weights": weights}
+    specs = [(PARKOUR, {"body": body, **kwargs}) for body in ("classic_bipedal", CHIMP, "fish")]
+    table = fuzz_envs(specs, episodes_per_env=6, max_steps=60, seed=1)
+    assert table["failures"].sum() == 0, table["first_failure"].tolist()
+    assert (table["corner_episodes"] >= 2).all()
