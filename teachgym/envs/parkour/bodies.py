@@ -93,11 +93,10 @@ class ParkourBlueprint(Blueprint):
                     joints[k] = dataclasses.replace(j, y=body.spine_y / SCALE)
             self.parts, self.joints = tuple(parts), tuple(joints)
             self.motors = tuple(j for j in self.joints if j.motor)
-        if body.trapezoids:
-            self._taper(body)
-        if body.piece_y or body.trapezoids:
             xs, ys = self._extent()
             self.width, self.stand_height = xs[1] - xs[0], -ys[0]
+        if body.trapezoids:  # same lengths, and the fin stays the lowest point: width and height kept
+            self._taper(body)
         # Where each hand's sensor sits (metres, body frame) and the part it is welded to.
         self.hands = []
         first = n

@@ -186,7 +186,6 @@ class ParkourEnv(Box2DTrackEnv):
         low, high = (np.array(self.task_low), np.array(self.task_high)) if task_bounds is None else \
             self._checked_bounds(task_bounds)
         self.task_space = spaces.Box(low, high, dtype=np.float64)
-        self._tasks = TaskSpace(self.task_space, self.task_names)
         self._cppn = CPPN(None if cppn_weights is None else load_teachmyagent_weights(cppn_weights))
         self._default = self._checked_task(self.default_task if task is None else task)
         self._task = self._default
