@@ -166,6 +166,7 @@ def test_the_fishs_tail_segments_are_teachmyagents_trapezoids():
         assert part.fixtures[0].density == pytest.approx(0.99) and part.fixtures[0].userData == k
     assert [len(p) for p in env._polygons] == [6, 4, 4, 4, 4]  # what the water acts on
     env.reset(seed=0, options={"task": FLOODED})
+    assert env._head.position.y == pytest.approx(TERRAIN_HEIGHT + 9 / 30 + 1, abs=0.01)  # TeachMyAgent's start
     body = env._bodies[1]  # built with the trapezoid: its edges, in the world, rise 9 and 12 px
     heights = sorted(abs((body.transform * v).y - body.position.y) * 30 for v in body.fixtures[0].shape.vertices)
     assert heights == pytest.approx([9, 9, 12, 12], abs=0.5)

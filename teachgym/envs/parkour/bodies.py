@@ -60,6 +60,9 @@ class ParkourBody:
         joints between pieces (the chimpanzee's head sits on top of its body).
     start_lift
         Metres added to the start height (the fish starts 1 m up, as in TeachMyAgent).
+    start_height
+        Height (pixels) of the body's origin above the ground at the start, TeachMyAgent's
+        per-body ``AGENT_CENTER_HEIGHT``; ``None``: the blueprint's (lowest point on the ground).
     trapezoids
         Segments that are trapezoids instead of boxes: ``(motor index, width at the joint, width
         at the tip)`` in pixels (the fish's tail tapers, and water drag and lift act on its
@@ -74,6 +77,7 @@ class ParkourBody:
     piece_y: tuple[float, ...] = ()
     spine_y: float = 0.0
     start_lift: float = 0.0
+    start_height: float | None = None
     trapezoids: tuple[tuple[int, float, float], ...] = ()
 
 
@@ -194,7 +198,8 @@ PARKOUR_BODIES: MappingProxyType[str, ParkourBody] = MappingProxyType(
             CHIMPANZEE, "climber", "up", hands=(2, 3),
             piece_y=(0.0, 38.5), spine_y=22.5,  # head 6 px above the body, joint at the body's top
         ),
-        "fish": ParkourBody(FISH, "swimmer", "full", start_lift=1.0, trapezoids=_FISH_TAIL),
+        # TeachMyAgent starts the fish 9 px + 1 m up (its fin hangs 22 px below the head's centre).
+        "fish": ParkourBody(FISH, "swimmer", "full", start_lift=1.0, start_height=9.0, trapezoids=_FISH_TAIL),
         "amphibious_bipedal": ParkourBody(AMPHIBIOUS_BIPEDAL, "amphibian", "full"),
     }
 )

@@ -361,7 +361,8 @@ class ParkourEnv(Box2DTrackEnv):
         if self.kind == "climber":  # hands at the ceiling
             y = TERRAIN_HEIGHT + self._terrain.ceiling_offset - max(h[2] for h in bp.hands)
         else:
-            y = TERRAIN_HEIGHT + bp.stand_height + pb.start_lift
+            stand = bp.stand_height if pb.start_height is None else pb.start_height / SCALE
+            y = TERRAIN_HEIGHT + stand + pb.start_lift
         push = float(rng.uniform(-INITIAL_PUSH, INITIAL_PUSH)) * (self.kind != "swimmer")
         self._bodies, joints = bp.build(world, x, y, push)
         self._head = self._bodies[self.body.head]
