@@ -267,3 +267,21 @@ def test_fuzzing_teachmyagents_whole_8d_range_finds_no_problem(weights):
     table = fuzz_envs(specs, episodes_per_env=6, max_steps=60, seed=1)
     assert table["failures"].sum() == 0, table["first_failure"].tolist()
     assert (table["corner_episodes"] >= 2).all()
+
+
+def test_a_training_run_evaluates_on_teachmyagents_test_set_outside_the_teachers_box():
+    """``env_kwargs`` choose the test set the runner evaluates; its tasks (climbing: creepers
+    ~0.37 m wide) lie outside the benchmark box the teacher samples from, and reset takes them."""
+    training = pytest.importorskip("teachgym.training")
+    kwargs = {"body": CHIMP, "task_dims": 8, "test_set": "teachmyagent-climbing"}
+    space = training.check_config(training.TrainConfig(env=PARKOUR, env_kwargs=kwargs))
+    assert space.names == TASK_NAMES_8 and space.high[4] == 0.25
+    tasks = make(**kwargs).test_set()[:3]
+    assert np.all(tasks[:, 4] > 0.3)
+
+    class LetGo:  # every motor back, both hands open: the climber falls and the episode ends
+        def predict(self, obs, deterministic=True):
+            return -np.ones((len(obs), 12)), None
+
+    rate, mastered, returns = training.evaluate(LetGo(), PARKOUR, kwargs, tasks, n_envs=3)
+    assert rate == 0.0 and not mastered.any() and np.all(returns < -50)

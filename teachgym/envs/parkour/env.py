@@ -307,7 +307,7 @@ class ParkourEnv(Box2DTrackEnv):
             raise ValueError(f"cannot read test set {str(path)!r}: {err}") from None
         lines = text.splitlines()
         header = tuple(h.strip() for h in lines[0].split(",")) if lines else ()
-        if header not in (self.task_names, TASK_NAMES_8, ParkourEnv.task_names):
+        if header not in (ParkourEnv.task_names, TASK_NAMES_8):
             raise ValueError(f"test set {str(path)!r} must start with a header row of the 6-D task names "
                              f"{ParkourEnv.task_names} or the 8-D ones {TASK_NAMES_8}, got {header}")
         if not 2 <= len(lines) <= MAX_TEST_SET_ROWS + 1:
