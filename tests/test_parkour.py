@@ -150,6 +150,28 @@ def test_water_drag_slows_a_body_that_moves_through_it():
     assert speed_after(FLOODED) < 0.8 * speed_after(DRY) and speed_after(DRY) > 5.9
 
 
+def test_the_fishs_tail_segments_are_teachmyagents_trapezoids():
+    """TeachMyAgent's BODY_P1..P3 (pixels, each centred on its segment, head towards +x): water drag
+    and lift act on their slanted edges, which boxes would not have."""
+    tail = [((-8, 9), (8, 12), (8, -12), (-8, -9)), ((-8, 4), (8, 9), (8, -9), (-8, -4)),
+            ((-4, 2), (4, 4), (4, -4), (-4, -2))]
+    env = make("fish")
+    parts = env._blueprint.parts
+    for k, polygon in zip((1, 2, 3), tail):
+        part = parts[k]
+        c, s = np.cos(part.angle), np.sin(part.angle)
+        world = sorted((round((c * x - s * y) * 30, 4), round((s * x + c * y) * 30, 4))
+                       for x, y in part.fixtures[0].shape.vertices)
+        assert world == sorted((float(x), float(y)) for x, y in polygon)
+        assert part.fixtures[0].density == pytest.approx(0.99) and part.fixtures[0].userData == k
+    assert [len(p) for p in env._polygons] == [6, 4, 4, 4, 4]  # what the water acts on
+    env.reset(seed=0, options={"task": FLOODED})
+    assert env._head.position.y == pytest.approx(TERRAIN_HEIGHT + 9 / 30 + 1, abs=0.01)  # TeachMyAgent's start
+    body = env._bodies[1]  # built with the trapezoid: its edges, in the world, rise 9 and 12 px
+    heights = sorted(abs((body.transform * v).y - body.position.y) * 30 for v in body.fixtures[0].shape.vertices)
+    assert heights == pytest.approx([9, 9, 12, 12], abs=0.5)
+
+
 def test_a_fish_swims_forward_by_beating_its_tail_and_flops_on_land():
     def distance(task, policy):
         env = make("fish")
@@ -242,7 +264,7 @@ def test_invalid_tasks_bodies_and_actions_are_refused():
         gym.make(PARKOUR, body="octopus")
     env = make(CHIMP)
     with pytest.raises(ValueError, match="outside the task space"):
-        env.reset(options={"task": [0.5, 0.8, 0.1, 0.0, 0.0, 5.0]})
+        env.reset(options={"task": [1.5, 0.8, 0.1, 0.0, 0.0, 5.0]})  # TeachMyAgent's inputs: [-1, 1]
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(12,\)"):
         env.step(np.zeros(10))

@@ -3,7 +3,9 @@
 Importing this package registers ``teachgym/Parkour-v0`` (2000 steps per episode). Choose the
 body with ``gym.make("teachgym/Parkour-v0", body=name)``; names are the keys of
 :data:`PARKOUR_BODIES` (the walkers of :mod:`teachgym.envs.walkers`, the climbing chimpanzee
-and the fish). See :class:`~teachgym.envs.parkour.env.ParkourEnv`.
+and the fish). See :class:`~teachgym.envs.parkour.env.ParkourEnv`. ``cppn_weights=PATH`` reads
+TeachMyAgent's trained CPPN from the user's copy of its checkpoint (then the terrains are its own),
+``task_dims=8`` gives its 8-D task, and ``test_set("teachmyagent-walking")`` etc. its test sets.
 """
 
 import gymnasium as gym

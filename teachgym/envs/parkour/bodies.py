@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from Box2D.b2 import fixtureDef, polygonShape
+
 from teachgym.envs.walkers.bodies import (
     BODIES,
     SCALE,
@@ -58,6 +60,13 @@ class ParkourBody:
         joints between pieces (the chimpanzee's head sits on top of its body).
     start_lift
         Metres added to the start height (the fish starts 1 m up, as in TeachMyAgent).
+    start_height
+        Height (pixels) of the body's origin above the ground at the start, TeachMyAgent's
+        per-body ``AGENT_CENTER_HEIGHT``; ``None``: the blueprint's (lowest point on the ground).
+    trapezoids
+        Segments that are trapezoids instead of boxes: ``(motor index, width at the joint, width
+        at the tip)`` in pixels (the fish's tail tapers, and water drag and lift act on its
+        slanted edges).
     """
 
     spec: BodySpec
@@ -68,10 +77,13 @@ class ParkourBody:
     piece_y: tuple[float, ...] = ()
     spine_y: float = 0.0
     start_lift: float = 0.0
+    start_height: float | None = None
+    trapezoids: tuple[tuple[int, float, float], ...] = ()
 
 
 class ParkourBlueprint(Blueprint):
-    """The walkers' blueprint, with trunk pieces optionally stacked vertically (``piece_y``)."""
+    """The walkers' blueprint, with trunk pieces optionally stacked vertically (``piece_y``) and
+    segments optionally trapezoids (``trapezoids``)."""
 
     def __init__(self, body: ParkourBody) -> None:
         super().__init__(body.spec)
@@ -87,6 +99,8 @@ class ParkourBlueprint(Blueprint):
             self.motors = tuple(j for j in self.joints if j.motor)
             xs, ys = self._extent()
             self.width, self.stand_height = xs[1] - xs[0], -ys[0]
+        if body.trapezoids:  # same lengths, and the fin stays the lowest point: width and height kept
+            self._taper(body)
         # Where each hand's sensor sits (metres, body frame) and the part it is welded to.
         self.hands = []
         first = n
@@ -99,6 +113,27 @@ class ParkourBlueprint(Blueprint):
                                    part.y - math.cos(part.angle) * half))
             first = last + 1
         self.hands = tuple(self.hands)
+
+    def _taper(self, body: ParkourBody) -> None:
+        """Give the segments of ``body.trapezoids`` their trapezoid shape (same fixture otherwise)."""
+        segments = [seg for limb in body.spec.limbs for seg in limb.segments]  # motor order
+        parts, shapes = list(self.parts), []
+        for motor, joint_width, tip_width in body.trapezoids:
+            k = self.motors[motor].b
+            half = segments[motor].length / SCALE / 2
+            # The segment's frame: its joint at +y, its tip at -y (the walkers' Blueprint).
+            vertices = [(-joint_width / 2 / SCALE, half), (joint_width / 2 / SCALE, half),
+                        (tip_width / 2 / SCALE, -half), (-tip_width / 2 / SCALE, -half)]
+            shapes.append(polygonShape(vertices=vertices))
+            old = parts[k].fixtures[0]
+            fd = fixtureDef(shape=shapes[-1], density=old.density, friction=old.friction,
+                            restitution=old.restitution, categoryBits=old.filter.categoryBits,
+                            maskBits=old.filter.maskBits, userData=old.userData)
+            parts[k] = dataclasses.replace(parts[k], fixtures=(fd,))
+        for shape in shapes:  # pybox2d never frees a fixtureDef's shape: Python owns them
+            shape.thisown = True
+        self._trapezoid_shapes = tuple(shapes)
+        self.parts = tuple(parts)
 
 
 def _as_parkour_walker(spec: BodySpec) -> BodySpec:
@@ -113,8 +148,8 @@ _BACK = -math.pi / 2  # segments pointing backwards from their joint
 FISH = BodySpec(
     "fish", (_FISH_HULL,),
     (
-        # The tail: three segments behind the head (TeachMyAgent's trapezoids, as boxes of the
-        # mean height), then one fin under the head.
+        # The tail: three segments behind the head (boxes of the mean height here, trapezoids in
+        # PARKOUR_BODIES, as TeachMyAgent's: see _FISH_TAIL), then one fin under the head.
         Limb((-17.5, 0.0), (
             Segment(16, 21, _BACK, (-0.1 * math.pi, 0.2 * math.pi), SPEED_KNEE, foot=True),
             Segment(16, 13, _BACK, (-0.15 * math.pi, 0.15 * math.pi), SPEED_KNEE, foot=True),
@@ -127,6 +162,9 @@ FISH = BodySpec(
     trunk_density=0.99, leg_density=0.99,  # water is 1.0: the fish rises slowly when idle
     trunk_colour=_FISH_COLOUR,
 )
+# TeachMyAgent's BODY_P1..P3: each segment is as tall as the one before it at its joint and
+# narrower at its tip (24 -> 18, 18 -> 8, 8 -> 4 px).
+_FISH_TAIL = ((0, 24.0, 18.0), (1, 18.0, 8.0), (2, 8.0, 4.0))
 
 _CHIMP_LEG = Limb((0.0, -12.0), (
     Segment(28, 8, 0.0, (-0.3 * math.pi, 0.6 * math.pi), SPEED_HIP),
@@ -160,7 +198,8 @@ PARKOUR_BODIES: MappingProxyType[str, ParkourBody] = MappingProxyType(
             CHIMPANZEE, "climber", "up", hands=(2, 3),
             piece_y=(0.0, 38.5), spine_y=22.5,  # head 6 px above the body, joint at the body's top
         ),
-        "fish": ParkourBody(FISH, "swimmer", "full", start_lift=1.0),
+        # TeachMyAgent starts the fish 9 px + 1 m up (its fin hangs 22 px below the head's centre).
+        "fish": ParkourBody(FISH, "swimmer", "full", start_lift=1.0, start_height=9.0, trapezoids=_FISH_TAIL),
         "amphibious_bipedal": ParkourBody(AMPHIBIOUS_BIPEDAL, "amphibian", "full"),
     }
 )

@@ -6,12 +6,20 @@ steps with the head under water), the climbing chimpanzee swings from creeper to
 grasps through a joint created when it touches a creeper or the ceiling while its grasp action
 is positive), the fish swims (and suffocates after 600 steps out of the water). The body's motors
 and sensors are built by the walkers' code; see :mod:`teachgym.envs.parkour.bodies`.
+
+Two task vectors: the 6-D one of TeachMyAgent's benchmark (the default), and TeachMyAgent's 8-D
+one (``task_dims=8``), which adds the creepers' width and the CPPN's scale (0.25 m and 10 in the
+6-D task, as its benchmark fixes them). Two families of test sets: ours (``"walking"``,
+``"climbing"``, ``"swimming"``, the default) and TeachMyAgent's v1 sets of the paper
+(``"teachmyagent-walking"``, ...), which need the 8-D task; see :meth:`ParkourEnv.test_set`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import Box2D
@@ -27,8 +35,8 @@ from teachgym.envs.parkour.bodies import (
     ParkourBody,
     get_parkour_body,
 )
-from teachgym.envs.parkour.cppn import CPPN, N_POINTS
-from teachgym.envs.parkour.terrain import CEILING, CEILING_OFFSET, Terrain, build_terrain
+from teachgym.envs.parkour.cppn import CPPN, N_POINTS, load_teachmyagent_weights
+from teachgym.envs.parkour.terrain import CEILING, CPPN_SCALE, CREEPER_WIDTH, Terrain, build_terrain
 from teachgym.envs.parkour.water import Water
 from teachgym.envs.walkers.bodies import BODY_CATEGORY, SCALE
 from teachgym.envs.walkers.env import (
@@ -52,7 +60,24 @@ TERRAIN_END = 5  # the episode ends this many terrain steps before the end (Teac
 HANG_STEPS = 5  # steps a climber holds the ceiling before the episode starts
 DATA_DIR = Path(__file__).parent / "data"
 TEST_SETS = ("walking", "climbing", "swimming")
+#: TeachMyAgent's Parkour test sets of the paper (8 columns, shipped with its MIT licence).
+TEACHMYAGENT_TEST_SETS = MappingProxyType({f"teachmyagent-{name}": f"teachmyagent_{name}_test_set_v1.csv"
+                                           for name in TEST_SETS})
 _KIND_TEST_SET = {"walker": "walking", "climber": "climbing", "swimmer": "swimming", "amphibian": "walking"}
+#: TeachMyAgent's 8-D task, in its order.
+TASK_NAMES_8 = ("cppn_input_0", "cppn_input_1", "cppn_input_2", "water_level", "creepers_width",
+                "creepers_height", "creepers_spacing", "terrain_cppn_scale")
+_WIDTH, _SCALE = 4, 7  # the two dimensions the 6-D task fixes
+#: Every task reset accepts (8-D; the 6-D task drops width and scale): TeachMyAgent's input range
+#: (its default ``[-1, 1]``) and the ranges of its benchmark and of its three test sets.
+TASK_RANGE_8 = ((-1.0, -1.0, -1.0, 0.0, 0.0, 0.0, 0.0, CPPN_SCALE),
+                (1.0, 1.0, 1.0, 1.0, 0.5, 4.0, 5.0, 20.0))
+#: The task space of TeachMyAgent's Parkour benchmark (its "medium" input box; 8-D: width and
+#: scale fixed at 0.25 and 10).
+BENCHMARK_BOX_8 = ((-0.35, 0.6, -0.1, 0.0, CREEPER_WIDTH, 0.0, 0.0, CPPN_SCALE),
+                   (0.05, 1.0, 0.3, 1.0, CREEPER_WIDTH, 4.0, 5.0, CPPN_SCALE))
+MAX_TEST_SET_BYTES = 1 << 20  # a test-set CSV of 10,000 rows of 8 numbers is well under 1 MiB
+MAX_TEST_SET_ROWS = 10_000
 
 
 class _ParkourContacts(_Contacts):
@@ -83,7 +108,7 @@ class _SurfaceLidar(_Lidar):
 
 
 class ParkourEnv(Box2DTrackEnv):
-    """A body on a CPPN-generated parkour with water and creepers, set by a 6-D task vector.
+    """A body on a CPPN-generated parkour with water and creepers, set by a 6-D or 8-D task vector.
 
     Parameters
     ----------
@@ -94,11 +119,30 @@ class ParkourEnv(Box2DTrackEnv):
         ``None``, ``"rgb_array"`` (600x400 frames) or ``"human"``.
     task
         The task of resets that pass none (default: :attr:`default_task`).
+    cppn_weights
+        Path to TeachMyAgent's trained CPPN checkpoint (its ``.data-00000-of-00001`` file or the
+        folder ``PCGAgents/CPPN/weights/same_ground_ceiling_cppn/`` holding it; not shipped):
+        the terrains are then TeachMyAgent's. Default: our shipped CPPN (same architecture, our
+        random weights; other terrains).
+    task_dims
+        6 (default): TeachMyAgent's benchmark task, creepers 0.25 m wide and CPPN scale 10.
+        8: TeachMyAgent's full task ``(cppn_input_0..2, water_level, creepers_width,
+        creepers_height, creepers_spacing, terrain_cppn_scale)``, needed by its test sets.
+    task_bounds
+        ``(low, high)`` of :attr:`task_space`, the box teachers sample from; default: TeachMyAgent's
+        benchmark box (below). Must lie inside :data:`TASK_RANGE_8` (minus width and scale in 6-D).
+    test_set
+        What :meth:`test_set` returns when called without a name (a name or a CSV path); default:
+        our test set of the body's kind.
 
     Notes
     -----
-    Task: ``(cppn_input_0..2, water_level, creepers_height, creepers_spacing)`` in TeachMyAgent's
-    default ("medium") box ``[-0.35, 0.05] x [0.6, 1] x [-0.1, 0.3] x [0, 1] x [0, 4] x [0, 5]``.
+    Task: ``(cppn_input_0..2, water_level, creepers_height, creepers_spacing)``; teachers sample
+    from TeachMyAgent's benchmark ("medium") box ``[-0.35, 0.05] x [0.6, 1] x [-0.1, 0.3] x [0, 1]
+    x [0, 4] x [0, 5]`` (8-D: creepers width 0.25 and scale 10 after the water level and at the
+    end). ``reset`` takes any task of TeachMyAgent's wider range (:data:`TASK_RANGE_8`: inputs in
+    [-1, 1], width in [0, 0.5], scale in [10, 20]), since its test sets lie outside its training box.
+    Score range: TeachMyAgent's Parkour reward bounds (-150, 360), whatever the task.
     Observation: head angle, angular velocity, x and y velocity, head under water (0/1), dead
     (0/1); per motor its angle and speed (and contact, for feet, fins and hands); per hand
     (climbers) touching a grip and holding one (0/1); 10 lidar fractions; per ray the surface it
@@ -117,7 +161,9 @@ class ParkourEnv(Box2DTrackEnv):
     score_range = (-150.0, 360.0)  # TeachMyAgent's reward bounds for Parkour
 
     def __init__(self, body: str | ParkourBody = "classic_bipedal", render_mode: str | None = None,
-                 task: Any = None) -> None:
+                 task: Any = None, cppn_weights: str | Path | None = None, task_dims: int = 6,
+                 task_bounds: tuple[Sequence[float], Sequence[float]] | None = None,
+                 test_set: str | Path | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, "
                              f"got {render_mode!r}")
@@ -126,11 +172,26 @@ class ParkourEnv(Box2DTrackEnv):
         self.body = self.parkour_body.spec
         self.kind = self.parkour_body.kind
         self._blueprint = bp = ParkourBlueprint(self.parkour_body)
-        self.task_space = spaces.Box(np.array(self.task_low), np.array(self.task_high), dtype=np.float64)
-        self._tasks = TaskSpace(self.task_space, self.task_names)
+        if task_dims not in (6, 8):
+            raise ValueError(f"task_dims must be 6 (TeachMyAgent's benchmark task) or 8 (its full task), "
+                             f"got {task_dims!r}")
+        self.task_dims = task_dims
+        keep = list(range(8)) if task_dims == 8 else [i for i in range(8) if i not in (_WIDTH, _SCALE)]
+        self._keep = keep
+        if task_dims == 8:
+            self.task_names = TASK_NAMES_8
+            self.task_low, self.task_high = BENCHMARK_BOX_8
+        range_low, range_high = (np.array(b)[keep] for b in TASK_RANGE_8)
+        self._range = TaskSpace(spaces.Box(range_low, range_high, dtype=np.float64), self.task_names)
+        low, high = (np.array(self.task_low), np.array(self.task_high)) if task_bounds is None else \
+            self._checked_bounds(task_bounds)
+        self.task_space = spaces.Box(low, high, dtype=np.float64)
+        self._cppn = CPPN(None if cppn_weights is None else load_teachmyagent_weights(cppn_weights))
         self._default = self._checked_task(self.default_task if task is None else task)
         self._task = self._default
-        self._cppn = CPPN()
+        self._test_set = test_set
+        if test_set is not None:
+            self.test_set(test_set)  # a bad name or file fails here, not at the first evaluation
 
         n_motors, n_hands = self.body.n_motors, len(bp.hands)
         self._n_motors = n_motors
@@ -162,13 +223,32 @@ class ParkourEnv(Box2DTrackEnv):
 
     @property
     def default_task(self) -> tuple[float, ...]:
-        """Mid-box terrain, sparse short creepers; dry for walkers and climbers, flooded for swimmers."""
-        return (-0.15, 0.8, 0.1, 1.0 if self.parkour_body.kind == "swimmer" else 0.0, 0.0, 5.0)
+        """Mid-box terrain, sparse short creepers; dry for walkers and climbers, flooded for swimmers
+        (8-D: creepers 0.25 m wide, CPPN scale 10)."""
+        water = 1.0 if self.parkour_body.kind == "swimmer" else 0.0
+        return tuple(np.array((-0.15, 0.8, 0.1, water, CREEPER_WIDTH, 0.0, 5.0, CPPN_SCALE))[self._keep].tolist())
+
+    def _checked_bounds(self, bounds: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``task_bounds`` as two vectors inside the accepted range, low <= high."""
+        try:
+            low, high = (self._range.vector(b).copy() for b in bounds)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"task_bounds must be (low, high), two vectors of {self._range.names} inside "
+                             f"[{self._range.low.tolist()}, {self._range.high.tolist()}]: {err}") from None
+        if np.any(low > high):
+            raise ValueError(f"task_bounds: low {low.tolist()} exceeds high {high.tolist()}")
+        return low, high
 
     def _checked_task(self, task: Any) -> np.ndarray:
-        vector = self._tasks.vector(task).copy()  # ValueError naming the expected shape and bounds
+        vector = self._range.vector(task).copy()  # ValueError naming the expected shape and bounds
         vector.flags.writeable = False
         return vector
+
+    def _full_task(self, task: np.ndarray) -> np.ndarray:
+        """TeachMyAgent's 8-D task of ``task`` (the 6-D task with width 0.25 and scale 10)."""
+        if self.task_dims == 8:
+            return task
+        return np.insert(np.insert(task, _WIDTH, CREEPER_WIDTH), _SCALE, CPPN_SCALE)
 
     @property
     def task(self) -> np.ndarray:
@@ -180,17 +260,87 @@ class ParkourEnv(Box2DTrackEnv):
         """The current episode's terrain (profiles, creepers, water level), or None before reset."""
         return self._terrain if self._world is not None else None
 
-    def test_set(self, name: str | None = None) -> np.ndarray:
-        """A fixed 100-task test set shipped with the package (``(100, 6)``).
+    def test_set(self, name: str | Path | None = None) -> np.ndarray:
+        """A fixed test set, as tasks of this env (``(n, task_dims)``).
 
-        ``name`` is ``"walking"``, ``"climbing"`` or ``"swimming"``; by default the one of this
-        env's body kind (walkers and amphibians: walking, climbers: climbing, swimmers:
-        swimming). The tasks are drawn by :func:`teachgym.envs.parkour.test_sets.draw_test_set`.
+        Parameters
+        ----------
+        name
+            * ``"walking"``, ``"climbing"``, ``"swimming"``: ours (100 tasks each, drawn inside
+              the benchmark box by :func:`teachgym.envs.parkour.test_sets.draw_test_set`);
+            * ``"teachmyagent-walking"``, ``"teachmyagent-climbing"``, ``"teachmyagent-swimming"``:
+              TeachMyAgent's v1 test sets of the paper (100 tasks each; its CPPN inputs reach
+              [-1, 1], walking uses scale 20, climbing creepers ~0.37 m wide: 8-D tasks only);
+            * a path to a CSV file with a header row of the 6-D or the 8-D task names.
+
+            Default: the env's ``test_set`` argument, else ours of the body's kind (walkers and
+            amphibians: walking, climbers: climbing, swimmers: swimming).
+
+        Raises
+        ------
+        ValueError
+            For an unknown name, an unreadable, oversized or malformed file, a task outside the
+            accepted range, or an 8-D task whose width or scale the 6-D task cannot express.
         """
-        name = name if name is not None else _KIND_TEST_SET[self.kind]
-        if name not in TEST_SETS:
-            raise ValueError(f"unknown Parkour test set {name!r}; expected one of {TEST_SETS}")
-        return np.loadtxt(DATA_DIR / f"parkour_{name}_test_set.csv", delimiter=",", skiprows=1, ndmin=2)
+        if name is None:
+            name = self._test_set if self._test_set is not None else _KIND_TEST_SET[self.kind]
+        if isinstance(name, str) and name in TEST_SETS:
+            path = DATA_DIR / f"parkour_{name}_test_set.csv"
+        elif isinstance(name, str) and name in TEACHMYAGENT_TEST_SETS:
+            path = DATA_DIR / TEACHMYAGENT_TEST_SETS[name]
+        elif isinstance(name, (str, Path)) and Path(name).is_file():
+            path = Path(name)
+        else:
+            raise ValueError(f"unknown Parkour test set {name!r}: expected one of {TEST_SETS} (ours), "
+                             f"{tuple(TEACHMYAGENT_TEST_SETS)} (TeachMyAgent's) or the path of a CSV file")
+        return self._tasks_of(self._read_csv(path), path)
+
+    def _read_csv(self, path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+        """Header and rows of a test-set CSV file, bounded in size."""
+        size = path.stat().st_size
+        if size > MAX_TEST_SET_BYTES:
+            raise ValueError(f"test set {str(path)!r} has {size} bytes, more than {MAX_TEST_SET_BYTES}")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(MAX_TEST_SET_BYTES + 1)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read test set {str(path)!r}: {err}") from None
+        lines = text.splitlines()
+        header = tuple(h.strip() for h in lines[0].split(",")) if lines else ()
+        if header not in (ParkourEnv.task_names, TASK_NAMES_8):
+            raise ValueError(f"test set {str(path)!r} must start with a header row of the 6-D task names "
+                             f"{ParkourEnv.task_names} or the 8-D ones {TASK_NAMES_8}, got {header}")
+        if not 2 <= len(lines) <= MAX_TEST_SET_ROWS + 1:
+            raise ValueError(f"test set {str(path)!r} must have 1 to {MAX_TEST_SET_ROWS} task rows, "
+                             f"got {len(lines) - 1}")
+        try:
+            rows = np.loadtxt(lines[1:], delimiter=",", ndmin=2, dtype=np.float64)
+        except ValueError as err:
+            raise ValueError(f"test set {str(path)!r} must hold {len(header)} numbers per row: {err}") from None
+        if rows.shape[1] != len(header):
+            raise ValueError(f"test set {str(path)!r} has {rows.shape[1]} columns, expected {len(header)}")
+        return header, rows
+
+    def _tasks_of(self, table: tuple[tuple[str, ...], np.ndarray], path: Path) -> np.ndarray:
+        """Rows of a test set as this env's tasks (6-D <-> 8-D by TeachMyAgent's fixed values)."""
+        header, rows = table
+        if len(header) == 6 and self.task_dims == 8:  # the 6-D task fixes width 0.25 and scale 10
+            rows = np.insert(np.insert(rows, _WIDTH, CREEPER_WIDTH, axis=1), _SCALE, CPPN_SCALE, axis=1)
+        elif len(header) == 8 and self.task_dims == 6:
+            fixed = (rows[:, _WIDTH] == CREEPER_WIDTH) & (rows[:, _SCALE] == CPPN_SCALE)
+            if not fixed.all():
+                i = int(np.flatnonzero(~fixed)[0])
+                raise ValueError(
+                    f"test set {str(path)!r}, row {i + 1}: creepers_width {rows[i, _WIDTH]:g} and "
+                    f"terrain_cppn_scale {rows[i, _SCALE]:g}, which the 6-D task fixes at {CREEPER_WIDTH} and "
+                    f"{CPPN_SCALE:g}: use gym.make(..., task_dims=8)")
+            rows = np.delete(rows, [_WIDTH, _SCALE], axis=1)
+        for i, row in enumerate(rows):
+            try:
+                self._range.vector(row)
+            except ValueError as err:
+                raise ValueError(f"test set {str(path)!r}, row {i + 1}: {err}") from None
+        return rows
 
     # ------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -205,13 +355,14 @@ class ParkourEnv(Box2DTrackEnv):
         self._contacts = _ParkourContacts(bp.watched, bp.critical, self.kind == "climber")
         world.contactListener = self._contacts
         self._static = world.CreateStaticBody()
-        self._terrain = build_terrain(self._static, self._cppn, self._task, self._startpad, rng)
+        self._terrain = build_terrain(self._static, self._cppn, self._full_task(self._task), self._startpad, rng)
         self._cloud_seed = int(rng.integers(2**31))
         x = self._startpad * TERRAIN_STEP / 2
         if self.kind == "climber":  # hands at the ceiling
-            y = TERRAIN_HEIGHT + CEILING_OFFSET - max(h[2] for h in bp.hands)
+            y = TERRAIN_HEIGHT + self._terrain.ceiling_offset - max(h[2] for h in bp.hands)
         else:
-            y = TERRAIN_HEIGHT + bp.stand_height + pb.start_lift
+            stand = bp.stand_height if pb.start_height is None else pb.start_height / SCALE
+            y = TERRAIN_HEIGHT + stand + pb.start_lift
         push = float(rng.uniform(-INITIAL_PUSH, INITIAL_PUSH)) * (self.kind != "swimmer")
         self._bodies, joints = bp.build(world, x, y, push)
         self._head = self._bodies[self.body.head]

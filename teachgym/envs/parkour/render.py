@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from teachgym.envs.parkour.terrain import CEILING_LIMIT, GROUND_LIMIT
 from teachgym.envs.walkers.env import SCALE, TERRAIN_HEIGHT, TERRAIN_STEP, VIEWPORT_H, VIEWPORT_W
 from teachgym.envs.walkers.render import CLOUD, GRASS, GROUND, LIDAR, SKY, Renderer, _clouds
 
@@ -38,13 +37,14 @@ class ParkourRenderer(Renderer):
         for poly in self._cloud_polys:
             pg.draw.polygon(surf, CLOUD, screen(poly + [sx / 2, 0.0]))
         terrain = env.terrain
+        bottom, top = terrain.limits
         view = (terrain.x > sx - 2 * TERRAIN_STEP) & (terrain.x < sx + VIEWPORT_W / SCALE + 2 * TERRAIN_STEP)
         x, ground, ceiling = terrain.x[view], terrain.ground[view], terrain.ceiling[view]
         if len(x) >= 2:
-            rock = np.concatenate([np.stack([x, ceiling], 1), [[x[-1], CEILING_LIMIT], [x[0], CEILING_LIMIT]]])
+            rock = np.concatenate([np.stack([x, ceiling], 1), [[x[-1], top], [x[0], top]]])
             pg.draw.polygon(surf, ROCK, screen(rock))
             pg.draw.lines(surf, ROCK_EDGE, False, screen(np.stack([x, ceiling], 1)), 2)
-            soil = np.concatenate([np.stack([x, ground], 1), [[x[-1], GROUND_LIMIT], [x[0], GROUND_LIMIT]]])
+            soil = np.concatenate([np.stack([x, ground], 1), [[x[-1], bottom], [x[0], bottom]]])
             pg.draw.polygon(surf, GROUND, screen(soil))
             pg.draw.lines(surf, GRASS, False, screen(np.stack([x, ground], 1)), 2)
         for x0, x1, y0, y1 in terrain.creepers.tolist():

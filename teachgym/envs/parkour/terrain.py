@@ -1,11 +1,13 @@
 """Parkour's terrain: CPPN ground and ceiling, creepers hanging from the ceiling, a water level.
 
 Follows TeachMyAgent's ``ParametricContinuousParkour._generate_terrain``: the CPPN's two outputs,
-divided by ``CPPN_SCALE``, are shifted so that both start level with the flat start pad (ground
-at ``TERRAIN_HEIGHT``, ceiling ``CEILING_OFFSET`` above it); the ceiling never goes below the
-ground. A creeper (0.25 m wide, ``max(0.2, N(height, 0.1))`` m long) hangs from the ceiling every
-``creepers_spacing`` metres; the water fills everything below ``water_y``, a fraction
-``water_level`` of the way from ``GROUND_LIMIT`` to the highest point of the ceiling.
+divided by the CPPN scale (``terrain_cppn_scale``, 10 in TeachMyAgent's benchmark), are shifted so
+that both start level with the flat start pad (ground at ``TERRAIN_HEIGHT``, ceiling
+``200 / scale`` m above it); the ceiling never goes below the ground. A creeper
+(``max(0.2, creepers_width)`` m wide, ``max(0.2, N(height, 0.1))`` m long) hangs from the ceiling
+every ``creepers_spacing`` metres; the water fills everything below ``water_y``, a fraction
+``water_level`` of the way from the bottom of the world (``-1000 / scale``) to the highest point
+of the ceiling.
 Ground and ceiling are one Box2D chain each, creepers sensor boxes, all on one static body.
 """
 
@@ -22,12 +24,12 @@ from teachgym.envs.parkour.cppn import CPPN, N_POINTS
 from teachgym.envs.walkers.env import FRICTION, TERRAIN_HEIGHT, TERRAIN_STEP
 from teachgym.envs.walkers.tracks import _chain
 
-CPPN_SCALE = 10.0  # TeachMyAgent's terrain_cppn_scale
+CPPN_SCALE = 10.0  # TeachMyAgent's terrain_cppn_scale (fixed in its benchmark, the 6-D task)
 CEILING_OFFSET = 200 / CPPN_SCALE  # metres between ground and ceiling at the start
 GROUND_LIMIT = -1000 / CPPN_SCALE  # bottom of the world (and of the water)
 CEILING_LIMIT = 1000 / CPPN_SCALE
-CREEPER_WIDTH = 0.25
-MIN_CREEPER = 0.2  # shortest creeper (metres)
+CREEPER_WIDTH = 0.25  # TeachMyAgent's creepers_width (fixed in its benchmark, the 6-D task)
+MIN_CREEPER = 0.2  # shortest and narrowest creeper (metres)
 MIN_SPACING = 0.01
 MIN_WATER = 0.01
 # Collision categories: the ground, the ceiling (climbers may touch it) and creepers (only hands
@@ -47,6 +49,12 @@ class Terrain:
         ``(k, 4)`` boxes ``x0, x1, y_bottom, y_top``, sorted by ``x0``.
     water_y
         The water surface; everything below is water.
+    creeper_width
+        Width of every creeper box.
+    ceiling_offset
+        Height of the ceiling above the start pad.
+    limits
+        The bottom and top of the world (``-+1000 / scale``).
     """
 
     x: np.ndarray
@@ -54,6 +62,9 @@ class Terrain:
     ceiling: np.ndarray
     creepers: np.ndarray
     water_y: float
+    creeper_width: float = CREEPER_WIDTH
+    ceiling_offset: float = CEILING_OFFSET
+    limits: tuple[float, float] = (GROUND_LIMIT, CEILING_LIMIT)
 
     def ceiling_at(self, x: float) -> float:
         return float(np.interp(x, self.x, self.ceiling))
@@ -62,7 +73,7 @@ class Terrain:
         """Whether a disc of radius ``reach`` at (x, y) overlaps a creeper's box."""
         boxes = self.creepers
         i = int(np.searchsorted(boxes[:, 0], x + reach)) - 1  # last creeper starting left of the disc
-        while i >= 0 and boxes[i, 1] > x - reach - CREEPER_WIDTH:
+        while i >= 0 and boxes[i, 1] > x - reach - self.creeper_width:
             x0, x1, y0, y1 = boxes[i]
             if x0 - reach < x < x1 + reach and y0 - reach < y < y1 + reach:
                 return True
@@ -70,39 +81,49 @@ class Terrain:
         return False
 
 
-def profiles(cppn: CPPN, vector: np.ndarray, startpad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def profiles(cppn: CPPN, vector: np.ndarray, startpad: int,
+             scale: float = CPPN_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Terrain points ``x`` and the ground and ceiling heights there (start pad included)."""
     ground, ceiling = cppn(vector)
-    ground = ground / CPPN_SCALE
-    ceiling = ceiling / CPPN_SCALE
+    offset = 200 / scale
+    ground = ground / scale
+    ceiling = ceiling / scale
     ground += TERRAIN_HEIGHT - ground[0]
-    ceiling += TERRAIN_HEIGHT + CEILING_OFFSET - ceiling[0]
-    ceiling = np.maximum(ceiling, ground)  # ceiling_clip_offset = 0
+    ceiling += TERRAIN_HEIGHT + offset - ceiling[0]
+    # Inside the world: never binding with TeachMyAgent's CPPN (its heights stay within tens of
+    # metres), but weights read from a user's file may be anything.
+    ground = np.clip(ground, -1000 / scale, 1000 / scale)
+    ceiling = np.clip(np.maximum(ceiling, ground), -1000 / scale, 1000 / scale)  # ceiling_clip_offset = 0
     x = np.arange(startpad + N_POINTS) * TERRAIN_STEP
     ground = np.concatenate([np.full(startpad, TERRAIN_HEIGHT), ground])
-    ceiling = np.concatenate([np.full(startpad, TERRAIN_HEIGHT + CEILING_OFFSET), ceiling])
+    ceiling = np.concatenate([np.full(startpad, TERRAIN_HEIGHT + offset), ceiling])
     return x, ground, ceiling
 
 
 def creeper_boxes(x: np.ndarray, ceiling: np.ndarray, height: float, spacing: float,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, width: float = CREEPER_WIDTH) -> np.ndarray:
     """Creeper boxes ``(k, 4)``: one at the first point, then every ``1 + ceil(spacing / step)``
-    points (TeachMyAgent counts the distance one terrain step at a time)."""
+    points (TeachMyAgent counts the distance one terrain step at a time). A creeper hangs from
+    the higher of the ceiling at its left edge and ``max(1, floor(width / step))`` points on."""
+    width = max(MIN_CREEPER, width)
     period = 1 + max(1, math.ceil(max(MIN_SPACING, spacing) / TERRAIN_STEP - 1e-9))
     index = np.arange(0, len(x) - 1, period)
     heights = np.maximum(MIN_CREEPER, rng.normal(height, 0.1, len(index)))
-    top = np.maximum(ceiling[index], ceiling[np.minimum(index + 1, len(x) - 1)])
-    return np.stack([x[index], x[index] + CREEPER_WIDTH, top - heights, top], axis=1)
+    span = max(1, math.floor(width / TERRAIN_STEP))
+    top = np.maximum(ceiling[index], ceiling[np.minimum(index + span, len(x) - 1)])
+    return np.stack([x[index], x[index] + width, top - heights, top], axis=1)
 
 
 def build_terrain(body: Box2D.b2Body, cppn: CPPN, task: np.ndarray, startpad: int,
                   rng: np.random.Generator) -> Terrain:
     """Add the ground, ceiling and creepers of ``task`` to the static ``body``.
 
-    ``task`` is ``(cppn_0, cppn_1, cppn_2, water_level, creepers_height, creepers_spacing)``.
+    ``task`` is TeachMyAgent's 8-D task ``(cppn_0, cppn_1, cppn_2, water_level, creepers_width,
+    creepers_height, creepers_spacing, terrain_cppn_scale)``.
     """
-    x, ground, ceiling = profiles(cppn, task[:3], startpad)
-    creepers = creeper_boxes(x, ceiling, float(task[4]), float(task[5]), rng)
+    scale = float(task[7])
+    x, ground, ceiling = profiles(cppn, task[:3], startpad, scale)
+    creepers = creeper_boxes(x, ceiling, float(task[5]), float(task[6]), rng, float(task[4]))
     for heights, category in ((ground, GROUND), (ceiling, CEILING)):
         shape = _chain(np.stack([x, heights], axis=1))
         body.CreateFixture(fixtureDef(shape=shape, friction=FRICTION, categoryBits=category, maskBits=0xFFFF))
@@ -113,6 +134,7 @@ def build_terrain(body: Box2D.b2Body, cppn: CPPN, task: np.ndarray, startpad: in
         creeper.shape.vertices = [(x0, y1), (x1, y1), (x1, y0), (x0, y0)]
         body.CreateFixture(creeper)
     shape.thisown = True
-    air = float(ceiling.max()) - GROUND_LIMIT
-    water_y = GROUND_LIMIT + max(MIN_WATER, float(task[3])) * air
-    return Terrain(x, ground, ceiling, creepers, water_y)
+    bottom = -1000 / scale
+    water_y = bottom + max(MIN_WATER, float(task[3])) * (float(ceiling.max()) - bottom)
+    return Terrain(x, ground, ceiling, creepers, water_y, max(MIN_CREEPER, float(task[4])), 200 / scale,
+                   (bottom, -bottom))
