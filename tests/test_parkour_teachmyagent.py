@@ -17,7 +17,6 @@ from teachgym.envs.parkour.cppn import TEACHMYAGENT_BYTES, TEACHMYAGENT_DATA, lo
 from teachgym.envs.parkour.env import (
     TASK_NAMES_8,
     TASK_RANGE_8,
-    TEACHMYAGENT_TEST_SETS,
     TEST_SETS,
     ParkourEnv,
 )
@@ -175,27 +174,33 @@ def test_reset_takes_teachmyagents_whole_range_and_task_bounds_set_the_teachers_
 
 
 # -------------------------------------------------------------------------------- test sets
+def tma_set(name: str) -> Path:
+    return SHARED / f"{name}_test_set_v1.csv"
+
+
 @needs_shared
 @pytest.mark.parametrize("name", TEST_SETS)
-def test_teachmyagents_v1_test_sets_load_by_name_as_8d_tasks(name):
+def test_teachmyagents_v1_test_sets_load_from_the_users_copy_as_8d_tasks(name):
     env = make(task_dims=8)
-    tasks = env.test_set(f"teachmyagent-{name}")
-    reference = np.loadtxt(SHARED / f"{name}_test_set_v1.csv", delimiter=",", skiprows=1)
+    tasks = env.test_set(tma_set(name))
+    reference = np.loadtxt(tma_set(name), delimiter=",", skiprows=1)
     assert tasks.shape == (100, 8) and np.array_equal(tasks, reference)
-    assert np.array_equal(env.test_set(SHARED / f"{name}_test_set_v1.csv"), reference)  # or by path
     env.reset(seed=0, options={"task": tasks[0]})
+    with pytest.raises(ValueError, match="path of a CSV file"):
+        env.test_set(f"teachmyagent-{name}")  # not shipped: the user points at their copy
 
 
+@needs_shared
 def test_teachmyagents_test_sets_hold_the_papers_tasks_and_need_the_8d_task():
     env = make(task_dims=8)
-    walking, climbing, swimming = (env.test_set(n) for n in TEACHMYAGENT_TEST_SETS)
+    walking, climbing, swimming = (env.test_set(tma_set(n)) for n in TEST_SETS)
     assert set(walking[:, 7]) == {20.0} and walking[:, 3].max() <= 0.75  # scale 20, inputs out of the box
     assert np.abs(walking[:, :3]).max() > 0.9
     assert set(climbing[:, 7]) == {10.0} and climbing[:, 4].max() > 0.45  # creepers up to ~0.5 m wide
     assert set(swimming[:, 3]) == {1.0}
-    for name in TEACHMYAGENT_TEST_SETS:
+    for name in TEST_SETS:
         with pytest.raises(ValueError, match="task_dims=8"):
-            make().test_set(name)
+            make().test_set(tma_set(name))
 
 
 def test_our_test_sets_stay_the_default_and_map_onto_the_8d_task():
@@ -219,9 +224,10 @@ def test_an_8d_csv_whose_width_and_scale_are_the_6d_ones_loads_into_the_6d_task(
         make().test_set(write_csv(tmp_path / "t.csv", TASK_NAMES_8, rows))
 
 
+@needs_shared
 def test_the_env_argument_chooses_the_test_set_evaluation_uses():
-    env = make(task_dims=8, test_set="teachmyagent-climbing")
-    assert np.array_equal(env.test_set(), env.test_set("teachmyagent-climbing"))
+    env = make(task_dims=8, test_set=str(tma_set("climbing")))
+    assert np.array_equal(env.test_set(), env.test_set(tma_set("climbing")))
     with pytest.raises(ValueError, match="unknown Parkour test set"):
         make(test_set="teachmyagent-flying")  # refused when the env is made, not at the first evaluation
 
@@ -269,11 +275,12 @@ def test_fuzzing_teachmyagents_whole_8d_range_finds_no_problem(weights):
     assert (table["corner_episodes"] >= 2).all()
 
 
+@needs_shared
 def test_a_training_run_evaluates_on_teachmyagents_test_set_outside_the_teachers_box():
     """``env_kwargs`` choose the test set the runner evaluates; its tasks (climbing: creepers
     ~0.37 m wide) lie outside the benchmark box the teacher samples from, and reset takes them."""
     training = pytest.importorskip("teachgym.training")
-    kwargs = {"body": CHIMP, "task_dims": 8, "test_set": "teachmyagent-climbing"}
+    kwargs = {"body": CHIMP, "task_dims": 8, "test_set": str(tma_set("climbing"))}
     space = training.check_config(training.TrainConfig(env=PARKOUR, env_kwargs=kwargs))
     assert space.names == TASK_NAMES_8 and space.high[4] == 0.25
     tasks = make(**kwargs).test_set()[:3]

@@ -5,7 +5,7 @@ body with ``gym.make("teachgym/Parkour-v0", body=name)``; names are the keys of
 :data:`PARKOUR_BODIES` (the walkers of :mod:`teachgym.envs.walkers`, the climbing chimpanzee
 and the fish). See :class:`~teachgym.envs.parkour.env.ParkourEnv`. ``cppn_weights=PATH`` reads
 TeachMyAgent's trained CPPN from the user's copy of its checkpoint (then the terrains are its own),
-``task_dims=8`` gives its 8-D task, and ``test_set("teachmyagent-walking")`` etc. its test sets.
+``task_dims=8`` gives its 8-D task, and ``test_set(PATH)`` reads the user's copy of its test sets.
 """
 
 import gymnasium as gym

@@ -11,7 +11,7 @@ Two task vectors: the 6-D one of TeachMyAgent's benchmark (the default), and Tea
 one (``task_dims=8``), which adds the creepers' width and the CPPN's scale (0.25 m and 10 in the
 6-D task, as its benchmark fixes them). Two families of test sets: ours (``"walking"``,
 ``"climbing"``, ``"swimming"``, the default) and TeachMyAgent's v1 sets of the paper
-(``"teachmyagent-walking"``, ...), which need the 8-D task; see :meth:`ParkourEnv.test_set`.
+(a path to your copy of its ``walking_test_set_v1.csv``, ...), which need the 8-D task; see :meth:`ParkourEnv.test_set`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import Box2D
@@ -60,9 +59,6 @@ TERRAIN_END = 5  # the episode ends this many terrain steps before the end (Teac
 HANG_STEPS = 5  # steps a climber holds the ceiling before the episode starts
 DATA_DIR = Path(__file__).parent / "data"
 TEST_SETS = ("walking", "climbing", "swimming")
-#: TeachMyAgent's Parkour test sets of the paper (8 columns, shipped with its MIT licence).
-TEACHMYAGENT_TEST_SETS = MappingProxyType({f"teachmyagent-{name}": f"teachmyagent_{name}_test_set_v1.csv"
-                                           for name in TEST_SETS})
 _KIND_TEST_SET = {"walker": "walking", "climber": "climbing", "swimmer": "swimming", "amphibian": "walking"}
 #: TeachMyAgent's 8-D task, in its order.
 TASK_NAMES_8 = ("cppn_input_0", "cppn_input_1", "cppn_input_2", "water_level", "creepers_width",
@@ -268,10 +264,11 @@ class ParkourEnv(Box2DTrackEnv):
         name
             * ``"walking"``, ``"climbing"``, ``"swimming"``: ours (100 tasks each, drawn inside
               the benchmark box by :func:`teachgym.envs.parkour.test_sets.draw_test_set`);
-            * ``"teachmyagent-walking"``, ``"teachmyagent-climbing"``, ``"teachmyagent-swimming"``:
-              TeachMyAgent's v1 test sets of the paper (100 tasks each; its CPPN inputs reach
-              [-1, 1], walking uses scale 20, climbing creepers ~0.37 m wide: 8-D tasks only);
-            * a path to a CSV file with a header row of the 6-D or the 8-D task names.
+            * a path to a CSV file with a header row of the 6-D or the 8-D task names, such as
+              your copy of TeachMyAgent's v1 test sets of the paper (``walking_test_set_v1.csv``,
+              ``climbing_test_set_v1.csv``, ``swimming_test_set_v1.csv``; 100 tasks each; its
+              CPPN inputs reach [-1, 1], walking uses scale 20, climbing creepers ~0.37 m wide:
+              8-D tasks only). They are not shipped.
 
             Default: the env's ``test_set`` argument, else ours of the body's kind (walkers and
             amphibians: walking, climbers: climbing, swimmers: swimming).
@@ -286,13 +283,11 @@ class ParkourEnv(Box2DTrackEnv):
             name = self._test_set if self._test_set is not None else _KIND_TEST_SET[self.kind]
         if isinstance(name, str) and name in TEST_SETS:
             path = DATA_DIR / f"parkour_{name}_test_set.csv"
-        elif isinstance(name, str) and name in TEACHMYAGENT_TEST_SETS:
-            path = DATA_DIR / TEACHMYAGENT_TEST_SETS[name]
         elif isinstance(name, (str, Path)) and Path(name).is_file():
             path = Path(name)
         else:
-            raise ValueError(f"unknown Parkour test set {name!r}: expected one of {TEST_SETS} (ours), "
-                             f"{tuple(TEACHMYAGENT_TEST_SETS)} (TeachMyAgent's) or the path of a CSV file")
+            raise ValueError(f"unknown Parkour test set {name!r}: expected one of {TEST_SETS} (ours) or the "
+                             "path of a CSV file (e.g. your copy of TeachMyAgent's walking_test_set_v1.csv)")
         return self._tasks_of(self._read_csv(path), path)
 
     def _read_csv(self, path: Path) -> tuple[tuple[str, ...], np.ndarray]:

@@ -11,9 +11,8 @@ drawn once, uniformly, with ``numpy.random.default_rng(SEEDS[name])`` inside the
 
 The CSV files, not this module, are what :meth:`ParkourEnv.test_set` reads; :func:`draw_test_set`
 documents them and :func:`write_test_sets` rewrites them. These are the default. TeachMyAgent's
-own v1 test sets of the paper (``data/teachmyagent_*_test_set_v1.csv``, copied from its
-repository with its MIT licence, ``data/TEACHMYAGENT_LICENSE``) are 8-D tasks, read by
-``test_set("teachmyagent-walking")`` etc. on an env made with ``task_dims=8``.
+own v1 test sets of the paper are 8-D tasks, not shipped: ``test_set(PATH)`` on an env made with
+``task_dims=8`` reads the user's copy (``walking_test_set_v1.csv`` etc.).
 """
 
 from __future__ import annotations
