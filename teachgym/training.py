@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import inspect
 import json
 import os
 import random
@@ -43,10 +42,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from teachgym.io import load_state, save_state, write_json, write_text
+from teachgym.io import atomic_path, load_state, save_state, write_json, write_text
 from teachgym.spaces import TaskSpace, count_tasks
 from teachgym.students.sb3 import (
     PRESETS,
+    check_overrides,
     forget,
     is_off_policy,
     load_replay_state,
@@ -126,10 +126,7 @@ def check_config(config: TrainConfig) -> TaskSpace:
     if config.vec not in ("auto", "dummy", "subproc"):
         raise ValueError(f"unknown vec {config.vec!r}; expected 'auto', 'dummy' or 'subproc'")
     resolve_device(config.device)
-    accepted = set(inspect.signature(PRESETS[config.algo].algo.__init__).parameters) - {"self", "policy", "env"}
-    unknown = sorted(set(config.algo_kwargs) - accepted - {"net_arch"})
-    if unknown:
-        raise ValueError(f"bad {config.algo} hyper-parameter: {unknown} not among {sorted(accepted | {'net_arch'})}")
+    check_overrides(config.algo, config.algo_kwargs)
     if config.env not in gym.registry:
         known = sorted(k for k in gym.registry if k.startswith("teachgym/"))
         raise ValueError(f"unknown env id {config.env!r}; teachgym's envs are {known}")
@@ -324,40 +321,44 @@ class RunFolder:
         self.checkpoints = self.root / "checkpoints"
         self.latest = self.checkpoints / "latest.json"
 
-    def start(self, config: TrainConfig, resume: bool, write: bool = True) -> dict[str, Any] | None:
-        """Check the folder; return the last checkpoint's manifest when resuming (None if none yet).
-
-        With ``write``, mark the run as running in ``run.json``; a resumed run with no checkpoint
-        yet loses the tables its killed predecessor wrote, since it starts again from step 0.
-        """
+    def check(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+        """Check the folder without writing; return the last checkpoint's manifest when resuming
+        (None if there is none yet)."""
         if not resume:
+            if self.root.exists() and not self.root.is_dir():
+                raise ValueError(f"--out {self.root} is a file; expected a folder (new or empty)")
             if self.root.exists() and any(self.root.iterdir()):
                 what = "a run" if self.run_json.exists() else "files"
                 raise ValueError(f"{self.root} already holds {what}; pass --resume to continue a run, "
                                  "or choose an empty --out")
-            self.root.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
             return None
         if not self.run_json.exists():
             raise ValueError(f"--resume: {self.root} is not a teachgym run (no run.json)")
         try:
             saved = json.loads(self.run_json.read_text())["config"]
-        except (ValueError, KeyError) as err:
+        except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
         mine = config.identity()
         theirs = TrainConfig(**saved).identity()
         if mine != theirs:
             diff = {k: (theirs.get(k), mine.get(k)) for k in mine if mine.get(k) != theirs.get(k)}
             raise ValueError(f"--resume: {self.root} was written by another config (run's, yours): {diff}")
-        if not write:
-            return None
-        write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
         if not self.latest.exists():
+            return None
+        return json.loads(self.latest.read_text())
+
+    def start(self, config: TrainConfig, resume: bool) -> None:
+        """Mark the run as running in ``run.json`` (after :meth:`check` and every other check passed).
+
+        A resumed run with no checkpoint yet loses the tables its killed predecessor wrote, since
+        it starts again from step 0.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
+        if resume and not self.latest.exists():
             for stale in (self.eval_csv, self.teacher_csv, self.episodes_csv):
                 stale.unlink(missing_ok=True)
             shutil.rmtree(self.root / "tb", ignore_errors=True)
-            return None
-        return json.loads(self.latest.read_text())
 
 
 def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -424,7 +425,8 @@ class Trainer:
         self.config = config
         self.space = check_config(config)
         self.folder = RunFolder(out)
-        self.manifest = self.folder.start(config, resume)
+        self.resume = resume
+        self.manifest = self.folder.check(config, resume)  # nothing is written before the model is built
         self.progress = progress is True
         self.report = progress if callable(progress) else None  # called with the steps done since the last call
         self.reported = 0
@@ -495,6 +497,7 @@ class Trainer:
                 preset_size = int(PRESETS[config.algo].kwargs.get("buffer_size", 1_000_000))
                 overrides.setdefault("buffer_size", min(preset_size, config.steps + config.n_envs))
             self.model = make_student(config.algo, env, seed=config.seed, device=config.device, overrides=overrides)
+            self.folder.start(config, self.resume)
             if resuming:
                 self._load_checkpoint(env)
             self._open_tensorboard(self.model.num_timesteps if resuming else None)
@@ -619,36 +622,48 @@ class Trainer:
         self._log_episodes()
         if self.folder.latest.exists() and json.loads(self.folder.latest.read_text())["step"] == step:
             return  # resumed at this very step: the checkpoint on disk is this state already
-        while self.next_checkpoint <= step:
-            self.next_checkpoint += self.config.checkpoint_every
-        model = self.model
         name = f"step-{step:012d}"
         folder = self.folder.checkpoints / name
+        try:
+            self._write_checkpoint(step, folder)
+        except BaseException:
+            # A full disk, a read-only folder, an interrupt: the half-written checkpoint goes and
+            # latest.json keeps naming the previous complete one.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        write_json(self.folder.latest, {"step": step, "dir": name})  # the checkpoint now counts
+        while self.next_checkpoint <= step:
+            self.next_checkpoint += self.config.checkpoint_every
+        for other in self.folder.checkpoints.iterdir():
+            if other.is_dir() and other.name != name:
+                shutil.rmtree(other, ignore_errors=True)
+
+    def _write_checkpoint(self, step: int, folder: Path) -> None:
+        """Write every file of the checkpoint at ``step`` into ``folder`` (each one atomically)."""
+        model = self.model
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         torch_rng = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             torch_rng["cuda"] = torch.cuda.get_rng_state_all()
-        tmp = folder / ".model.pt.tmp"
-        torch.save({"model": torch_state(model), "torch_rng": torch_rng}, tmp)
-        os.replace(tmp, folder / "model.pt")
+        with atomic_path(folder / "model.pt") as tmp:  # the temporary file goes on any failure
+            torch.save({"model": torch_state(model), "torch_rng": torch_rng}, tmp)
         save_state(folder / "replay.npz", replay_state(model) or {"empty": True})
         save_state(folder / "teacher.npz", self.link.teacher_state())
         workers = model.get_env().env_method("curriculum_state")
+        next_checkpoint = self.next_checkpoint
+        while next_checkpoint <= step:
+            next_checkpoint += self.config.checkpoint_every
         save_state(folder / "loop.npz", {
             "step": step, "n_updates": int(model._n_updates), "episode_num": int(model._episode_num),
             "rng": _rng_state(model), "workers": json.dumps(workers),
             "eval_rows": json.dumps(self.eval_rows), "teacher_rows": json.dumps(self.teacher_rows),
             "episodes_logged": self.episodes_logged, "next_eval": self.next_eval,
-            "next_checkpoint": self.next_checkpoint,
+            "next_checkpoint": next_checkpoint,
             "next_forget": -1 if self.next_forget is None else self.next_forget,
             "wall_s": self._wall(), "period_tasks": self._period_tasks,
         })
-        write_json(self.folder.latest, {"step": step, "dir": name})  # the checkpoint now counts
-        for other in self.folder.checkpoints.iterdir():
-            if other.is_dir() and other.name != name:
-                shutil.rmtree(other, ignore_errors=True)
 
     def _load_checkpoint(self, env: VecEnv) -> None:
         folder = self._ckpt_dir()
@@ -720,7 +735,7 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 status = None
             if status == "complete" and done.eval_csv.exists():
                 check_config(config)
-                done.start(config, resume=True, write=False)  # same checks: another config is an error
+                done.check(config, resume=True)  # another config is an error
                 rows = list(csv.DictReader(open(done.eval_csv)))
                 if int(rows[-1]["step"]) >= config.steps:
                     return {"steps": int(rows[-1]["step"]), "mastered_pct": float(rows[-1]["mastered_pct"]),
@@ -798,7 +813,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # bad input; a full or read-only disk
         print(f"teachgym: error: {err}", file=sys.stderr)
         return 2
     print(f"{summary['steps']} steps, {summary['episodes']} episodes: {summary['mastered_pct']:.1f}% of the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -227,3 +228,43 @@ def test_a_progress_callable_is_told_every_step_once(tmp_path):
 def test_kwargs_flags_read_json_and_python_literals():
     parsed = parse_kwargs(["context_obs=False,use_sde=True", "x=None", "lr=3e-4,body=classic_bipedal", "flag=true"])
     assert parsed == {"context_obs": False, "use_sde": True, "x": None, "lr": 3e-4, "body": "classic_bipedal", "flag": True}
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--algo-kwargs", "learning_rate=abc"], "learning_rate='abc': expected float"),
+    (["--algo-kwargs", "batch_size=abc"], "batch_size='abc': expected int"),
+    (["--algo-kwargs", "gamma=NaN"], "gamma=nan: expected float (finite)"),
+    (["--algo-kwargs", "net_arch=[16,0]"], "net_arch=[16, 0]: expected a list of positive layer sizes"),
+    (["--algo-kwargs", "action_noise=0.1"], "action_noise=0.1: expected"),
+    (["--device", "cuda"], "torch sees no CUDA GPU"),
+])
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, change, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --device cuda must not fall back to the CPU
+    out = tmp_path / "run"
+    assert run_train(_args([*TINY, "--out", str(out), *change])) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # no run.json: the corrected command is a fresh run, not a refused one
+
+
+def test_a_failed_checkpoint_write_leaves_no_temporary_file_and_the_previous_checkpoint_counts(tmp_path, monkeypatch,
+                                                                                               capsys):
+    import errno
+
+    saves = []
+    real_save = torch.save
+
+    def save(obj, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 2:  # the second checkpoint hits a full disk half-way through model.pt
+            real_save(obj, path, *args, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    out = tmp_path / "full-disk"
+    assert run_train(_args([*TINY, "--out", str(out)])) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert [p.name for p in out.rglob("*tmp*")] == []
+    assert load_state(out / "checkpoints" / "step-000000000100" / "loop.npz")["step"] == 100
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.json", "step-000000000100"]
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 100
