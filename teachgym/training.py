@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 
 from teachgym.io import atomic_path, load_state, save_state, write_json, write_text
 from teachgym.spaces import TaskSpace, count_tasks
@@ -234,16 +234,32 @@ def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict
 
 
 class LocalLink:
-    """The teacher used in-process (one env or DummyVecEnv), recording updates like the server."""
+    """The teacher used in-process (one env or DummyVecEnv), recording updates like the server.
 
-    def __init__(self, teacher: Teacher) -> None:
+    A DummyVecEnv steps its envs one after the other in index order, so the teacher sees the
+    same stream in every run with the same seed; nothing needs flushing.
+    """
+
+    def __init__(self, teacher: Teacher, n_envs: int = 1) -> None:
         self.teacher = teacher
         self.task_space = teacher.task_space
         self._tasks: list[np.ndarray] = []
         self._scores: list[float] = []
 
-    def client(self) -> LocalLink:
+    def client(self, worker: int) -> LocalLink:
         return self
+
+    def flush(self) -> None:
+        """Apply the updates of the vector step that just ended (a server's canonical order)."""
+
+    def next_tasks(self) -> list[list[float] | None]:
+        """The tasks drawn in advance for the workers' next resets (none here)."""
+        return []
+
+    def load_next_tasks(self, tasks: list[list[float] | None]) -> None:
+        if len(tasks):
+            raise ValueError("the checkpoint holds tasks drawn in advance for sub-process workers; "
+                             "this run has none")
 
     def sample(self) -> Any:
         return self.teacher.sample()
@@ -267,14 +283,25 @@ class LocalLink:
 
 
 class ServerLink(LocalLink):
-    """The teacher behind a :class:`TeacherServer` for sub-process workers."""
+    """The teacher behind a :class:`TeacherServer` for sub-process workers, in its ordered mode:
+    the learner flushes after each vector step, so the race of the workers for the one teacher
+    does not change what it samples."""
 
-    def __init__(self, teacher: Teacher) -> None:
+    def __init__(self, teacher: Teacher, n_envs: int = 1) -> None:
         super().__init__(teacher)
-        self.server = TeacherServer(teacher, record=True)
+        self.server = TeacherServer(teacher, record=True, workers=n_envs)
 
-    def client(self) -> Any:
-        return self.server.client()
+    def client(self, worker: int) -> Any:
+        return self.server.client(worker)
+
+    def flush(self) -> None:
+        self.server.flush()
+
+    def next_tasks(self) -> list[list[float] | None]:
+        return self.server.next_tasks()
+
+    def load_next_tasks(self, tasks: list[list[float] | None]) -> None:
+        self.server.load_next_tasks(tasks)
 
     def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
         return self.server.drain_log()
@@ -288,13 +315,17 @@ class ServerLink(LocalLink):
 
 
 class RayLink(LocalLink):
-    """The teacher in a Ray actor; ``self.teacher`` is refreshed from it for statistics."""
+    """The teacher in a Ray actor; ``self.teacher`` is refreshed from it for statistics.
 
-    def __init__(self, teacher: Teacher) -> None:
+    The actor serves the workers in the order their calls arrive: unlike the local server, two
+    runs with the same seed may differ.
+    """
+
+    def __init__(self, teacher: Teacher, n_envs: int = 1) -> None:
         super().__init__(teacher)
         self.remote = ray_teacher(teacher)
 
-    def client(self) -> Any:
+    def client(self, worker: int) -> Any:
         return self.remote
 
     def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
@@ -304,6 +335,29 @@ class RayLink(LocalLink):
 
     def teacher_state(self) -> dict[str, Any]:
         return self.remote.state_dict()
+
+
+class FlushEachStep(VecEnvWrapper):
+    """Flush the teacher link after every step and around every reset of the wrapped VecEnv.
+
+    The learner alone knows where a vector step ends: here the server applies that step's
+    updates in worker order and draws the workers' next tasks, before the next step starts.
+    """
+
+    def __init__(self, venv: VecEnv, flush: Callable[[], None]) -> None:
+        super().__init__(venv)
+        self._flush = flush
+
+    def reset(self) -> Any:
+        self._flush()  # the first tasks, drawn in worker order (none on resume: they were restored)
+        obs = self.venv.reset()
+        self._flush()
+        return obs
+
+    def step_wait(self) -> Any:
+        out = self.venv.step_wait()
+        self._flush()
+        return out
 
 
 # ----------------------------------------------------------------------------- run folder
@@ -405,16 +459,14 @@ class _Trainer(BaseCallback):
     def __init__(self, run: Trainer) -> None:
         super().__init__()
         self.run = run
-        self.last_dones = np.ones(1, dtype=bool)
 
     def _on_step(self) -> bool:
-        self.last_dones = np.asarray(self.locals.get("dones", self.last_dones))
         self.run.progress_to(self.num_timesteps)
         return True
 
     def _on_rollout_start(self) -> None:
         # Between two iterations: the previous gradient steps are done and nothing is half-collected.
-        self.run.boundary(self.num_timesteps, episode_end=bool(np.all(self.last_dones)))
+        self.run.boundary(self.num_timesteps)
 
 
 class Trainer:
@@ -459,7 +511,7 @@ class Trainer:
         env_id, env_kwargs = config.env, dict(config.env_kwargs)
         fns = []
         for i in range(config.n_envs):
-            client = link.client()
+            client = link.client(i)
             worker_seed = int(np.random.SeedSequence([config.seed, i]).generate_state(1)[0])
 
             def make(client: Any = client, worker_seed: int = worker_seed) -> gym.Env:
@@ -469,7 +521,8 @@ class Trainer:
             fns.append(make)
         subproc = config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1)
         if subproc:
-            return SubprocVecEnv(fns, start_method="forkserver" if "forkserver" in _start_methods() else "spawn")
+            env = SubprocVecEnv(fns, start_method="forkserver" if "forkserver" in _start_methods() else "spawn")
+            return FlushEachStep(env, link.flush)
         return DummyVecEnv(fns)
 
     def _open_tensorboard(self, purge_step: int | None) -> None:
@@ -488,7 +541,7 @@ class Trainer:
         resuming = self.manifest is not None
         if resuming:
             self.teacher.load_state_dict(load_state(self._ckpt_dir() / "teacher.npz"))
-        link = link_cls(self.teacher)
+        link = link_cls(self.teacher, config.n_envs)
         self.link = link
         env = self._make_envs(link)
         try:
@@ -547,12 +600,11 @@ class Trainer:
             self.report(step - self.reported)
             self.reported = step
 
-    def boundary(self, step: int, episode_end: bool) -> None:
+    def boundary(self, step: int) -> None:
         """Between two SB3 iterations: evaluate and checkpoint when due."""
         if step >= self.next_eval:
             self._evaluate(step)
-        exact = self.config.n_envs > 1 or not is_off_policy(self.model) or episode_end
-        if step >= self.next_checkpoint and exact:
+        if step >= self.next_checkpoint:
             self._checkpoint(step)
 
     def _evaluate(self, step: int) -> None:
@@ -657,7 +709,8 @@ class Trainer:
             next_checkpoint += self.config.checkpoint_every
         save_state(folder / "loop.npz", {
             "step": step, "n_updates": int(model._n_updates), "episode_num": int(model._episode_num),
-            "rng": _rng_state(model), "workers": json.dumps(workers),
+            "rng": _rng_state(model), "workers": workers, "next_tasks": json.dumps(self.link.next_tasks()),
+            "episode_starts": np.asarray(model._last_episode_starts, dtype=bool),
             "eval_rows": json.dumps(self.eval_rows), "teacher_rows": json.dumps(self.teacher_rows),
             "episodes_logged": self.episodes_logged, "next_eval": self.next_eval,
             "next_checkpoint": next_checkpoint,
@@ -677,9 +730,13 @@ class Trainer:
         model.num_timesteps = int(loop["step"])
         model._n_updates = int(loop["n_updates"])
         model._episode_num = int(loop["episode_num"])
-        model._last_obs = None  # learn() resets the envs: each worker restarts its saved episode
-        for i, state in enumerate(json.loads(loop["workers"])):
+        for i, state in enumerate(loop["workers"]):
             env.env_method("load_curriculum_state", state, indices=[i])
+        self.link.load_next_tasks(json.loads(loop["next_tasks"]))
+        # Each worker resets to its saved episode and takes its actions again; PPO's advantages
+        # need to know which of these observations start an episode (learn() would say all).
+        model._last_obs = model.get_env().reset()
+        model._last_episode_starts = np.asarray(loop["episode_starts"], dtype=bool)
         _load_rng_state(model, loop["rng"])
         torch.set_rng_state(saved["torch_rng"]["cpu"])
         if "cuda" in saved["torch_rng"] and torch.cuda.is_available():

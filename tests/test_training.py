@@ -268,3 +268,76 @@ def test_a_failed_checkpoint_write_leaves_no_temporary_file_and_the_previous_che
     assert load_state(out / "checkpoints" / "step-000000000100" / "loop.npz")["step"] == 100
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.json", "step-000000000100"]
     assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 100
+
+
+# ----------------------------------------------------------------------------- exact resume, several envs
+# Pendulum episodes of 50 steps: the checkpoint at step 64 falls in the middle of every worker's
+# episode, so a resumed run must bring back the episodes in progress, not restart them.
+SMALL_ALGO_KWARGS = {
+    "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1, "net_arch": [8]},
+    "sac": {"learning_starts": 32, "batch_size": 16, "train_freq": 8, "gradient_steps": 2, "net_arch": [8]},
+    "td3": {"learning_starts": 32, "batch_size": 16, "train_freq": 8, "gradient_steps": 2, "net_arch": [8]},
+}
+
+
+def _small(algo: str, n_envs: int, steps: int = 192, **changes) -> TrainConfig:
+    return TrainConfig(env="teachgym/ContextualPendulum-v0", teacher="alp-gmm:fit_rate=4+potential_ks=[1,2]",
+                       algo=algo, steps=steps, n_envs=n_envs, seed=1, device="cpu", eval_every=64,
+                       checkpoint_every=64, eval_envs=100, algo_kwargs=SMALL_ALGO_KWARGS[algo],
+                       env_kwargs={"context_obs": True, "max_episode_steps": 50}, **changes)
+
+
+def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_csv(out / "eval.csv").drop(columns="wall_s"), pd.read_csv(out / "episodes.csv")
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    for left, right in zip(_tables(a), _tables(b)):
+        pd.testing.assert_frame_equal(left, right, check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory):
+    """Uninterrupted runs, made on first use and shared by the tests below."""
+    made: dict[tuple[str, int], Path] = {}
+
+    def get(algo: str, n_envs: int) -> Path:
+        if (algo, n_envs) not in made:
+            out = tmp_path_factory.mktemp(f"{algo}{n_envs}") / "run"
+            train(_small(algo, n_envs), out, progress=False)
+            made[algo, n_envs] = out
+        return made[algo, n_envs]
+
+    return get
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("algo, n_envs", [("ppo", 1), ("ppo", 2), ("sac", 1), ("sac", 2), ("td3", 1), ("td3", 2)])
+def test_a_run_interrupted_mid_episode_resumes_to_the_uninterrupted_runs_numbers(small_runs, tmp_path, monkeypatch,
+                                                                              algo, n_envs):
+    from teachgym.training import Trainer
+
+    evaluate = Trainer._evaluate
+
+    def crash_at_128(self, step):  # dies after writing step 128's rows, before its checkpoint
+        evaluate(self, step)
+        if step == 128:
+            raise _Crash
+
+    out = tmp_path / "interrupted"
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_evaluate", crash_at_128)
+        with pytest.raises(_Crash):
+            train(_small(algo, n_envs), out, progress=False)
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 64
+    train(_small(algo, n_envs), out, resume=True, progress=False)
+    _assert_same_run(out, small_runs(algo, n_envs))
+
+
+def test_two_runs_with_subprocess_workers_and_the_same_seed_give_the_same_numbers(small_runs, tmp_path):
+    out = tmp_path / "again"
+    train(_small("sac", 2), out, progress=False)
+    _assert_same_run(out, small_runs("sac", 2))
