@@ -63,14 +63,15 @@ from teachgym.wrappers import env_task_space
 EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution logged at each evaluation
 MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
 EVAL_COLUMNS = ("step", "episodes", "mastered_pct", "mean_return", "wall_s")
+RESUME_MAY_CHANGE = ("steps", "device", "eval_every", "checkpoint_every")  # all other settings shape the run
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved in ``run.json``).
 
-    ``eval_every`` / ``checkpoint_every`` default to a twentieth / a tenth of ``steps``;
-    ``forget_every`` > 0 makes the forgetting student (fresh networks and buffer every K steps).
+    ``eval_every`` / ``checkpoint_every`` default to a twentieth / a tenth of ``steps`` (a resumed
+    run keeps the intervals it was started with unless they are given); ``forget_every`` > 0 makes the forgetting student (fresh networks and buffer every K steps).
     ``vec``: ``"auto"`` (sub-processes when ``n_envs`` > 1), ``"dummy"`` or ``"subproc"``.
     """
 
@@ -92,15 +93,24 @@ class TrainConfig:
     mastery_return: float = MASTERY_RETURN
 
     def __post_init__(self) -> None:
+        # The intervals derived from ``steps`` (not a field: run.json holds the values only).
+        self.derived = tuple(k for k in ("eval_every", "checkpoint_every") if getattr(self, k) is None)
         self.eval_every = int(self.eval_every or max(self.steps // 20, 1))
         self.checkpoint_every = int(self.checkpoint_every or max(self.steps // 10, 1))
 
     def identity(self) -> dict[str, Any]:
-        """The fields a resumed run must share (all but ``steps`` and ``device``)."""
+        """The fields a resumed run must share: all but those that change nothing it has done
+        (``steps``, ``device``, ``eval_every``, ``checkpoint_every``: evaluations draw from no
+        generator of the run, and a resumed run continues exactly from any checkpoint)."""
         out = dataclasses.asdict(self)
-        for key in ("steps", "device"):
+        for key in RESUME_MAY_CHANGE:
             out.pop(key)
         return json.loads(json.dumps(out))
+
+    def continuing(self, run: TrainConfig) -> TrainConfig:
+        """This config for continuing ``run``: the intervals not given here are the run's own, so
+        that ``--resume --steps <more>`` keeps evaluating at the run's rhythm."""
+        return dataclasses.replace(self, **{key: getattr(run, key) for key in self.derived})
 
 
 # ----------------------------------------------------------------------------- validation
@@ -374,6 +384,7 @@ class RunFolder:
         self.episodes_csv = self.root / "episodes.csv"
         self.checkpoints = self.root / "checkpoints"
         self.latest = self.checkpoints / "latest.json"
+        self.saved: TrainConfig | None = None  # the run's own config, once check() has read it
 
     def check(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
         """Check the folder without writing; return the last checkpoint's manifest when resuming
@@ -392,11 +403,16 @@ class RunFolder:
             saved = json.loads(self.run_json.read_text())["config"]
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
-        mine = config.identity()
-        theirs = TrainConfig(**saved).identity()
+        try:
+            self.saved = TrainConfig(**saved)
+        except TypeError as err:
+            raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
+        mine, theirs = config.identity(), self.saved.identity()
         if mine != theirs:
-            diff = {k: (theirs.get(k), mine.get(k)) for k in mine if mine.get(k) != theirs.get(k)}
-            raise ValueError(f"--resume: {self.root} was written by another config (run's, yours): {diff}")
+            diff = "; ".join(f"{k} was {theirs.get(k)!r}, now {mine.get(k)!r}"
+                             for k in mine if mine.get(k) != theirs.get(k))
+            raise ValueError(f"--resume: {self.root} was written by another config ({diff}); only "
+                             f"{', '.join(RESUME_MAY_CHANGE)} may change when a run is continued")
         if not self.latest.exists():
             return None
         return json.loads(self.latest.read_text())
@@ -479,6 +495,8 @@ class Trainer:
         self.folder = RunFolder(out)
         self.resume = resume
         self.manifest = self.folder.check(config, resume)  # nothing is written before the model is built
+        if resume:
+            self.config = config = config.continuing(self.folder.saved)
         self.progress = progress is True
         self.report = progress if callable(progress) else None  # called with the steps done since the last call
         self.reported = 0

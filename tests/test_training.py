@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -281,6 +282,7 @@ SMALL_ALGO_KWARGS = {
 
 
 def _small(algo: str, n_envs: int, steps: int = 192, **changes) -> TrainConfig:
+    changes.setdefault("vec", "dummy" if algo == "td3" else "auto")
     return TrainConfig(env="teachgym/ContextualPendulum-v0", teacher="alp-gmm:fit_rate=4+potential_ks=[1,2]",
                        algo=algo, steps=steps, n_envs=n_envs, seed=1, device="cpu", eval_every=64,
                        checkpoint_every=64, eval_envs=100, algo_kwargs=SMALL_ALGO_KWARGS[algo],
@@ -299,6 +301,9 @@ def _assert_same_run(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def small_runs(tmp_path_factory):
     """Uninterrupted runs, made on first use and shared by the tests below."""
+    # Sub-process workers fork from a server that has imported teachgym (and torch) once, instead
+    # of importing it each (3-4 s a run here); no effect when an earlier test started the server.
+    multiprocessing.set_forkserver_preload(["teachgym.training"])
     made: dict[tuple[str, int], Path] = {}
 
     def get(algo: str, n_envs: int) -> Path:
@@ -318,6 +323,7 @@ class _Crash(Exception):
 @pytest.mark.parametrize("algo, n_envs", [("ppo", 1), ("ppo", 2), ("sac", 1), ("sac", 2), ("td3", 1), ("td3", 2)])
 def test_a_run_interrupted_mid_episode_resumes_to_the_uninterrupted_runs_numbers(small_runs, tmp_path, monkeypatch,
                                                                               algo, n_envs):
+    """Two envs run in sub-processes (through the ordered teacher server), TD3's in one process."""
     from teachgym.training import Trainer
 
     evaluate = Trainer._evaluate
@@ -341,3 +347,25 @@ def test_two_runs_with_subprocess_workers_and_the_same_seed_give_the_same_number
     out = tmp_path / "again"
     train(_small("sac", 2), out, progress=False)
     _assert_same_run(out, small_runs("sac", 2))
+
+
+SMALL_PPO = ["--env", "teachgym/ContextualPendulum-v0", "--env-kwargs", "context_obs=true", "max_episode_steps=50",
+             "--teacher", "alp-gmm:fit_rate=4+potential_ks=[1,2]", "--algo", "ppo", "--seed", "1", "--eval-envs",
+             "100", "--no-progress", "--algo-kwargs", "n_steps=32", "batch_size=32", "n_epochs=1", "net_arch=[8]"]
+
+
+def test_resume_with_a_larger_budget_continues_the_run_at_its_own_rhythm(tmp_path, capsys):
+    out, longer = tmp_path / "extended", tmp_path / "longer"
+    assert run_train(_args([*SMALL_PPO, "--steps", "128", "--out", str(out)])) == 0  # evaluates every 128 // 20 = 6
+    assert run_train(_args([*SMALL_PPO, "--steps", "192", "--out", str(out), "--resume"])) == 0
+    assert pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 32, 64, 96, 128, 160, 192]
+    # the same as a run given the whole budget (and the same intervals) from the start
+    assert run_train(_args([*SMALL_PPO, "--steps", "192", "--eval-every", "6", "--checkpoint-every", "12",
+                            "--out", str(longer)])) == 0
+    _assert_same_run(out, longer)
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["status"] == "complete" and saved["config"]["steps"] == 192 and saved["config"]["eval_every"] == 6
+    # a change that would alter what is done already is refused, and names the setting
+    capsys.readouterr()
+    assert run_train(_args([*SMALL_PPO, "--steps", "256", "--seed", "2", "--out", str(out), "--resume"])) == 2
+    assert "seed was 1, now 2" in capsys.readouterr().err
