@@ -23,6 +23,10 @@ from teachgym.io import load_state
 from teachgym.students.sb3 import forget, make_student
 from teachgym.training import TrainConfig, add_train_arguments, parse_kwargs, run_train, train
 
+# Sub-process workers fork from a server that has imported teachgym (and torch) once instead of
+# importing it each (3-4 s a run on a loaded machine); set before any test starts that server.
+multiprocessing.set_forkserver_preload(["teachgym.training"])
+
 # Pendulum with 20-step episodes: 20 episodes in 400 steps, so ALP-GMM (fit_rate=4) fits
 # mixtures from the scores and its samples depend on the student's progress.
 TINY = ["--env", "teachgym/ContextualPendulum-v0", "--env-kwargs", "context_obs=true", "max_episode_steps=20",
@@ -301,9 +305,6 @@ def _assert_same_run(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def small_runs(tmp_path_factory):
     """Uninterrupted runs, made on first use and shared by the tests below."""
-    # Sub-process workers fork from a server that has imported teachgym (and torch) once, instead
-    # of importing it each (3-4 s a run here); no effect when an earlier test started the server.
-    multiprocessing.set_forkserver_preload(["teachgym.training"])
     made: dict[tuple[str, int], Path] = {}
 
     def get(algo: str, n_envs: int) -> Path:
