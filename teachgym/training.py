@@ -13,9 +13,26 @@ A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % maste
 (every episode's task and score), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
 ``checkpoints/`` (``latest.json`` names the last complete one; each holds ``model.pt`` — state
 dicts and RNG tensors for ``torch.load(weights_only=True)`` — and ``.npz`` files for the
-replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations;
-with one env it also waits for an episode's end, so that a resumed run repeats an uninterrupted
-one exactly (with several envs, the episodes in progress restart with the same task and seed).
+replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations,
+usually in the middle of some episodes.
+
+Exact resume: a resumed run gives the uninterrupted run's numbers (``eval.csv`` and
+``episodes.csv`` identical), for PPO, SAC and TD3 and any number of envs. Each worker keeps the
+seed, task and actions of its episode in progress (:class:`~teachgym.vector.EpisodeCurriculum`),
+so a resumed worker resets with that seed and task and takes the same actions again, which
+brings the env back to the very state it was checkpointed in (the envs here are deterministic
+given their seed, task and actions; one that is not is an error at the replay) — replay rather
+than pickling env internals, which Box2D bodies do not allow, and rather than waiting for all
+envs to end an episode together, which with several envs may never happen. The loop keeps the
+rest: RNG states, PPO's episode-start flags, the counters, and the tasks drawn in advance.
+
+Same seed, same numbers: with sub-process workers the teacher server runs in its ordered mode —
+each worker holds a next task drawn in advance, its updates are queued, and after every vector
+step (:class:`FlushEachStep`) the server applies the step's updates in worker order, then draws
+the next tasks in worker order, so the race of the processes changes nothing. ``--resume`` may
+change ``--steps`` (a larger budget continues the run), ``--device`` and the evaluation and
+checkpoint intervals (those derived from ``--steps`` keep the run's values); any other change is
+refused, naming the setting.
 """
 
 from __future__ import annotations
