@@ -370,3 +370,31 @@ def test_resume_with_a_larger_budget_continues_the_run_at_its_own_rhythm(tmp_pat
     capsys.readouterr()
     assert run_train(_args([*SMALL_PPO, "--steps", "256", "--seed", "2", "--out", str(out), "--resume"])) == 2
     assert "seed was 1, now 2" in capsys.readouterr().err
+
+
+def test_a_control_suite_run_killed_mid_episode_resumes_to_the_uninterrupted_curve(tmp_path, monkeypatch):
+    """``teachgym bench control`` trains through run_curriculum (PPO, envs stepped in one process)."""
+    from teachgym.benchmarks.train import run_curriculum
+    from teachgym.training import Trainer
+
+    run = dict(student="control", variant="ContextualPendulum-v0", env="teachgym/ContextualPendulum-v0",
+               teacher="alp-gmm:fit_rate=4+potential_ks=[1,2]", seed=0,
+               env_kwargs={"context_obs": True, "max_episode_steps": 50}, algo="ppo",
+               algo_kwargs=SMALL_ALGO_KWARGS["ppo"], n_envs=2, steps=192, eval_every=64, device="cpu")
+    full = run_curriculum(**run, work_dir=str(tmp_path / "full"))
+    evaluate = Trainer._evaluate
+
+    def crash_at_128(self, step):
+        evaluate(self, step)
+        if step == 128:
+            raise _Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_evaluate", crash_at_128)
+        with pytest.raises(_Crash):
+            run_curriculum(**run, work_dir=str(tmp_path / "killed"))
+    resumed = run_curriculum(**run, work_dir=str(tmp_path / "killed"))  # the runner's rerun resumes it
+    assert {k: v for k, v in resumed.items() if k != "wall_s"} == {k: v for k, v in full.items() if k != "wall_s"}
+    assert len(full["step"]) == 4
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "episodes.csv"),
+                                  pd.read_csv(tmp_path / "full" / "episodes.csv"))
