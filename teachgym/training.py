@@ -765,13 +765,19 @@ class Trainer:
         model.num_timesteps = int(loop["step"])
         model._n_updates = int(loop["n_updates"])
         model._episode_num = int(loop["episode_num"])
-        for i, state in enumerate(loop["workers"]):
+        workers = loop["workers"]
+        if isinstance(workers, str):  # a checkpoint of teachgym < exact resume: its episodes restart
+            workers = json.loads(workers)
+        if len(workers) != self.config.n_envs:
+            raise ValueError(f"{folder}: the checkpoint holds {len(workers)} workers, the run has {self.config.n_envs}")
+        for i, state in enumerate(workers):
             env.env_method("load_curriculum_state", state, indices=[i])
-        self.link.load_next_tasks(json.loads(loop["next_tasks"]))
+        if "next_tasks" in loop:
+            self.link.load_next_tasks(json.loads(loop["next_tasks"]))
         # Each worker resets to its saved episode and takes its actions again; PPO's advantages
         # need to know which of these observations start an episode (learn() would say all).
         model._last_obs = model.get_env().reset()
-        model._last_episode_starts = np.asarray(loop["episode_starts"], dtype=bool)
+        model._last_episode_starts = np.asarray(loop.get("episode_starts", np.ones(len(workers))), dtype=bool)
         _load_rng_state(model, loop["rng"])
         torch.set_rng_state(saved["torch_rng"]["cpu"])
         if "cuda" in saved["torch_rng"] and torch.cuda.is_available():
@@ -828,8 +834,9 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
             if status == "complete" and done.eval_csv.exists():
                 check_config(config)
                 done.check(config, resume=True)  # another config is an error
-                rows = list(csv.DictReader(open(done.eval_csv)))
-                if int(rows[-1]["step"]) >= config.steps:
+                with open(done.eval_csv, newline="") as fh:
+                    rows = list(csv.DictReader(fh))
+                if rows and int(rows[-1]["step"]) >= config.steps:
                     return {"steps": int(rows[-1]["step"]), "mastered_pct": float(rows[-1]["mastered_pct"]),
                             "episodes": int(rows[-1]["episodes"]), "evaluations": len(rows), "out": str(out),
                             "note": "the run was already complete"}

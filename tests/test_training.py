@@ -398,3 +398,18 @@ def test_a_control_suite_run_killed_mid_episode_resumes_to_the_uninterrupted_cur
     assert len(full["step"]) == 4
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "episodes.csv"),
                                   pd.read_csv(tmp_path / "full" / "episodes.csv"))
+
+
+def test_a_checkpoint_of_the_previous_format_still_resumes(tmp_path):
+    """Checkpoints written before exact resume (workers as JSON, no actions): their episodes restart."""
+    from teachgym.io import save_state
+
+    out = tmp_path / "old"
+    train(_small("ppo", 1, steps=64), out, progress=False)
+    loop_path = out / "checkpoints" / "step-000000000064" / "loop.npz"
+    loop = load_state(loop_path)
+    workers = [{k: v for k, v in w.items() if k != "actions"} for w in loop.pop("workers")]
+    loop.pop("next_tasks"), loop.pop("episode_starts")
+    save_state(loop_path, {**loop, "workers": json.dumps(workers)})
+    summary = train(_small("ppo", 1, steps=128), out, resume=True, progress=False)
+    assert summary["steps"] == 128 and pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 64, 128]
