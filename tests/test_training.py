@@ -276,7 +276,7 @@ def test_a_failed_checkpoint_write_leaves_no_temporary_file_and_the_previous_che
 
 
 # ----------------------------------------------------------------------------- exact resume, several envs
-# Pendulum episodes of 50 steps: the checkpoint at step 64 falls in the middle of every worker's
+# Pendulum episodes of 25 steps: the checkpoint at step 64 falls in the middle of every worker's
 # episode, so a resumed run must bring back the episodes in progress, not restart them.
 SMALL_ALGO_KWARGS = {
     "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1, "net_arch": [8]},
@@ -288,9 +288,9 @@ SMALL_ALGO_KWARGS = {
 def _small(algo: str, n_envs: int, steps: int = 192, **changes) -> TrainConfig:
     changes.setdefault("vec", "dummy" if algo == "td3" else "auto")
     return TrainConfig(env="teachgym/ContextualPendulum-v0", teacher="alp-gmm:fit_rate=4+potential_ks=[1,2]",
-                       algo=algo, steps=steps, n_envs=n_envs, seed=1, device="cpu", eval_every=64,
+                       algo=algo, steps=steps, n_envs=n_envs, seed=1, device="cpu", eval_every=128,
                        checkpoint_every=64, eval_envs=100, algo_kwargs=SMALL_ALGO_KWARGS[algo],
-                       env_kwargs={"context_obs": True, "max_episode_steps": 50}, **changes)
+                       env_kwargs={"context_obs": True, "max_episode_steps": 25}, **changes)
 
 
 def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -350,16 +350,16 @@ def test_two_runs_with_subprocess_workers_and_the_same_seed_give_the_same_number
     _assert_same_run(out, small_runs("sac", 2))
 
 
-SMALL_PPO = ["--env", "teachgym/ContextualPendulum-v0", "--env-kwargs", "context_obs=true", "max_episode_steps=50",
+SMALL_PPO = ["--env", "teachgym/ContextualPendulum-v0", "--env-kwargs", "context_obs=true", "max_episode_steps=25",
              "--teacher", "alp-gmm:fit_rate=4+potential_ks=[1,2]", "--algo", "ppo", "--seed", "1", "--eval-envs",
-             "100", "--no-progress", "--algo-kwargs", "n_steps=32", "batch_size=32", "n_epochs=1", "net_arch=[8]"]
+             "100", "--no-progress", "--algo-kwargs", "n_steps=64", "batch_size=32", "n_epochs=1", "net_arch=[8]"]
 
 
 def test_resume_with_a_larger_budget_continues_the_run_at_its_own_rhythm(tmp_path, capsys):
     out, longer = tmp_path / "extended", tmp_path / "longer"
     assert run_train(_args([*SMALL_PPO, "--steps", "128", "--out", str(out)])) == 0  # evaluates every 128 // 20 = 6
     assert run_train(_args([*SMALL_PPO, "--steps", "192", "--out", str(out), "--resume"])) == 0
-    assert pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 32, 64, 96, 128, 160, 192]
+    assert pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 64, 128, 192]
     # the same as a run given the whole budget (and the same intervals) from the start
     assert run_train(_args([*SMALL_PPO, "--steps", "192", "--eval-every", "6", "--checkpoint-every", "12",
                             "--out", str(longer)])) == 0
@@ -379,7 +379,7 @@ def test_a_control_suite_run_killed_mid_episode_resumes_to_the_uninterrupted_cur
 
     run = dict(student="control", variant="ContextualPendulum-v0", env="teachgym/ContextualPendulum-v0",
                teacher="alp-gmm:fit_rate=4+potential_ks=[1,2]", seed=0,
-               env_kwargs={"context_obs": True, "max_episode_steps": 50}, algo="ppo",
+               env_kwargs={"context_obs": True, "max_episode_steps": 25}, algo="ppo",
                algo_kwargs=SMALL_ALGO_KWARGS["ppo"], n_envs=2, steps=192, eval_every=64, device="cpu")
     full = run_curriculum(**run, work_dir=str(tmp_path / "full"))
     evaluate = Trainer._evaluate
