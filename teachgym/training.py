@@ -88,7 +88,8 @@ class TrainConfig:
     """Everything that defines a training run (saved in ``run.json``).
 
     ``eval_every`` / ``checkpoint_every`` default to a twentieth / a tenth of ``steps`` (a resumed
-    run keeps the intervals it was started with unless they are given); ``forget_every`` > 0 makes the forgetting student (fresh networks and buffer every K steps).
+    run keeps the intervals it was started with unless they are given); ``forget_every`` > 0
+    makes the forgetting student (fresh networks and buffer every K steps).
     ``vec``: ``"auto"`` (sub-processes when ``n_envs`` > 1), ``"dummy"`` or ``"subproc"``.
     """
 
