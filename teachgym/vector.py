@@ -62,6 +62,8 @@ class TeacherServer:
     client has hung up (its worker exited or called ``close``) and all its requests are done.
     """
 
+    max_queued = 1000  # updates one worker may queue between two flushes (one per step is the norm)
+
     def __init__(self, teacher: Teacher, record: bool = False, workers: int = 0) -> None:
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ValueError(f"workers: expected an int >= 0, got {workers!r}")
@@ -137,6 +139,9 @@ class TeacherServer:
             score = float(message["score"])
             if not np.isfinite(score):
                 raise ValueError(f"score must be finite, got {score}")
+            if len(self._queued[worker]) >= self.max_queued:
+                raise ValueError(f"worker {worker} has {self.max_queued} updates waiting: the learner "
+                                 "must call flush() after each vector step")
             task = space.task(np.asarray(message["task"], dtype=np.float64))
             self._queued[worker].append((task, score, dict(message.get("extras", {})), list(message["task"])))
             self._seen[client] = number

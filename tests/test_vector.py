@@ -190,6 +190,12 @@ def test_ordered_server_draws_on_demand_without_a_flush_and_round_trips_its_next
                 other.load_next_tasks(saved[:1])
         with pytest.raises(ValueError, match="index in"):
             server.client(2)
+        server.max_queued = 3  # a worker whose learner never flushes cannot grow the queue without bound
+        task = client.sample()
+        for _ in range(3):
+            client.update(task, 0.5)
+        with pytest.raises(ValueError, match="must call flush"):
+            client.update(task, 0.5)
         client.close()
 
 
