@@ -13,9 +13,26 @@ A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % maste
 (every episode's task and score), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
 ``checkpoints/`` (``latest.json`` names the last complete one; each holds ``model.pt`` — state
 dicts and RNG tensors for ``torch.load(weights_only=True)`` — and ``.npz`` files for the
-replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations;
-with one env it also waits for an episode's end, so that a resumed run repeats an uninterrupted
-one exactly (with several envs, the episodes in progress restart with the same task and seed).
+replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations,
+usually in the middle of some episodes.
+
+Exact resume: a resumed run gives the uninterrupted run's numbers (``eval.csv`` and
+``episodes.csv`` identical), for PPO, SAC and TD3 and any number of envs. Each worker keeps the
+seed, task and actions of its episode in progress (:class:`~teachgym.vector.EpisodeCurriculum`),
+so a resumed worker resets with that seed and task and takes the same actions again, which
+brings the env back to the very state it was checkpointed in (the envs here are deterministic
+given their seed, task and actions; one that is not is an error at the replay) — replay rather
+than pickling env internals, which Box2D bodies do not allow, and rather than waiting for all
+envs to end an episode together, which with several envs may never happen. The loop keeps the
+rest: RNG states, PPO's episode-start flags, the counters, and the tasks drawn in advance.
+
+Same seed, same numbers: with sub-process workers the teacher server runs in its ordered mode —
+each worker holds a next task drawn in advance, its updates are queued, and after every vector
+step (:class:`FlushEachStep`) the server applies the step's updates in worker order, then draws
+the next tasks in worker order, so the race of the processes changes nothing. ``--resume`` may
+change ``--steps`` (a larger budget continues the run), ``--device`` and the evaluation and
+checkpoint intervals (those derived from ``--steps`` keep the run's values); any other change is
+refused, naming the setting.
 """
 
 from __future__ import annotations
@@ -23,7 +40,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import inspect
 import json
 import os
 import random
@@ -41,12 +57,13 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 
-from teachgym.io import load_state, save_state, write_json, write_text
+from teachgym.io import atomic_path, load_state, save_state, write_json, write_text
 from teachgym.spaces import TaskSpace, count_tasks
 from teachgym.students.sb3 import (
     PRESETS,
+    check_overrides,
     forget,
     is_off_policy,
     load_replay_state,
@@ -63,14 +80,16 @@ from teachgym.wrappers import env_task_space
 EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution logged at each evaluation
 MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
 EVAL_COLUMNS = ("step", "episodes", "mastered_pct", "mean_return", "wall_s")
+RESUME_MAY_CHANGE = ("steps", "device", "eval_every", "checkpoint_every")  # all other settings shape the run
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved in ``run.json``).
 
-    ``eval_every`` / ``checkpoint_every`` default to a twentieth / a tenth of ``steps``;
-    ``forget_every`` > 0 makes the forgetting student (fresh networks and buffer every K steps).
+    ``eval_every`` / ``checkpoint_every`` default to a twentieth / a tenth of ``steps`` (a resumed
+    run keeps the intervals it was started with unless they are given); ``forget_every`` > 0
+    makes the forgetting student (fresh networks and buffer every K steps).
     ``vec``: ``"auto"`` (sub-processes when ``n_envs`` > 1), ``"dummy"`` or ``"subproc"``.
     """
 
@@ -92,15 +111,24 @@ class TrainConfig:
     mastery_return: float = MASTERY_RETURN
 
     def __post_init__(self) -> None:
+        # The intervals derived from ``steps`` (not a field: run.json holds the values only).
+        self.derived = tuple(k for k in ("eval_every", "checkpoint_every") if getattr(self, k) is None)
         self.eval_every = int(self.eval_every or max(self.steps // 20, 1))
         self.checkpoint_every = int(self.checkpoint_every or max(self.steps // 10, 1))
 
     def identity(self) -> dict[str, Any]:
-        """The fields a resumed run must share (all but ``steps`` and ``device``)."""
+        """The fields a resumed run must share: all but those that change nothing it has done
+        (``steps``, ``device``, ``eval_every``, ``checkpoint_every``: evaluations draw from no
+        generator of the run, and a resumed run continues exactly from any checkpoint)."""
         out = dataclasses.asdict(self)
-        for key in ("steps", "device"):
+        for key in RESUME_MAY_CHANGE:
             out.pop(key)
         return json.loads(json.dumps(out))
+
+    def continuing(self, run: TrainConfig) -> TrainConfig:
+        """This config for continuing ``run``: the intervals not given here are the run's own, so
+        that ``--resume --steps <more>`` keeps evaluating at the run's rhythm."""
+        return dataclasses.replace(self, **{key: getattr(run, key) for key in self.derived})
 
 
 # ----------------------------------------------------------------------------- validation
@@ -126,10 +154,7 @@ def check_config(config: TrainConfig) -> TaskSpace:
     if config.vec not in ("auto", "dummy", "subproc"):
         raise ValueError(f"unknown vec {config.vec!r}; expected 'auto', 'dummy' or 'subproc'")
     resolve_device(config.device)
-    accepted = set(inspect.signature(PRESETS[config.algo].algo.__init__).parameters) - {"self", "policy", "env"}
-    unknown = sorted(set(config.algo_kwargs) - accepted - {"net_arch"})
-    if unknown:
-        raise ValueError(f"bad {config.algo} hyper-parameter: {unknown} not among {sorted(accepted | {'net_arch'})}")
+    check_overrides(config.algo, config.algo_kwargs)
     if config.env not in gym.registry:
         known = sorted(k for k in gym.registry if k.startswith("teachgym/"))
         raise ValueError(f"unknown env id {config.env!r}; teachgym's envs are {known}")
@@ -237,16 +262,32 @@ def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict
 
 
 class LocalLink:
-    """The teacher used in-process (one env or DummyVecEnv), recording updates like the server."""
+    """The teacher used in-process (one env or DummyVecEnv), recording updates like the server.
 
-    def __init__(self, teacher: Teacher) -> None:
+    A DummyVecEnv steps its envs one after the other in index order, so the teacher sees the
+    same stream in every run with the same seed; nothing needs flushing.
+    """
+
+    def __init__(self, teacher: Teacher, n_envs: int = 1) -> None:
         self.teacher = teacher
         self.task_space = teacher.task_space
         self._tasks: list[np.ndarray] = []
         self._scores: list[float] = []
 
-    def client(self) -> LocalLink:
+    def client(self, worker: int) -> LocalLink:
         return self
+
+    def flush(self) -> None:
+        """Apply the updates of the vector step that just ended (a server's canonical order)."""
+
+    def next_tasks(self) -> list[list[float] | None]:
+        """The tasks drawn in advance for the workers' next resets (none here)."""
+        return []
+
+    def load_next_tasks(self, tasks: list[list[float] | None]) -> None:
+        if len(tasks):
+            raise ValueError("the checkpoint holds tasks drawn in advance for sub-process workers; "
+                             "this run has none")
 
     def sample(self) -> Any:
         return self.teacher.sample()
@@ -270,14 +311,26 @@ class LocalLink:
 
 
 class ServerLink(LocalLink):
-    """The teacher behind a :class:`TeacherServer` for sub-process workers."""
+    """The teacher behind a :class:`TeacherServer` for sub-process workers, in its ordered mode:
+    the learner flushes after each vector step, so the race of the workers for the one teacher
+    does not change what it samples."""
 
-    def __init__(self, teacher: Teacher) -> None:
+    def __init__(self, teacher: Teacher, n_envs: int = 1) -> None:
         super().__init__(teacher)
-        self.server = TeacherServer(teacher, record=True)
+        self.server = TeacherServer(teacher, record=True, workers=n_envs,
+                                    max_connections=max(TeacherServer.max_connections, n_envs + 1))
 
-    def client(self) -> Any:
-        return self.server.client()
+    def client(self, worker: int) -> Any:
+        return self.server.client(worker)
+
+    def flush(self) -> None:
+        self.server.flush()
+
+    def next_tasks(self) -> list[list[float] | None]:
+        return self.server.next_tasks()
+
+    def load_next_tasks(self, tasks: list[list[float] | None]) -> None:
+        self.server.load_next_tasks(tasks)
 
     def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
         return self.server.drain_log()
@@ -291,13 +344,17 @@ class ServerLink(LocalLink):
 
 
 class RayLink(LocalLink):
-    """The teacher in a Ray actor; ``self.teacher`` is refreshed from it for statistics."""
+    """The teacher in a Ray actor; ``self.teacher`` is refreshed from it for statistics.
 
-    def __init__(self, teacher: Teacher) -> None:
+    The actor serves the workers in the order their calls arrive: unlike the local server, two
+    runs with the same seed may differ.
+    """
+
+    def __init__(self, teacher: Teacher, n_envs: int = 1) -> None:
         super().__init__(teacher)
         self.remote = ray_teacher(teacher)
 
-    def client(self) -> Any:
+    def client(self, worker: int) -> Any:
         return self.remote
 
     def drain_log(self) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +364,29 @@ class RayLink(LocalLink):
 
     def teacher_state(self) -> dict[str, Any]:
         return self.remote.state_dict()
+
+
+class FlushEachStep(VecEnvWrapper):
+    """Flush the teacher link after every step and around every reset of the wrapped VecEnv.
+
+    The learner alone knows where a vector step ends: here the server applies that step's
+    updates in worker order and draws the workers' next tasks, before the next step starts.
+    """
+
+    def __init__(self, venv: VecEnv, flush: Callable[[], None]) -> None:
+        super().__init__(venv)
+        self._flush = flush
+
+    def reset(self) -> Any:
+        self._flush()  # the first tasks, drawn in worker order (none on resume: they were restored)
+        obs = self.venv.reset()
+        self._flush()
+        return obs
+
+    def step_wait(self) -> Any:
+        out = self.venv.step_wait()
+        self._flush()
+        return out
 
 
 # ----------------------------------------------------------------------------- run folder
@@ -323,41 +403,51 @@ class RunFolder:
         self.episodes_csv = self.root / "episodes.csv"
         self.checkpoints = self.root / "checkpoints"
         self.latest = self.checkpoints / "latest.json"
+        self.saved: TrainConfig | None = None  # the run's own config, once check() has read it
 
-    def start(self, config: TrainConfig, resume: bool, write: bool = True) -> dict[str, Any] | None:
-        """Check the folder; return the last checkpoint's manifest when resuming (None if none yet).
-
-        With ``write``, mark the run as running in ``run.json``; a resumed run with no checkpoint
-        yet loses the tables its killed predecessor wrote, since it starts again from step 0.
-        """
+    def check(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+        """Check the folder without writing; return the last checkpoint's manifest when resuming
+        (None if there is none yet)."""
         if not resume:
+            if self.root.exists() and not self.root.is_dir():
+                raise ValueError(f"--out {self.root} is a file; expected a folder (new or empty)")
             if self.root.exists() and any(self.root.iterdir()):
                 what = "a run" if self.run_json.exists() else "files"
                 raise ValueError(f"{self.root} already holds {what}; pass --resume to continue a run, "
                                  "or choose an empty --out")
-            self.root.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
             return None
         if not self.run_json.exists():
             raise ValueError(f"--resume: {self.root} is not a teachgym run (no run.json)")
         try:
             saved = json.loads(self.run_json.read_text())["config"]
-        except (ValueError, KeyError) as err:
+        except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
-        mine = config.identity()
-        theirs = TrainConfig(**saved).identity()
+        try:
+            self.saved = TrainConfig(**saved)
+        except TypeError as err:
+            raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
+        mine, theirs = config.identity(), self.saved.identity()
         if mine != theirs:
-            diff = {k: (theirs.get(k), mine.get(k)) for k in mine if mine.get(k) != theirs.get(k)}
-            raise ValueError(f"--resume: {self.root} was written by another config (run's, yours): {diff}")
-        if not write:
-            return None
-        write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
+            diff = "; ".join(f"{k} was {theirs.get(k)!r}, now {mine.get(k)!r}"
+                             for k in mine if mine.get(k) != theirs.get(k))
+            raise ValueError(f"--resume: {self.root} was written by another config ({diff}); only "
+                             f"{', '.join(RESUME_MAY_CHANGE)} may change when a run is continued")
         if not self.latest.exists():
+            return None
+        return json.loads(self.latest.read_text())
+
+    def start(self, config: TrainConfig, resume: bool) -> None:
+        """Mark the run as running in ``run.json`` (after :meth:`check` and every other check passed).
+
+        A resumed run with no checkpoint yet loses the tables its killed predecessor wrote, since
+        it starts again from step 0.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
+        if resume and not self.latest.exists():
             for stale in (self.eval_csv, self.teacher_csv, self.episodes_csv):
                 stale.unlink(missing_ok=True)
             shutil.rmtree(self.root / "tb", ignore_errors=True)
-            return None
-        return json.loads(self.latest.read_text())
 
 
 def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -404,16 +494,14 @@ class _Trainer(BaseCallback):
     def __init__(self, run: Trainer) -> None:
         super().__init__()
         self.run = run
-        self.last_dones = np.ones(1, dtype=bool)
 
     def _on_step(self) -> bool:
-        self.last_dones = np.asarray(self.locals.get("dones", self.last_dones))
         self.run.progress_to(self.num_timesteps)
         return True
 
     def _on_rollout_start(self) -> None:
         # Between two iterations: the previous gradient steps are done and nothing is half-collected.
-        self.run.boundary(self.num_timesteps, episode_end=bool(np.all(self.last_dones)))
+        self.run.boundary(self.num_timesteps)
 
 
 class Trainer:
@@ -424,7 +512,10 @@ class Trainer:
         self.config = config
         self.space = check_config(config)
         self.folder = RunFolder(out)
-        self.manifest = self.folder.start(config, resume)
+        self.resume = resume
+        self.manifest = self.folder.check(config, resume)  # nothing is written before the model is built
+        if resume:
+            self.config = config = config.continuing(self.folder.saved)
         self.progress = progress is True
         self.report = progress if callable(progress) else None  # called with the steps done since the last call
         self.reported = 0
@@ -457,7 +548,7 @@ class Trainer:
         env_id, env_kwargs = config.env, dict(config.env_kwargs)
         fns = []
         for i in range(config.n_envs):
-            client = link.client()
+            client = link.client(i)
             worker_seed = int(np.random.SeedSequence([config.seed, i]).generate_state(1)[0])
 
             def make(client: Any = client, worker_seed: int = worker_seed) -> gym.Env:
@@ -467,7 +558,8 @@ class Trainer:
             fns.append(make)
         subproc = config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1)
         if subproc:
-            return SubprocVecEnv(fns, start_method="forkserver" if "forkserver" in _start_methods() else "spawn")
+            env = SubprocVecEnv(fns, start_method="forkserver" if "forkserver" in _start_methods() else "spawn")
+            return FlushEachStep(env, link.flush)
         return DummyVecEnv(fns)
 
     def _open_tensorboard(self, purge_step: int | None) -> None:
@@ -486,7 +578,7 @@ class Trainer:
         resuming = self.manifest is not None
         if resuming:
             self.teacher.load_state_dict(load_state(self._ckpt_dir() / "teacher.npz"))
-        link = link_cls(self.teacher)
+        link = link_cls(self.teacher, config.n_envs)
         self.link = link
         env = self._make_envs(link)
         try:
@@ -495,6 +587,7 @@ class Trainer:
                 preset_size = int(PRESETS[config.algo].kwargs.get("buffer_size", 1_000_000))
                 overrides.setdefault("buffer_size", min(preset_size, config.steps + config.n_envs))
             self.model = make_student(config.algo, env, seed=config.seed, device=config.device, overrides=overrides)
+            self.folder.start(config, self.resume)
             if resuming:
                 self._load_checkpoint(env)
             self._open_tensorboard(self.model.num_timesteps if resuming else None)
@@ -544,12 +637,11 @@ class Trainer:
             self.report(step - self.reported)
             self.reported = step
 
-    def boundary(self, step: int, episode_end: bool) -> None:
+    def boundary(self, step: int) -> None:
         """Between two SB3 iterations: evaluate and checkpoint when due."""
         if step >= self.next_eval:
             self._evaluate(step)
-        exact = self.config.n_envs > 1 or not is_off_policy(self.model) or episode_end
-        if step >= self.next_checkpoint and exact:
+        if step >= self.next_checkpoint:
             self._checkpoint(step)
 
     def _evaluate(self, step: int) -> None:
@@ -619,36 +711,49 @@ class Trainer:
         self._log_episodes()
         if self.folder.latest.exists() and json.loads(self.folder.latest.read_text())["step"] == step:
             return  # resumed at this very step: the checkpoint on disk is this state already
-        while self.next_checkpoint <= step:
-            self.next_checkpoint += self.config.checkpoint_every
-        model = self.model
         name = f"step-{step:012d}"
         folder = self.folder.checkpoints / name
+        try:
+            self._write_checkpoint(step, folder)
+        except BaseException:
+            # A full disk, a read-only folder, an interrupt: the half-written checkpoint goes and
+            # latest.json keeps naming the previous complete one.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        write_json(self.folder.latest, {"step": step, "dir": name})  # the checkpoint now counts
+        while self.next_checkpoint <= step:
+            self.next_checkpoint += self.config.checkpoint_every
+        for other in self.folder.checkpoints.iterdir():
+            if other.is_dir() and other.name != name:
+                shutil.rmtree(other, ignore_errors=True)
+
+    def _write_checkpoint(self, step: int, folder: Path) -> None:
+        """Write every file of the checkpoint at ``step`` into ``folder`` (each one atomically)."""
+        model = self.model
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         torch_rng = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             torch_rng["cuda"] = torch.cuda.get_rng_state_all()
-        tmp = folder / ".model.pt.tmp"
-        torch.save({"model": torch_state(model), "torch_rng": torch_rng}, tmp)
-        os.replace(tmp, folder / "model.pt")
+        with atomic_path(folder / "model.pt") as tmp:  # the temporary file goes on any failure
+            torch.save({"model": torch_state(model), "torch_rng": torch_rng}, tmp)
         save_state(folder / "replay.npz", replay_state(model) or {"empty": True})
         save_state(folder / "teacher.npz", self.link.teacher_state())
         workers = model.get_env().env_method("curriculum_state")
+        next_checkpoint = self.next_checkpoint
+        while next_checkpoint <= step:
+            next_checkpoint += self.config.checkpoint_every
         save_state(folder / "loop.npz", {
             "step": step, "n_updates": int(model._n_updates), "episode_num": int(model._episode_num),
-            "rng": _rng_state(model), "workers": json.dumps(workers),
+            "rng": _rng_state(model), "workers": workers, "next_tasks": json.dumps(self.link.next_tasks()),
+            "episode_starts": np.asarray(model._last_episode_starts, dtype=bool),
             "eval_rows": json.dumps(self.eval_rows), "teacher_rows": json.dumps(self.teacher_rows),
             "episodes_logged": self.episodes_logged, "next_eval": self.next_eval,
-            "next_checkpoint": self.next_checkpoint,
+            "next_checkpoint": next_checkpoint,
             "next_forget": -1 if self.next_forget is None else self.next_forget,
             "wall_s": self._wall(), "period_tasks": self._period_tasks,
         })
-        write_json(self.folder.latest, {"step": step, "dir": name})  # the checkpoint now counts
-        for other in self.folder.checkpoints.iterdir():
-            if other.is_dir() and other.name != name:
-                shutil.rmtree(other, ignore_errors=True)
 
     def _load_checkpoint(self, env: VecEnv) -> None:
         folder = self._ckpt_dir()
@@ -662,9 +767,19 @@ class Trainer:
         model.num_timesteps = int(loop["step"])
         model._n_updates = int(loop["n_updates"])
         model._episode_num = int(loop["episode_num"])
-        model._last_obs = None  # learn() resets the envs: each worker restarts its saved episode
-        for i, state in enumerate(json.loads(loop["workers"])):
+        workers = loop["workers"]
+        if isinstance(workers, str):  # a checkpoint of teachgym < exact resume: its episodes restart
+            workers = json.loads(workers)
+        if len(workers) != self.config.n_envs:
+            raise ValueError(f"{folder}: the checkpoint holds {len(workers)} workers, the run has {self.config.n_envs}")
+        for i, state in enumerate(workers):
             env.env_method("load_curriculum_state", state, indices=[i])
+        if "next_tasks" in loop:
+            self.link.load_next_tasks(json.loads(loop["next_tasks"]))
+        # Each worker resets to its saved episode and takes its actions again; PPO's advantages
+        # need to know which of these observations start an episode (learn() would say all).
+        model._last_obs = model.get_env().reset()
+        model._last_episode_starts = np.asarray(loop.get("episode_starts", np.ones(len(workers))), dtype=bool)
         _load_rng_state(model, loop["rng"])
         torch.set_rng_state(saved["torch_rng"]["cpu"])
         if "cuda" in saved["torch_rng"] and torch.cuda.is_available():
@@ -720,9 +835,10 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
                 status = None
             if status == "complete" and done.eval_csv.exists():
                 check_config(config)
-                done.start(config, resume=True, write=False)  # same checks: another config is an error
-                rows = list(csv.DictReader(open(done.eval_csv)))
-                if int(rows[-1]["step"]) >= config.steps:
+                done.check(config, resume=True)  # another config is an error
+                with open(done.eval_csv, newline="") as fh:
+                    rows = list(csv.DictReader(fh))
+                if rows and int(rows[-1]["step"]) >= config.steps:
                     return {"steps": int(rows[-1]["step"]), "mastered_pct": float(rows[-1]["mastered_pct"]),
                             "episodes": int(rows[-1]["episodes"]), "evaluations": len(rows), "out": str(out),
                             "note": "the run was already complete"}
@@ -798,7 +914,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # bad input; a full or read-only disk
         print(f"teachgym: error: {err}", file=sys.stderr)
         return 2
     print(f"{summary['steps']} steps, {summary['episodes']} episodes: {summary['mastered_pct']:.1f}% of the "

@@ -12,8 +12,9 @@ instead, for workers on other machines (optional extra ``ray``).
 
 :class:`EpisodeCurriculum` is the worker-side wrapper: a task from the teacher (local or remote)
 at each reset, ``(task, score)`` to it at each episode's end, and an explicit seed for each
-episode drawn from its own generator, so that a checkpoint can restart the episode in progress
-exactly (:meth:`EpisodeCurriculum.curriculum_state`).
+episode drawn from its own generator, and the episode's actions kept, so that a checkpoint can
+bring back the episode in progress exactly (:meth:`EpisodeCurriculum.curriculum_state`: reset
+with the same seed and task, then the same actions again).
 """
 
 from __future__ import annotations
@@ -134,6 +135,12 @@ class TeacherServer:
         (the training loop's histograms and statistics).
     max_connections, max_message_bytes, handshake_timeout
         Limits; ``None`` keeps the class default of the same name.
+    workers
+        With ``workers`` = n > 0, the clients made by ``client(i)``, i < n, are served in a
+        canonical order, whatever the timing of their processes: each worker holds a next task
+        drawn in advance, an update is only queued, and :meth:`flush` (the learner calls it after
+        each vector step) applies the queued updates in worker order, then draws the next task
+        of each worker that took its own, in worker order. Same seed, same numbers.
 
     Use as a context manager, or call :meth:`close`; ``close`` hangs up on idle clients and
     waits for the requests in flight (at most ``close_timeout`` seconds), so call it after the
@@ -157,18 +164,26 @@ class TeacherServer:
     handshake_timeout: float = 5.0  # seconds a new connection has to authenticate
     close_timeout: float = 10.0  # seconds close() waits for clients to hang up before cutting them
     socket_prefix: str = "teachgym-link-"
+    max_queued: int = 1000  # updates one worker may queue between two flushes (one per step is the norm)
 
     def __init__(
         self,
         teacher: Teacher,
         record: bool = False,
+        workers: int = 0,
         *,
         max_connections: int | None = None,
         max_message_bytes: int | None = None,
         handshake_timeout: float | None = None,
     ) -> None:
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise ValueError(f"workers: expected an int >= 0, got {workers!r}")
         self.teacher = teacher
         self.record = record
+        self.workers = workers
+        self._next: list[list[float] | None] = [None] * workers  # each worker's task for its next reset
+        self._queued: list[list[tuple[Task, float, dict[str, Any], list]]] = [[] for _ in range(workers)]
+        self.n_unordered = 0  # next tasks drawn on demand because flush() was not called in between
         for name, value, kinds in (
             ("max_connections", max_connections, (int,)),
             ("max_message_bytes", max_message_bytes, (int,)),
@@ -209,9 +224,12 @@ class TeacherServer:
         self._acceptor = threading.Thread(target=self._accept, name="teacher-server", daemon=True)
         self._acceptor.start()
 
-    def client(self) -> TeacherClient:
-        """A new picklable client for one worker."""
-        return TeacherClient(self.address, self._authkey, self.teacher.task_space, self.max_message_bytes)
+    def client(self, worker: int | None = None) -> TeacherClient:
+        """A new picklable client for one worker (``worker``: its index, for the ordered mode)."""
+        if worker is not None and not (isinstance(worker, int) and 0 <= worker < self.workers):
+            raise ValueError(f"worker: expected an index in [0, {self.workers}), got {worker!r}")
+        return TeacherClient(self.address, self._authkey, self.teacher.task_space, self.max_message_bytes,
+                             worker=worker)
 
     @classmethod
     def _socket_folder(cls) -> str:
@@ -237,6 +255,67 @@ class TeacherServer:
             f"no folder for the teacher server's socket: tried {', '.join(tried)}; expected a writable "
             f"folder whose path is at most {MAX_SOCKET_PATH - len(prefix) - 22} characters (set TMPDIR to one)"
         )
+
+    # ------------------------------------------------------------------------- canonical order
+    def flush(self) -> None:
+        """Apply the queued updates, worker 0's first, then draw a next task for each worker that
+        took its own, in worker order (a no-op without ``workers``)."""
+        with self.lock:
+            for queue in self._queued:
+                while queue:
+                    self._apply(*queue.pop(0))
+            for i, task in enumerate(self._next):
+                if task is None:
+                    self._next[i] = _vector(self.teacher.task_space, self.teacher.sample())
+
+    def next_tasks(self) -> list[list[float] | None]:
+        """The task each worker will get at its next reset (drawn already; for checkpoints)."""
+        with self.lock:
+            return [None if t is None else list(t) for t in self._next]
+
+    def load_next_tasks(self, tasks: list[list[float] | None]) -> None:
+        """Put back what :meth:`next_tasks` returned (before the workers reset)."""
+        if len(tasks) != self.workers:
+            raise ValueError(f"expected the next tasks of {self.workers} workers, got {len(tasks)}")
+        space = self.teacher.task_space
+        with self.lock:
+            self._next = [None if t is None else _vector(space, space.task(np.asarray(t, dtype=np.float64)))
+                          for t in tasks]
+
+    def _ordered(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A request of worker ``message["worker"]`` in the ordered mode (the lock is held)."""
+        worker, space = message["worker"], self.teacher.task_space
+        if not isinstance(worker, int) or isinstance(worker, bool) or not 0 <= worker < self.workers:
+            raise ValueError(f"worker: expected an index in [0, {self.workers}), got {worker!r}")
+        if message["op"] == "sample":
+            task, self._next[worker] = self._next[worker], None
+            if task is None:  # flush() was not called since this worker's last reset: no canonical order
+                self.n_unordered += 1
+                task = _vector(space, self.teacher.sample())
+            return {"task": task}
+        if message["op"] == "update":
+            client, number = message["client"], int(message["number"])
+            if number <= self._seen.get(client, -1):
+                self.n_duplicates += 1
+                return {"applied": False}
+            score = float(message["score"])
+            if not np.isfinite(score):
+                raise ValueError(f"score must be finite, got {score}")
+            if len(self._queued[worker]) >= self.max_queued:
+                raise ValueError(f"worker {worker} has {self.max_queued} updates waiting: the learner "
+                                 "must call flush() after each vector step")
+            task = space.task(np.asarray(message["task"], dtype=np.float64))
+            self._queued[worker].append((task, score, dict(message.get("extras", {})), list(message["task"])))
+            self._seen[client] = number
+            return {"applied": False, "queued": True}
+        raise ValueError(f"unknown request {message.get('op')!r}; expected 'sample' or 'update'")
+
+    def _apply(self, task: Task, score: float, extras: dict[str, Any], vector: list) -> None:
+        self.teacher.update(task, score, **extras)
+        self.n_updates += 1
+        if self.record:
+            self._log_tasks.append(vector)
+            self._log_scores.append(score)
 
     # ------------------------------------------------------------------------- serving
     def _accept(self) -> None:
@@ -367,6 +446,8 @@ class TeacherServer:
         if message["op"] == "update":
             client, number, vector, score, extras = _checked_update(space, message)
         with self.lock:
+            if self.workers and message.get("worker") is not None:
+                return self._ordered(message)
             if message["op"] == "sample":
                 return {"task": _vector(space, self.teacher.sample())}
             if number <= self._seen.get(client, -1):
@@ -463,26 +544,29 @@ def _checked_update(space: TaskSpace, message: dict[str, Any]) -> tuple[str, int
 class TeacherClient:
     """A worker's handle on a :class:`TeacherServer`: ``sample()`` and ``update(task, score)``.
 
-    Picklable (address, key, task space and the server's message limit); it connects on first
-    use inside the worker.
+    Picklable (address, key, task space, the server's message limit and worker index); it
+    connects on first use inside the worker. With a ``worker`` index (a server's ordered mode)
+    ``update`` returns once the update is queued; the server applies it at its next ``flush``.
     """
 
     def __init__(self, address: str, authkey: bytes, task_space: TaskSpace,
-                 max_message_bytes: int = TeacherServer.max_message_bytes) -> None:
+                 max_message_bytes: int = TeacherServer.max_message_bytes, worker: int | None = None) -> None:
         self.address = address
         self.authkey = authkey
         self.task_space = task_space
         self.max_message_bytes = max_message_bytes
+        self.worker = worker
         self.client_id = ""
         self._conn: Connection | None = None
         self._number = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {"address": self.address, "authkey": self.authkey, "task_space": self.task_space,
-                "max_message_bytes": self.max_message_bytes}
+                "max_message_bytes": self.max_message_bytes, "worker": self.worker}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["address"], state["authkey"], state["task_space"], state["max_message_bytes"])
+        self.__init__(state["address"], state["authkey"], state["task_space"], state["max_message_bytes"],
+                      state.get("worker"))
 
     def _connect(self) -> Connection:
         if self._conn is None:
@@ -497,6 +581,8 @@ class TeacherClient:
         return self._conn
 
     def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.worker is not None:
+            message = {**message, "worker": self.worker}
         data = json.dumps(message).encode()
         if len(data) > self.max_message_bytes:
             raise ValueError(f"teacher request of {len(data)} bytes; the server takes at most {self.max_message_bytes}")
@@ -558,7 +644,7 @@ class EpisodeCurriculum(EpisodeReporter):
         self.rng = np.random.default_rng(seed)
         self._task: Task | None = None
         self._episode_seed = 0
-        self._rng_before = self.rng.bit_generator.state
+        self._actions: list[np.ndarray] = []  # the actions of the episode in progress, for its replay
         self._replay: dict[str, Any] | None = None
         self._return = 0.0
         self._reported = True
@@ -566,34 +652,59 @@ class EpisodeCurriculum(EpisodeReporter):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         options = dict(options or {})
+        replay = None
         if self._replay is not None:  # restart the episode a checkpoint was taken in
-            state, self._replay = self._replay, None
-            self._task = self.task_space.task(np.asarray(state["task"], dtype=np.float64))
-            self._episode_seed = int(state["episode_seed"])
-            self.rng.bit_generator.state = state["rng"]
+            replay, self._replay = self._replay, None
+            self._task = self.task_space.task(np.asarray(replay["task"], dtype=np.float64))
+            self._episode_seed = int(replay["episode_seed"])
+            self.rng.bit_generator.state = replay["rng"]
         else:
             self._task = self.teacher.sample()
-            self._rng_before = self.rng.bit_generator.state
             self._episode_seed = int(self.rng.integers(2**31 - 1))
         options["task"] = self._task
         obs, info = self.env.reset(seed=self._episode_seed, options=options)
         self._return, self._reported = 0.0, False
+        self._actions = []
+        if replay is not None:
+            obs = self._replay_actions(replay.get("actions", ()), obs)
         info.setdefault("task", self._task)
         return obs, info
+
+    def _replay_actions(self, actions: Any, obs: Any) -> Any:
+        """Take the saved episode's actions again: same seed, task and actions give the same state."""
+        for action in actions:
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+            self._return += float(reward)
+            self._actions.append(np.array(action, copy=True))
+            if terminated or truncated:
+                raise ValueError(
+                    f"the saved episode ended after {len(self._actions)} of its {len(actions)} actions when "
+                    "replayed: the env does not repeat itself given its seed, task and actions")
+        return obs
+
+    def step(self, action: Any):
+        out = super().step(action)
+        self._actions.append(np.array(action, copy=True))  # a copy: SB3 reuses its action buffers
+        return out
 
     def _report(self, score: float, extras: dict[str, Any]) -> None:
         self.teacher.update(self._task, score, **extras)
         self.n_reported += 1
 
     def curriculum_state(self) -> dict[str, Any]:
-        """The episode in progress: its task, its env seed and the generator after drawing it."""
+        """The episode in progress: its task, its env seed, the generator after drawing it and
+        the actions taken so far (an array, one row per step)."""
         if self._task is None:
             return {}
+        actions = (np.stack(self._actions) if self._actions
+                   else np.empty((0, *self.action_space.shape), dtype=self.action_space.dtype))
         return {"task": _vector(self.task_space, self._task), "episode_seed": self._episode_seed,
-                "rng": self.rng.bit_generator.state}
+                "rng": self.rng.bit_generator.state, "actions": actions}
 
     def load_curriculum_state(self, state: dict[str, Any]) -> None:
-        """Make the next ``reset`` restart the episode ``state`` describes, without asking the teacher."""
+        """Make the next ``reset`` bring back the episode ``state`` describes, without asking the
+        teacher: the env is reset with the saved seed and task and the saved actions are taken
+        again, so the episode continues exactly where it was."""
         self._replay = dict(state) if state else None
 
     def close(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import os
 import random
 import signal
@@ -20,6 +22,10 @@ import torch
 from teachgym.io import load_state
 from teachgym.students.sb3 import forget, make_student
 from teachgym.training import TrainConfig, add_train_arguments, parse_kwargs, run_train, train
+
+# Sub-process workers fork from a server that has imported teachgym (and torch) once instead of
+# importing it each (3-4 s a run on a loaded machine); set before any test starts that server.
+multiprocessing.set_forkserver_preload(["teachgym.training"])
 
 # Pendulum with 20-step episodes: 20 episodes in 400 steps, so ALP-GMM (fit_rate=4) fits
 # mixtures from the scores and its samples depend on the student's progress.
@@ -227,3 +233,183 @@ def test_a_progress_callable_is_told_every_step_once(tmp_path):
 def test_kwargs_flags_read_json_and_python_literals():
     parsed = parse_kwargs(["context_obs=False,use_sde=True", "x=None", "lr=3e-4,body=classic_bipedal", "flag=true"])
     assert parsed == {"context_obs": False, "use_sde": True, "x": None, "lr": 3e-4, "body": "classic_bipedal", "flag": True}
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--algo-kwargs", "learning_rate=abc"], "learning_rate='abc': expected float"),
+    (["--algo-kwargs", "batch_size=abc"], "batch_size='abc': expected int"),
+    (["--algo-kwargs", "gamma=NaN"], "gamma=nan: expected float (finite)"),
+    (["--algo-kwargs", "net_arch=[16,0]"], "net_arch=[16, 0]: expected a list of positive layer sizes"),
+    (["--algo-kwargs", "action_noise=0.1"], "action_noise=0.1: expected"),
+    (["--device", "cuda"], "torch sees no CUDA GPU"),
+])
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, change, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --device cuda must not fall back to the CPU
+    out = tmp_path / "run"
+    assert run_train(_args([*TINY, "--out", str(out), *change])) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # no run.json: the corrected command is a fresh run, not a refused one
+
+
+def test_a_failed_checkpoint_write_leaves_no_temporary_file_and_the_previous_checkpoint_counts(tmp_path, monkeypatch,
+                                                                                               capsys):
+    import errno
+
+    saves = []
+    real_save = torch.save
+
+    def save(obj, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 2:  # the second checkpoint hits a full disk half-way through model.pt
+            real_save(obj, path, *args, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    out = tmp_path / "full-disk"
+    assert run_train(_args([*TINY, "--out", str(out)])) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert [p.name for p in out.rglob("*tmp*")] == []
+    assert load_state(out / "checkpoints" / "step-000000000100" / "loop.npz")["step"] == 100
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.json", "step-000000000100"]
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 100
+
+
+# ----------------------------------------------------------------------------- exact resume, several envs
+# Pendulum episodes of 25 steps: the checkpoint at step 64 falls in the middle of every worker's
+# episode, so a resumed run must bring back the episodes in progress, not restart them.
+SMALL_ALGO_KWARGS = {
+    "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1, "net_arch": [8]},
+    "sac": {"learning_starts": 32, "batch_size": 16, "train_freq": 8, "gradient_steps": 2, "net_arch": [8]},
+    "td3": {"learning_starts": 32, "batch_size": 16, "train_freq": 8, "gradient_steps": 2, "net_arch": [8]},
+}
+
+
+def _small(algo: str, n_envs: int, steps: int = 192, **changes) -> TrainConfig:
+    changes.setdefault("vec", "dummy" if algo == "td3" else "auto")
+    return TrainConfig(env="teachgym/ContextualPendulum-v0", teacher="alp-gmm:fit_rate=4+potential_ks=[1,2]",
+                       algo=algo, steps=steps, n_envs=n_envs, seed=1, device="cpu", eval_every=128,
+                       checkpoint_every=64, eval_envs=100, algo_kwargs=SMALL_ALGO_KWARGS[algo],
+                       env_kwargs={"context_obs": True, "max_episode_steps": 25}, **changes)
+
+
+def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_csv(out / "eval.csv").drop(columns="wall_s"), pd.read_csv(out / "episodes.csv")
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    for left, right in zip(_tables(a), _tables(b)):
+        pd.testing.assert_frame_equal(left, right, check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory):
+    """Uninterrupted runs, made on first use and shared by the tests below."""
+    made: dict[tuple[str, int], Path] = {}
+
+    def get(algo: str, n_envs: int) -> Path:
+        if (algo, n_envs) not in made:
+            out = tmp_path_factory.mktemp(f"{algo}{n_envs}") / "run"
+            train(_small(algo, n_envs), out, progress=False)
+            made[algo, n_envs] = out
+        return made[algo, n_envs]
+
+    return get
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("algo, n_envs", [("ppo", 1), ("ppo", 2), ("sac", 1), ("sac", 2), ("td3", 1), ("td3", 2)])
+def test_a_run_interrupted_mid_episode_resumes_to_the_uninterrupted_runs_numbers(small_runs, tmp_path, monkeypatch,
+                                                                              algo, n_envs):
+    """Two envs run in sub-processes (through the ordered teacher server), TD3's in one process."""
+    from teachgym.training import Trainer
+
+    evaluate = Trainer._evaluate
+
+    def crash_at_128(self, step):  # dies after writing step 128's rows, before its checkpoint
+        evaluate(self, step)
+        if step == 128:
+            raise _Crash
+
+    out = tmp_path / "interrupted"
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_evaluate", crash_at_128)
+        with pytest.raises(_Crash):
+            train(_small(algo, n_envs), out, progress=False)
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 64
+    train(_small(algo, n_envs), out, resume=True, progress=False)
+    _assert_same_run(out, small_runs(algo, n_envs))
+
+
+def test_two_runs_with_subprocess_workers_and_the_same_seed_give_the_same_numbers(small_runs, tmp_path):
+    out = tmp_path / "again"
+    train(_small("sac", 2), out, progress=False)
+    _assert_same_run(out, small_runs("sac", 2))
+
+
+SMALL_PPO = ["--env", "teachgym/ContextualPendulum-v0", "--env-kwargs", "context_obs=true", "max_episode_steps=25",
+             "--teacher", "alp-gmm:fit_rate=4+potential_ks=[1,2]", "--algo", "ppo", "--seed", "1", "--eval-envs",
+             "100", "--no-progress", "--algo-kwargs", "n_steps=64", "batch_size=32", "n_epochs=1", "net_arch=[8]"]
+
+
+def test_resume_with_a_larger_budget_continues_the_run_at_its_own_rhythm(tmp_path, capsys):
+    out, longer = tmp_path / "extended", tmp_path / "longer"
+    assert run_train(_args([*SMALL_PPO, "--steps", "128", "--out", str(out)])) == 0  # evaluates every 128 // 20 = 6
+    assert run_train(_args([*SMALL_PPO, "--steps", "192", "--out", str(out), "--resume"])) == 0
+    assert pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 64, 128, 192]
+    # the same as a run given the whole budget (and the same intervals) from the start
+    assert run_train(_args([*SMALL_PPO, "--steps", "192", "--eval-every", "6", "--checkpoint-every", "12",
+                            "--out", str(longer)])) == 0
+    _assert_same_run(out, longer)
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["status"] == "complete" and saved["config"]["steps"] == 192 and saved["config"]["eval_every"] == 6
+    # a change that would alter what is done already is refused, and names the setting
+    capsys.readouterr()
+    assert run_train(_args([*SMALL_PPO, "--steps", "256", "--seed", "2", "--out", str(out), "--resume"])) == 2
+    assert "seed was 1, now 2" in capsys.readouterr().err
+
+
+def test_a_control_suite_run_killed_mid_episode_resumes_to_the_uninterrupted_curve(tmp_path, monkeypatch):
+    """``teachgym bench control`` trains through run_curriculum (PPO, envs stepped in one process)."""
+    from teachgym.benchmarks.train import run_curriculum
+    from teachgym.training import Trainer
+
+    run = dict(student="control", variant="ContextualPendulum-v0", env="teachgym/ContextualPendulum-v0",
+               teacher="alp-gmm:fit_rate=4+potential_ks=[1,2]", seed=0,
+               env_kwargs={"context_obs": True, "max_episode_steps": 25}, algo="ppo",
+               algo_kwargs=SMALL_ALGO_KWARGS["ppo"], n_envs=2, steps=192, eval_every=64, device="cpu")
+    full = run_curriculum(**run, work_dir=str(tmp_path / "full"))
+    evaluate = Trainer._evaluate
+
+    def crash_at_128(self, step):
+        evaluate(self, step)
+        if step == 128:
+            raise _Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_evaluate", crash_at_128)
+        with pytest.raises(_Crash):
+            run_curriculum(**run, work_dir=str(tmp_path / "killed"))
+    resumed = run_curriculum(**run, work_dir=str(tmp_path / "killed"))  # the runner's rerun resumes it
+    assert {k: v for k, v in resumed.items() if k != "wall_s"} == {k: v for k, v in full.items() if k != "wall_s"}
+    assert len(full["step"]) == 4
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "episodes.csv"),
+                                  pd.read_csv(tmp_path / "full" / "episodes.csv"))
+
+
+def test_a_checkpoint_of_the_previous_format_still_resumes(tmp_path):
+    """Checkpoints written before exact resume (workers as JSON, no actions): their episodes restart."""
+    from teachgym.io import save_state
+
+    out = tmp_path / "old"
+    train(_small("ppo", 1, steps=64), out, progress=False)
+    loop_path = out / "checkpoints" / "step-000000000064" / "loop.npz"
+    loop = load_state(loop_path)
+    workers = [{k: v for k, v in w.items() if k != "actions"} for w in loop.pop("workers")]
+    loop.pop("next_tasks"), loop.pop("episode_starts")
+    save_state(loop_path, {**loop, "workers": json.dumps(workers)})
+    summary = train(_small("ppo", 1, steps=128), out, resume=True, progress=False)
+    assert summary["steps"] == 128 and pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 64, 128]

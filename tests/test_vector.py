@@ -458,3 +458,79 @@ def _dead_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
     return process.pid
+
+
+def test_ordered_server_serves_workers_in_index_order_whatever_their_timing():
+    """Three workers end an episode in the same vector step; whichever reaches the server first,
+    the teacher sees worker 0's update first and each worker gets the same next task."""
+    seen = []
+    for arrival in ([0, 1, 2], [2, 0, 1]):
+        teacher = make_teacher("alp-gmm", env_task_space(gym.make(ENV)), seed=0, fit_rate=4, potential_ks=[1, 2])
+        with TeacherServer(teacher, record=True, workers=3) as server:
+            clients = [server.client(i) for i in range(3)]
+            server.flush()  # the workers' first tasks, drawn in worker order
+            first = {i: clients[i].sample() for i in arrival}
+            for i in arrival:
+                clients[i].update(first[i], 0.1 * i)
+            assert teacher.n_updates == 0  # queued until the learner ends the step
+            server.flush()
+            tasks, scores = server.drain_log()
+            then = {i: teacher.task_space.vector(clients[i].sample()).tolist() for i in arrival}
+            seen.append(([teacher.task_space.vector(first[i]).tolist() for i in range(3)], tasks.tolist(),
+                         scores.tolist(), [then[i] for i in range(3)], server.n_unordered))
+            for client in clients:
+                client.close()
+    assert seen[0] == seen[1]
+    assert seen[0][2] == [0.0, 0.1, 0.2] and seen[0][4] == 0
+
+
+def test_ordered_server_draws_on_demand_without_a_flush_and_round_trips_its_next_tasks():
+    teacher = _teacher()
+    with TeacherServer(teacher, workers=2) as server:
+        client = server.client(1)
+        client.sample()  # no flush yet: drawn on demand, counted
+        assert server.n_unordered == 1
+        server.flush()
+        saved = server.next_tasks()
+        assert all(len(t) == 5 for t in saved)
+        state = teacher.state_dict()
+        other_teacher = _teacher(seed=7)
+        other_teacher.load_state_dict(state)
+        with TeacherServer(other_teacher, workers=2) as other:
+            other.load_next_tasks(saved)
+            other.flush()  # nothing to draw: the restored tasks stand
+            assert other.next_tasks() == saved and other_teacher.state_dict()["rng"] == state["rng"]
+            with pytest.raises(ValueError, match="2 workers"):
+                other.load_next_tasks(saved[:1])
+        with pytest.raises(ValueError, match="index in"):
+            server.client(2)
+        server.max_queued = 3  # a worker whose learner never flushes cannot grow the queue without bound
+        task = client.sample()
+        for _ in range(3):
+            client.update(task, 0.5)
+        with pytest.raises(ValueError, match="must call flush"):
+            client.update(task, 0.5)
+        client.close()
+
+
+def test_episode_curriculum_brings_back_an_episode_in_progress_exactly():
+    """A checkpoint mid-episode: the copy resets with the saved seed and task, takes the saved
+    actions again and then goes on exactly like the original (observations, return, score)."""
+    env_id = "teachgym/ContextualPendulum-v0"
+    teacher = make_teacher("random", env_task_space(gym.make(env_id)), seed=0)
+    original = EpisodeCurriculum(gym.make(env_id, max_episode_steps=30), teacher, seed=3)
+    original.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        original.step(rng.uniform(-2, 2, size=1).astype(np.float32))
+    state = original.curriculum_state()
+    assert state["actions"].shape == (12, 1) and state["actions"].dtype == np.float32
+    copy = EpisodeCurriculum(gym.make(env_id, max_episode_steps=30), teacher, seed=99)
+    copy.load_curriculum_state(state)
+    copy.reset()
+    for _ in range(18):  # to the episode's end
+        action = rng.uniform(-2, 2, size=1).astype(np.float32)
+        a, b = original.step(action), copy.step(action)
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1:4] == b[1:4]
+    assert a[4]["teacher_score"] == b[4]["teacher_score"] and a[3]

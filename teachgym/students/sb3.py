@@ -12,6 +12,10 @@ arrays for :func:`teachgym.io.save_state`.
 
 from __future__ import annotations
 
+import inspect
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +54,93 @@ PRESETS: dict[str, Preset] = {
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other names are checked."""
+    """``"auto"`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other names are checked.
+
+    Raises
+    ------
+    ValueError
+        A device name torch does not know, or a CUDA device on a machine where torch sees no
+        GPU: only ``"auto"`` falls back to the CPU (SB3's own ``get_device`` would silently
+        train on the CPU).
+    """
+    if not isinstance(device, str):
+        raise ValueError(f"device: expected a name such as 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "auto":
+        return str(get_device(device))
+    try:
+        wanted = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r} is not usable here: {err}; expected 'auto', 'cpu' or 'cuda[:N]'") from err
+    if wanted.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine; "
+                             "use --device auto (the GPU when there is one, else the CPU) or --device cpu")
+        if wanted.index is not None and wanted.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     try:
         return str(get_device(device))
     except RuntimeError as err:
         raise ValueError(f"device {device!r} is not usable here: {err}") from err
+
+
+# Set by make_student itself, or objects a JSON override cannot express.
+_NOT_OVERRIDABLE = frozenset({"self", "policy", "env", "seed", "device", "verbose", "_init_setup_model"})
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a JSON value ``value`` is an instance of the type hint ``annotation``."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, option) for option in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        options = typing.get_args(annotation)
+        return (isinstance(value, (list, tuple)) and len(value) == len(options)
+                and all(_fits(v, a) for v, a in zip(value, options)))
+    if annotation is dict or origin is dict:
+        return isinstance(value, dict)
+    return False  # callables, classes, noise objects: nothing a JSON value can be
+
+
+def check_overrides(algo: str, overrides: dict[str, Any]) -> None:
+    """Raise ``ValueError`` for an override ``algo``'s SB3 class does not take or a value of the wrong type.
+
+    The expected types are read from the SB3 constructor's type hints (``learning_rate: float |
+    Callable`` takes a number; ``train_freq: int | tuple[int, str]`` an int or ``[4, "step"]``),
+    so every value is checked before any model, env or file is made.
+    """
+    if algo not in PRESETS:
+        raise ValueError(f"unknown algorithm {algo!r}; expected one of {sorted(PRESETS)}")
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{algo} hyper-parameters: expected a dict of name -> value, got {overrides!r}")
+    parameters = inspect.signature(PRESETS[algo].algo.__init__).parameters
+    accepted = sorted((set(parameters) - _NOT_OVERRIDABLE) | {"net_arch"})
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(f"bad {algo} hyper-parameter: {unknown} not among {accepted}")
+    for name, value in overrides.items():
+        if name == "net_arch":
+            if not (isinstance(value, (list, tuple)) and value
+                    and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+                raise ValueError(f"bad {algo} hyper-parameter net_arch={value!r}: expected a list of "
+                                 "positive layer sizes, e.g. [256, 256]")
+            continue
+        hint = parameters[name].annotation
+        if not _fits(value, hint):
+            expected = getattr(hint, "__name__", None) or str(hint).replace("collections.abc.", "")
+            raise ValueError(f"bad {algo} hyper-parameter {name}={value!r}: expected {expected}"
+                             f"{' (finite)' if 'float' in str(hint) else ''}")
 
 
 def make_student(algo: str, env: VecEnv, seed: int | None = None, device: str = "auto",
@@ -75,8 +161,7 @@ def make_student(algo: str, env: VecEnv, seed: int | None = None, device: str = 
         Keyword arguments replacing the preset's (e.g. ``{"learning_starts": 100}``); ``net_arch``
         is accepted as a list of layer sizes.
     """
-    if algo not in PRESETS:
-        raise ValueError(f"unknown algorithm {algo!r}; expected one of {sorted(PRESETS)}")
+    check_overrides(algo, dict(overrides or {}))
     preset = PRESETS[algo]
     kwargs = dict(preset.kwargs)
     kwargs.update(overrides or {})
@@ -87,7 +172,7 @@ def make_student(algo: str, env: VecEnv, seed: int | None = None, device: str = 
     try:
         return preset.algo("MlpPolicy", env, policy_kwargs={"net_arch": net_arch}, seed=seed,
                            device=resolve_device(device), verbose=verbose, **kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError, AssertionError) as err:  # SB3's own checks of values (assert batch_size > 1)
         raise ValueError(f"bad {algo} hyper-parameter: {err}") from err
 
 
