@@ -15,6 +15,7 @@ STUMPS, HEXAGONS = "teachgym/StumpTracks-v0", "teachgym/HexagonTracks-v0"
 SIZES = {
     "small_bipedal": (24, 4),
     "classic_bipedal": (24, 4),
+    "old_classic_bipedal": (24, 4),
     "big_quadru": (34, 8),
     "spider": (42, 12),
     "millipede": (54, 16),
@@ -142,8 +143,18 @@ def test_stumps_follow_the_task_height_and_spacing():
             assert abs(tops.mean() - height) < 0.05 and 0.05 < tops.std() < 0.15
         assert tops.min() >= 0.05 - 1e-9
     assert len(stumps) > 150  # dense: a stump every 0.48 m over 84 m
-    chain = np.array(env._terrain.fixtures[0].shape.vertices)  # the one fixture Box2D collides with
-    assert np.allclose(chain, env._drawing["ground"], atol=1e-5) and len(chain) == 4 * len(stumps) + 2
+    # What Box2D collides with: one static body per stump, then one per ground edge (TeachMyAgent's
+    # construction), each with one fixture of friction 2.5 in the terrain's category.
+    bodies = env._terrain
+    assert len(bodies) == len(stumps) + len(env.level()["ground"]) - 1
+    for body in bodies:
+        (fixture,) = body.fixtures
+        assert body.type == 0 and fixture.friction == 2.5  # static
+        assert fixture.filterData.categoryBits == 0x1 and fixture.filterData.maskBits == 0xFFFF
+    assert all(type(b.fixtures[0].shape).__name__ == "b2PolygonShape" for b in bodies[: len(stumps)])
+    assert all(type(b.fixtures[0].shape).__name__ == "b2EdgeShape" for b in bodies[len(stumps):])
+    boxes = np.array([b.fixtures[0].shape.vertices for b in bodies[: len(stumps)]])
+    assert np.allclose(np.sort(boxes[:, :, 0], axis=1), np.sort(stumps[:, :, 0], axis=1), atol=1e-5)
 
 
 def test_hexagon_parameters_push_the_hexagon_vertices():
