@@ -206,7 +206,7 @@ BODIES: MappingProxyType[str, BodySpec] = MappingProxyType(
             "spider", (_SQUARE,),
             tuple(_spider_leg(side, c) for side, c in ((1, _FAR), (-1, _FAR), (1, _NEAR), (-1, _NEAR))),
             motors_torque=100, torque_penalty=0.00035 / 2, trunk_colour=(127, 51, 102),
-            start_height=20 + 4,  # LEG_H + LEG_DOWN: the splayed feet start under the ground
+            start_height=20 + 4,  # LEG_H + LEG_DOWN: the splayed feet start 2.6 px above the ground
         ),
         # Four squares side by side, their centres at -40, -20, 0 and +20 px (TeachMyAgent shifts
         # the first by half the body's width); the rightmost is the head. No piece is critical:

@@ -38,6 +38,7 @@ DATA_DIR = Path(__file__).parent / "data"
 MAX_LEVEL_POINTS = 10_000  # ground points, and obstacles
 MAX_LEVEL_COORD = 1_000.0  # metres, |x| and |y|
 MAX_POLYGON_VERTICES = 8  # Box2D's b2_maxPolygonVertices
+MIN_POLYGON_AREA = 1.2e-7  # m^2; Box2D's b2_epsilon
 LEVEL_KEYS = ("task", "ground", "obstacles", "push")
 MAX_TEST_SET_BYTES = 10_000_000
 MAX_TEST_SET_ROWS = 100_000
@@ -338,9 +339,15 @@ class WalkerTrackEnv(Box2DTrackEnv):
         probe = polygonShape(box=(1.0, 1.0))
         for i, poly in enumerate(polygons):
             try:
-                probe.vertices = poly.tolist()  # Box2D refuses degenerate or tiny polygons
+                probe.vertices = poly.tolist()  # Box2D keeps the convex hull; no hull: AssertionError
+                hull = np.array(probe.vertices)
             except AssertionError:
-                raise ValueError(f"level['obstacles'][{i}] is degenerate: its convex hull has no area") from None
+                hull = np.zeros((3, 2))
+            # Box2D asserts area > b2_epsilon when it computes the centroid; pybox2d does not check.
+            area = 0.5 * abs(np.dot(hull[:, 0], np.roll(hull[:, 1], 1)) - np.dot(hull[:, 1], np.roll(hull[:, 0], 1)))
+            if not area > MIN_POLYGON_AREA:
+                raise ValueError(f"level['obstacles'][{i}] is degenerate: its convex hull's area is not above "
+                                 f"{MIN_POLYGON_AREA} m^2")
         push = level["push"]
         if isinstance(push, bool) or not isinstance(push, (int, float, np.floating, np.integer)) \
                 or not abs(float(push)) <= INITIAL_PUSH:
