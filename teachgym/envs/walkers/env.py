@@ -356,23 +356,34 @@ class WalkerTrackEnv(Box2DTrackEnv):
 
     def _create_terrain(self, world: Box2D.b2World, level: dict) -> tuple:
         """TeachMyAgent's construction: one static body per obstacle (in the level's order), then
-        one per ground edge; returns the bodies. Each fixtureDef is reshaped in place."""
+        one per ground edge; returns the bodies. Each fixtureDef is reshaped in place.
+
+        A dense Stump Tracks has ~530 bodies, so this calls pybox2d's SWIG methods directly: its
+        Python wrappers (keyword handling, per-vertex type checks) cost 3x the Box2D work. The
+        calls are the ones the wrappers make, so the shapes are the same to the bit (the replay
+        test checks it).
+        """
         bodies = []
         body_def = Box2D.b2BodyDef()  # static, at the origin: the shapes are in world coordinates
-        create_body = world.CreateBody
+        create_body = world._b2World__CreateBody
         polygon, edge = self._fixture_defs
         shape = self._terrain_shapes[0]
+        set_vertex, finish = shape.set_vertex, shape._b2PolygonShape__set_vertices_internal
         for poly in level["obstacles"]:
-            shape.vertices = poly.tolist()
+            vertices = poly.tolist()
+            for i, (x, y) in enumerate(vertices):  # what polygonShape.vertices = ... does
+                set_vertex(i, x, y)
+            shape.vertexCount = len(vertices)
+            finish()  # Box2D's b2PolygonShape::Set: convex hull, normals, centroid
             body = create_body(body_def)
-            body.CreateFixture(polygon)
+            body._b2Body__CreateFixture(polygon)
             bodies.append(body)
-        shape = self._terrain_shapes[1]
+        shape = self._terrain_shapes[1]  # two-sided edges, no neighbour vertices (as TeachMyAgent's)
         ground = level["ground"].tolist()
         for a, b in zip(ground, ground[1:]):
-            shape.vertices = (a, b)
+            shape.vertex1, shape.vertex2 = a, b
             body = create_body(body_def)
-            body.CreateFixture(edge)
+            body._b2Body__CreateFixture(edge)
             bodies.append(body)
         return tuple(bodies)
 
