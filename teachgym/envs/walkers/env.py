@@ -47,6 +47,19 @@ _LIDAR_DX = tuple(math.sin(1.5 * i / N_LIDAR) * LIDAR_RANGE for i in range(N_LID
 _LIDAR_DY = tuple(-math.cos(1.5 * i / N_LIDAR) * LIDAR_RANGE for i in range(N_LIDAR))
 
 
+def convex_hull(probe: polygonShape, points: np.ndarray) -> np.ndarray | None:
+    """The polygon Box2D makes of ``points`` (its convex hull, float32 vertices), or ``None`` when
+    that hull has no area above :data:`MIN_POLYGON_AREA` (``probe`` is a scratch shape)."""
+    try:
+        probe.vertices = points.tolist()  # no hull (collinear points): AssertionError
+    except AssertionError:
+        return None
+    hull = np.array(probe.vertices)
+    # Box2D asserts area > b2_epsilon when it computes the centroid; pybox2d does not check.
+    area = 0.5 * abs(np.dot(hull[:, 0], np.roll(hull[:, 1], 1)) - np.dot(hull[:, 1], np.roll(hull[:, 0], 1)))
+    return hull if area > MIN_POLYGON_AREA else None
+
+
 def _points(value: Any, name: str, low: int, high: int) -> np.ndarray:
     """``value`` as a finite ``(n, 2)`` float64 array, ``low <= n <= high``, inside the level bounds."""
     try:
@@ -67,7 +80,10 @@ class _Contacts(Box2D.b2ContactListener):
     """Counts terrain contacts of the watched parts (feet and critical pieces) of one walker.
 
     Body fixtures carry their part index as ``userData``; terrain fixtures carry ``None``.
-    A count, not a flag: a foot can touch two edges of the terrain chain at once.
+    A count, not a flag: a foot can touch two terrain bodies at once (a stump and the ground edge
+    under it, two edges at a vertex). TeachMyAgent keeps a flag set by the last begin or end
+    event, so its observation reads 0 while a foot still stands on the second body; here it
+    reads 1 (the replay test maps one to the other).
     """
 
     def __init__(self, watched: tuple[bool, ...], critical: tuple[bool, ...]) -> None:
@@ -165,7 +181,9 @@ class WalkerTrackEnv(Box2DTrackEnv):
     a reset without one plays the default task (``task=`` of the constructor, else
     :attr:`default_task`), as the contextual control envs do. ``reset(options={"level": L})``
     plays the exact terrain and start push ``L`` (a dict as :meth:`level` returns: the level of
-    an earlier episode, for level-replay teachers, or one built by hand) instead of drawing one.
+    an earlier episode, for level-replay teachers, or one built by hand) instead of drawing one;
+    its ``"task"``, when given, is the task in force (``info["task"]``), else ``options["task"]``
+    or the default. Levels from outside are checked (``ValueError`` saying what was expected).
     The terrain is built as TeachMyAgent builds it: one static Box2D body per obstacle, then one
     per ground edge (``edgeShape``, no chain), friction 2.5. Observation: head angle, angular velocity, x and y velocity; per
     motor its angle and speed (and the contact of the segment it drives, for feet); then 10 lidar
@@ -338,14 +356,7 @@ class WalkerTrackEnv(Box2DTrackEnv):
         polygons = [_points(p, f"level['obstacles'][{i}]", 3, MAX_POLYGON_VERTICES) for i, p in enumerate(obstacles)]
         probe = polygonShape(box=(1.0, 1.0))
         for i, poly in enumerate(polygons):
-            try:
-                probe.vertices = poly.tolist()  # Box2D keeps the convex hull; no hull: AssertionError
-                hull = np.array(probe.vertices)
-            except AssertionError:
-                hull = np.zeros((3, 2))
-            # Box2D asserts area > b2_epsilon when it computes the centroid; pybox2d does not check.
-            area = 0.5 * abs(np.dot(hull[:, 0], np.roll(hull[:, 1], 1)) - np.dot(hull[:, 1], np.roll(hull[:, 0], 1)))
-            if not area > MIN_POLYGON_AREA:
+            if convex_hull(probe, poly) is None:
                 raise ValueError(f"level['obstacles'][{i}] is degenerate: its convex hull's area is not above "
                                  f"{MIN_POLYGON_AREA} m^2")
         push = level["push"]

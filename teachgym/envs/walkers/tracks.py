@@ -21,6 +21,7 @@ from teachgym.envs.walkers.env import (
     TERRAIN_LENGTH,
     TERRAIN_STEP,
     WalkerTrackEnv,
+    convex_hull,
 )
 
 _TERRAIN_END_X = TERRAIN_LENGTH * TERRAIN_STEP
@@ -158,13 +159,7 @@ class HexagonTracksEnv(WalkerTrackEnv):
         polygons[:, :, 1] += TERRAIN_HEIGHT
         ground = np.array([(0.0, TERRAIN_HEIGHT), (_TERRAIN_END_X + 1.0, TERRAIN_HEIGHT)])
         # Box2D keeps each hexagon's convex hull; the level holds that hull, and drops a hexagon
-        # whose points are collinear (no hull).
+        # whose hull has no area (a level the env makes is one it accepts back).
         probe = polygonShape(box=(1.0, 1.0))
-        kept = []
-        for poly in polygons:
-            try:
-                probe.vertices = poly.tolist()
-            except AssertionError:
-                continue
-            kept.append(np.array(probe.vertices))
-        return {"ground": ground, "obstacles": kept}
+        hulls = (convex_hull(probe, poly) for poly in polygons)
+        return {"ground": ground, "obstacles": [hull for hull in hulls if hull is not None]}
