@@ -386,11 +386,13 @@ def test_a_levels_terrain_is_what_box2d_collides_with_and_replays_through_json(e
 
 def test_a_hand_made_level_is_played_as_given():
     env = gym.make(STUMPS).unwrapped
-    obs, info = env.reset(options={"level": {"ground": FLAT, "obstacles": [BOX], "push": 0.0}})
+    obs_at_reset, info = env.reset(options={"level": {"ground": FLAT, "obstacles": [BOX], "push": 0.0}})
     assert np.array_equal(info["task"], env.default_task)  # a level without a task plays the default one
     assert len(env._terrain) == 2 and np.allclose(env.obstacles[0], BOX)
     obs, *_ = env.step(np.zeros(4))
     assert obs[-1] < 1.0  # the farthest lidar ray sees the box 3.5 m ahead
+    as_arrays = {"ground": np.array(FLAT), "obstacles": np.array([BOX]), "push": np.float32(0.0)}
+    assert np.array_equal(env.reset(options={"level": as_arrays})[0], obs_at_reset)
     env.reset(options={"level": {"ground": FLAT, "obstacles": [], "push": 0.0}, "task": [3.0, 0.5]})
     assert np.array_equal(env.task, [3.0, 0.5]) and env.obstacles == []
     assert env.step(np.zeros(4))[0][-1] == 1.0

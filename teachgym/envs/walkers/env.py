@@ -351,6 +351,8 @@ class WalkerTrackEnv(Box2DTrackEnv):
                              f"('task' optional)")
         ground = _points(level["ground"], "level['ground']", 2, MAX_LEVEL_POINTS)
         obstacles = level["obstacles"]
+        if isinstance(obstacles, np.ndarray) and obstacles.ndim == 3:  # polygons of one size
+            obstacles = list(obstacles)
         if not isinstance(obstacles, (list, tuple)) or len(obstacles) > MAX_LEVEL_POINTS:
             raise ValueError(f"level['obstacles'] must be a list of at most {MAX_LEVEL_POINTS} polygons")
         polygons = [_points(p, f"level['obstacles'][{i}]", 3, MAX_POLYGON_VERTICES) for i, p in enumerate(obstacles)]
