@@ -319,6 +319,11 @@ def test_teachmyagents_stump_test_set_loads_from_the_users_copy_and_ours_stays_t
     configured = gym.make(STUMPS, test_set=TMA_STUMPS).unwrapped
     assert np.array_equal(configured.test_set(), expected)
     assert np.array_equal(configured.test_set("teachgym"), ours)
+    # ... as `teachgym train --env-kwargs body=classic_bipedal,test_set=PATH` passes it.
+    from teachgym.training import parse_kwargs  # imports SB3: only this test pays for it
+
+    kwargs = parse_kwargs([f"body=classic_bipedal,test_set={TMA_STUMPS}"])
+    assert np.array_equal(gym.make(STUMPS, **kwargs).unwrapped.test_set(), expected)
 
 
 @pytest.mark.parametrize("content,words", [
