@@ -184,7 +184,9 @@ BODIES: MappingProxyType[str, BodySpec] = MappingProxyType(
         ),
         # BipedalWalker-v2 as teachDeepRL has it (TeachMyAgent's OldClassicBipedalBody, the body
         # of its Stump Tracks experiments): hips 8 px below the hull's centre but legs placed as
-        # if 8 px above it, turned by -+0.05 rad, joints by local anchors, started 2 legs up.
+        # if 8 px above it, turned by -+0.05 rad, joints by local anchors, started 2 legs up as
+        # TeachMyAgent's Stump Tracks starts it (its AGENT_CENTER_HEIGHT, which TeachMyAgent's
+        # Parkour uses instead, is 2 * 34 - 8 + 15 = 75 px).
         "old_classic_bipedal": BodySpec(
             "old_classic_bipedal", (_BIPED_HULL,),
             tuple(
