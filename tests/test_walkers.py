@@ -1,6 +1,7 @@
 """Box2D walkers: every body builds from its description, tasks shape the tracks, runs repeat."""
 
 import json
+import math
 from pathlib import Path
 
 import gymnasium as gym
@@ -444,3 +445,35 @@ def test_bad_levels_raise_value_errors_that_say_what_was_expected_and_leave_the_
     assert np.array_equal(obs, gym.make(STUMPS).reset(seed=0)[0])
     with pytest.raises(gym.error.ResetNeeded):
         gym.make(STUMPS).unwrapped.level()
+
+
+def _tma_spider_parts():
+    """(x, y, angle) of each part of TeachMyAgent's SpiderBody, relative to its origin (metres)."""
+    length, down, half = 20 / 30, 4 / 30, 10 / 30
+    parts = [(0.0, 0.0, 0.0)]
+    for i in (+1, -1, +1, -1):
+        x, y = -i * half, -down
+        for f in (0.25, 0.7, 0.9):
+            angle = f * math.pi * i  # each segment points up from its joint, along its own +y
+            x, y = x - math.sin(angle) * length / 2, y + math.cos(angle) * length / 2
+            parts.append((x, y, angle))
+            x, y = x - math.sin(angle) * length / 2, y + math.cos(angle) * length / 2
+    return parts
+
+
+def _tma_wheel_parts():
+    """(x, y, angle) of each part of TeachMyAgent's WheelBody, relative to its origin (metres)."""
+    length, half = 10 / 30, 10 / 30
+    parts = [(0.0, 0.0, 0.0)]
+    for jx, jy, angle in ((0, -1, 0.0), (0, 1, 0.0), (-1, 0, math.pi / 2), (1, 0, math.pi / 2)):
+        x, y = jx * (length / 2 + half), jy * (length / 2 + half)
+        parts += [(x, y, angle), (x + jx * length, y + jy * length, angle)]
+    return parts
+
+
+@pytest.mark.parametrize("body,expected", [("spider", _tma_spider_parts()), ("wheel", _tma_wheel_parts())])
+def test_spider_and_wheel_parts_start_where_and_as_teachmyagent_turns_them(body, expected):
+    """Same boxes, same places, and the same body angles: a box turned by pi is the same box, but
+    Box2D then rounds differently and the runs drift apart (they agree step for step now)."""
+    parts = Blueprint(BODIES[body]).parts
+    assert [(p.x, p.y, p.angle) for p in parts] == [pytest.approx(e, abs=1e-12) for e in expected]

@@ -33,8 +33,9 @@ class Segment:
     length, width
         Size in pixels.
     direction
-        Initial direction from the joint to the segment's tip (radians; 0 = straight down,
-        positive = counter-clockwise, i.e. the tip swings forward).
+        Initial angle of the segment (radians, counter-clockwise): its tip hangs straight down
+        from the joint at 0 and swings forward as the angle grows (or, ``flipped``, points
+        straight up at 0).
     limits
         Joint limits (radians) relative to the initial pose.
     speed
@@ -46,6 +47,10 @@ class Segment:
     tilt
         Added to the segment's initial angle without moving it (radians): BipedalWalker-v2's legs
         start turned by +-0.05 about their own centre, and the joints pull them into place.
+    flipped
+        The tip lies along the segment's local +y instead of -y. The box is the same either way,
+        but Box2D then holds the angle TeachMyAgent gives that body (its spider's legs, its
+        wheel's upper and rear legs), and rounds the same way.
     """
 
     length: float
@@ -56,6 +61,7 @@ class Segment:
     angle_offset: float = 0.0
     foot: bool = False
     tilt: float = 0.0
+    flipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,13 +142,14 @@ class BodySpec:
 
 
 # ---------------------------------------------------------------------------- body helpers
-def _leg(anchor, thigh, shin, width, piece=0, direction=0.0, colour=(153, 76, 127)) -> Limb:
+def _leg(anchor, thigh, shin, width, piece=0, direction=0.0, colour=(153, 76, 127), flipped=False) -> Limb:
     """A BipedalWalker leg: hip in [-0.8, 1.1], knee in [-1.6, -0.1], the shin 0.8 as wide."""
     return Limb(
         anchor,
         (
-            Segment(thigh, width, direction, (-0.8, 1.1), SPEED_HIP),
-            Segment(shin, 0.8 * width, direction, (-1.6, -0.1), SPEED_KNEE, angle_offset=1.0, foot=True),
+            Segment(thigh, width, direction, (-0.8, 1.1), SPEED_HIP, flipped=flipped),
+            Segment(shin, 0.8 * width, direction, (-1.6, -0.1), SPEED_KNEE, angle_offset=1.0, foot=True,
+                    flipped=flipped),
         ),
         piece,
         colour,
@@ -151,14 +158,14 @@ def _leg(anchor, thigh, shin, width, piece=0, direction=0.0, colour=(153, 76, 12
 
 def _spider_leg(side: int, colour) -> Limb:
     """Three segments splayed to one side (side=+1: rear); TeachMyAgent's spider leg."""
-    # TeachMyAgent's angles (0.25, 0.7, 0.9) * pi * side point up from the joint; ours point down.
-    up, mid, low = (math.pi + f * math.pi * side for f in (0.25, 0.7, 0.9))
+    # TeachMyAgent's angles (0.25, 0.7, 0.9) * pi * side, each segment pointing up from its joint.
+    up, mid, low = (f * math.pi * side for f in (0.25, 0.7, 0.9))
     return Limb(
         (-side * 10.0, -4.0),
         (
-            Segment(20.0, 6.0, up, (-0.1 * math.pi, 0.1 * math.pi), SPEED_HIP),
-            Segment(20.0, 6.0, mid, (-0.15 * math.pi, 0.15 * math.pi), SPEED_HIP),
-            Segment(20.0, 4.8, low, (-0.2 * math.pi, 0.2 * math.pi), SPEED_KNEE, foot=True),
+            Segment(20.0, 6.0, up, (-0.1 * math.pi, 0.1 * math.pi), SPEED_HIP, flipped=True),
+            Segment(20.0, 6.0, mid, (-0.15 * math.pi, 0.15 * math.pi), SPEED_HIP, flipped=True),
+            Segment(20.0, 4.8, low, (-0.2 * math.pi, 0.2 * math.pi), SPEED_KNEE, foot=True, flipped=True),
         ),
         colour=colour,
     )
@@ -223,11 +230,12 @@ BODIES: MappingProxyType[str, BodySpec] = MappingProxyType(
         ),
         "wheel": BodySpec(
             "wheel", (_SQUARE,),
-            # Four legs out of the middle of each side: down, up, back, forward.
+            # Four legs out of the middle of each side: down, up, back, forward (TeachMyAgent's
+            # angles 0, 0, pi/2, pi/2; the up and back legs point along their bodies' +y).
             tuple(
-                _leg(anchor, 10, 10, 4, direction=d, colour=_NEAR)
-                for anchor, d in (((0, -10), 0.0), ((0, 10), math.pi),
-                                  ((-10, 0), -math.pi / 2), ((10, 0), math.pi / 2))
+                _leg(anchor, 10, 10, 4, direction=d, colour=_NEAR, flipped=f)
+                for anchor, d, f in (((0, -10), 0.0, False), ((0, 10), 0.0, True),
+                                     ((-10, 0), math.pi / 2, True), ((10, 0), math.pi / 2, False))
             ),
             motors_torque=500, torque_penalty=0.00035 / 2, angle_penalty=False,
             trunk_colour=(127, 51, 102), start_height=20 / 2 + 2 * 10,
@@ -316,6 +324,8 @@ class Blueprint:
             for seg in limb.segments:
                 length, width = seg.length / SCALE, seg.width / SCALE
                 dx, dy = math.sin(seg.direction), -math.cos(seg.direction)
+                if seg.flipped:
+                    dx, dy = -dx, -dy
                 shapes.append(polygonShape(box=(width / 2, length / 2)))
                 fd = fixtureDef(
                     shape=shapes[-1], density=spec.leg_density, restitution=0.0,
@@ -324,13 +334,14 @@ class Blueprint:
                 parts.append(_Part(jx + dx * length / 2 + off_x, jy + dy * length / 2 + off_y,
                                    seg.direction + seg.tilt, (fd,), limb.colour))
                 index = len(parts) - 1
-                local = (local_a, (0.0, length / 2)) if spec.local_anchors else None
+                top = -(length / 2) if seg.flipped else length / 2  # the joint's end, in the segment's frame
+                local = (local_a, (0.0, top)) if spec.local_anchors else None
                 joints.append(_Joint(parent, index, jx, jy, seg.limits, motor=True, speed=seg.speed,
                                      angle_offset=seg.angle_offset, foot=index if seg.foot else -1,
                                      local=local))
                 creation[limb.piece] += [("body", index), ("joint", len(joints) - 1)]
                 parent, jx, jy = index, jx + dx * length, jy + dy * length
-                local_a = (0.0, -(length / 2))
+                local_a = (0.0, -top)
         for i, steps in enumerate(creation):
             if i in spine:
                 steps.append(("joint", spine[i]))
