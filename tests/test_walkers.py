@@ -438,9 +438,10 @@ def _level(**change):
 ])
 def test_bad_levels_raise_value_errors_that_say_what_was_expected_and_leave_the_env_usable(level, words):
     env = gym.make(STUMPS)
-    env.reset(seed=0)
+    env.reset(seed=0, options={"task": [1.0, 2.0]})
     with pytest.raises(ValueError, match=words):
-        env.reset(options={"level": level})
+        env.reset(options={"level": level, "task": [2.0, 1.0]})
+    assert np.array_equal(env.unwrapped.task, [1.0, 2.0])  # the episode in force is untouched
     obs, _ = env.reset(seed=0)  # still works, and as before
     assert np.array_equal(obs, gym.make(STUMPS).reset(seed=0)[0])
     with pytest.raises(gym.error.ResetNeeded):

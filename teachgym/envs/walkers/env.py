@@ -404,13 +404,14 @@ class WalkerTrackEnv(Box2DTrackEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         has_task = options is not None and options.get("task") is not None
-        self._task = self._checked_task(options["task"]) if has_task else self._default
+        task = self._checked_task(options["task"]) if has_task else self._default
         rng = self.np_random
         given = options.get("level") if options is not None else None
-        if given is not None:
+        if given is not None:  # checked before anything changes: a bad level leaves the env as it was
             level = self._checked_level(given)
             if given.get("task") is not None:
-                self._task = self._checked_task(given["task"])
+                task = self._checked_task(given["task"])
+        self._task = task
         if self._world is not None:
             self._world.contactListener = None  # the old world must not call a dead listener
         # A fresh world per episode: Box2D's internal order (proxies, contacts) then depends on
