@@ -1,5 +1,9 @@
 """Box2D walkers: every body builds from its description, tasks shape the tracks, runs repeat."""
 
+import json
+import math
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -7,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import teachgym  # noqa: F401  (registers the envs)
 from teachgym.envs.walkers import BODIES
+from teachgym.envs.walkers.bodies import Blueprint
 from teachgym.envs.walkers.env import SUCCESS_RETURN, TERRAIN_HEIGHT, TERRAIN_STEP
 
 STUMPS, HEXAGONS = "teachgym/StumpTracks-v0", "teachgym/HexagonTracks-v0"
@@ -15,6 +20,7 @@ STUMPS, HEXAGONS = "teachgym/StumpTracks-v0", "teachgym/HexagonTracks-v0"
 SIZES = {
     "small_bipedal": (24, 4),
     "classic_bipedal": (24, 4),
+    "old_classic_bipedal": (24, 4),
     "big_quadru": (34, 8),
     "spider": (42, 12),
     "millipede": (54, 16),
@@ -142,8 +148,18 @@ def test_stumps_follow_the_task_height_and_spacing():
             assert abs(tops.mean() - height) < 0.05 and 0.05 < tops.std() < 0.15
         assert tops.min() >= 0.05 - 1e-9
     assert len(stumps) > 150  # dense: a stump every 0.48 m over 84 m
-    chain = np.array(env._terrain.fixtures[0].shape.vertices)  # the one fixture Box2D collides with
-    assert np.allclose(chain, env._drawing["ground"], atol=1e-5) and len(chain) == 4 * len(stumps) + 2
+    # What Box2D collides with: one static body per stump, then one per ground edge (TeachMyAgent's
+    # construction), each with one fixture of friction 2.5 in the terrain's category.
+    bodies = env._terrain
+    assert len(bodies) == len(stumps) + len(env.level()["ground"]) - 1
+    for body in bodies:
+        (fixture,) = body.fixtures
+        assert body.type == 0 and fixture.friction == 2.5  # static
+        assert fixture.filterData.categoryBits == 0x1 and fixture.filterData.maskBits == 0xFFFF
+    assert all(type(b.fixtures[0].shape).__name__ == "b2PolygonShape" for b in bodies[: len(stumps)])
+    assert all(type(b.fixtures[0].shape).__name__ == "b2EdgeShape" for b in bodies[len(stumps):])
+    boxes = np.array([b.fixtures[0].shape.vertices for b in bodies[: len(stumps)]])
+    assert np.allclose(np.sort(boxes[:, :, 0], axis=1), np.sort(stumps[:, :, 0], axis=1), atol=1e-5)
 
 
 def test_hexagon_parameters_push_the_hexagon_vertices():
@@ -226,3 +242,239 @@ def test_rgb_array_frames_show_the_walker():
         env.step(np.ones(8))
     assert not np.array_equal(env.render(), frame)  # the legs moved
     env.close()
+
+
+# TeachMyAgent's AGENT_CENTER_HEIGHT of each body in pixels (old_classic_bipedal: 2 * LEG_H, as
+# its Stump Tracks starts that body), read from its bodies/walkers/*.py.
+START_HEIGHTS_PX = {"small_bipedal": 37, "classic_bipedal": 71, "old_classic_bipedal": 68, "big_quadru": 105,
+                    "spider": 24, "millipede": 23, "wheel": 30}
+
+
+@pytest.mark.parametrize("body", sorted(START_HEIGHTS_PX))
+def test_bodies_start_at_teachmyagents_height_above_the_ground(body, monkeypatch):
+    assert set(START_HEIGHTS_PX) == set(BODIES)
+    starts = []
+    build = Blueprint.build
+
+    def spy(self, world, x, y, push):
+        starts.append((x, y))
+        return build(self, world, x, y, push)
+
+    monkeypatch.setattr(Blueprint, "build", spy)
+    gym.make(STUMPS, body=body).reset(seed=0)
+    (x, y), = starts
+    assert (y - TERRAIN_HEIGHT) * 30 == pytest.approx(START_HEIGHTS_PX[body])
+    assert x == pytest.approx(20 * TERRAIN_STEP / 2)  # the middle of the 20-step start pad
+
+
+def test_the_spider_starts_with_its_feet_off_the_ground():
+    env = gym.make(STUMPS, body="spider").unwrapped
+    env.reset(seed=0)
+    assert not any(env._contacts.touching)  # 24 px up: its lowest point is 2.6 px above the ground
+
+
+def test_millipede_segments_sit_where_teachmyagent_puts_them_and_its_head_never_ends_an_episode():
+    env = gym.make(STUMPS, body="millipede").unwrapped
+    pieces = [part.x * 30 for part in env._blueprint.parts[:4]]
+    assert pieces == pytest.approx([-40.0, -20.0, 0.0, 20.0]) and BODIES["millipede"].head == 3
+    env.reset(seed=0)
+    head = env._head
+    touched = False
+    for _ in range(200):  # press the head into the ground; TeachMyAgent's millipede lives on
+        head.ApplyForceToCenter((0.0, -30 * head.mass * 10), True)
+        _, reward, term, trunc, _ = env.step(np.zeros(16))
+        assert not term and reward > -100
+        touched |= any(c.touching and head in (c.fixtureA.body, c.fixtureB.body) for c in env._world.contacts)
+    assert touched
+
+
+def test_old_classic_bipedal_is_teachdeeprls_bipedalwalker_v2():
+    spec = BODIES["old_classic_bipedal"]
+    env = gym.make(STUMPS, body="old_classic_bipedal").unwrapped
+    bp = env._blueprint
+    # Legs placed 16 px above their hips (LEG_DOWN = -8 px), turned by -+0.05 rad, joints by local
+    # anchors: hip (0, -8 px) on the hull, each segment's top (0, +17 px) on it, knee at its bottom.
+    assert [round(p.angle, 9) for p in bp.parts[1:]] == [-0.05, -0.05, 0.05, 0.05]
+    assert [round(p.y * 30, 9) for p in bp.parts[1:]] == [-9.0, -43.0, -9.0, -43.0]
+    locals_px = [tuple(tuple(round(v * 30, 9) for v in a) for a in j.local) for j in bp.joints]
+    assert locals_px == [((0, -8), (0, 17)), ((0, -17), (0, 17))] * 2
+    assert spec.start_height == 68 and spec.critical == (0,) and spec.motors_torque == 80
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (24,) and env.action_space.shape == (4,)
+
+
+# ------------------------------------------------------------------------------ test sets
+TMA_STUMPS = Path(__file__).resolve().parents[1].parent / "shared" / "teachmyagent" / "parametric_stumps_test_set.csv"
+
+
+@pytest.mark.skipif(not TMA_STUMPS.is_file(), reason=f"TeachMyAgent's test set is not at {TMA_STUMPS}")
+def test_teachmyagents_stump_test_set_loads_from_the_users_copy_and_ours_stays_the_default():
+    env = gym.make(STUMPS).unwrapped
+    theirs = env.test_set(TMA_STUMPS)
+    assert theirs.shape == (100, 2) and all(env.task_space.contains(t) for t in theirs)
+    expected = np.loadtxt(TMA_STUMPS, delimiter=",", skiprows=1)
+    assert np.array_equal(theirs, expected) and np.array_equal(env.test_set(str(TMA_STUMPS)), expected)
+    ours = env.test_set()
+    assert np.array_equal(ours, env.test_set("teachgym")) and not np.array_equal(ours, theirs)
+    # Given to the constructor, it is what training's evaluation (test_set() without argument) uses.
+    configured = gym.make(STUMPS, test_set=TMA_STUMPS).unwrapped
+    assert np.array_equal(configured.test_set(), expected)
+    assert np.array_equal(configured.test_set("teachgym"), ours)
+    # ... as `teachgym train --env-kwargs body=classic_bipedal,test_set=PATH` passes it.
+    from teachgym.training import parse_kwargs  # imports SB3: only this test pays for it
+
+    kwargs = parse_kwargs([f"body=classic_bipedal,test_set={TMA_STUMPS}"])
+    assert np.array_equal(gym.make(STUMPS, **kwargs).unwrapped.test_set(), expected)
+
+
+@pytest.mark.parametrize("content,words", [
+    (None, "not a file"),  # missing
+    ("", "header"),
+    ("obstacle_spacing,stump_height\n1,2\n", "header"),
+    ("stump_height,obstacle_spacing\n", "0 tasks"),
+    ("stump_height,obstacle_spacing\n1,2,3\n", "2 numbers a line"),
+    ("stump_height,obstacle_spacing\n1\n", "2 numbers a line"),
+    ("stump_height,obstacle_spacing\n1,2\n1,2,3\n", "not a number|2 numbers"),
+    ("stump_height,obstacle_spacing\n1,abc\n", "not a number"),
+    ("stump_height,obstacle_spacing\n1,nan\n", "outside the task space"),
+    ("stump_height,obstacle_spacing\n1,inf\n", "outside the task space"),
+    ("stump_height,obstacle_spacing\n4,2\n", "outside the task space"),
+    ("stump_height,obstacle_spacing\n-0.5,2\n", "outside the task space"),
+    ("stump_height,obstacle_spacing\n1,2\n\x00\xff\n", "ASCII"),
+])
+def test_bad_test_set_files_raise_value_errors_that_say_what_was_expected(tmp_path, content, words):
+    path = tmp_path / "tasks.csv"
+    if content is not None:
+        path.write_bytes(content.encode("latin-1"))
+    env = gym.make(STUMPS).unwrapped
+    with pytest.raises(ValueError, match=words):
+        env.test_set(path)
+    with pytest.raises(ValueError, match=words):
+        gym.make(STUMPS, test_set=path)
+
+
+def test_test_set_sources_that_are_not_files_are_refused(tmp_path):
+    env = gym.make(STUMPS).unwrapped
+    big = tmp_path / "big.csv"
+    with big.open("wb") as handle:  # a sparse file past the size bound: refused before it is parsed
+        handle.seek(10_000_001)
+        handle.write(b"\n")
+    for source, words in ((tmp_path, "not a file"), (big, "larger than"), (3, "path of a CSV"),
+                          ("teachmyagent", "not a file"), (["a.csv"], "path of a CSV")):
+        with pytest.raises(ValueError, match=words):
+            env.test_set(source)
+
+
+# ------------------------------------------------------------------------------ levels
+FLAT = [[0.0, TERRAIN_HEIGHT], [100.0, TERRAIN_HEIGHT]]
+BOX = [[8.0, TERRAIN_HEIGHT], [8.5, TERRAIN_HEIGHT], [8.5, TERRAIN_HEIGHT + 2], [8.0, TERRAIN_HEIGHT + 2]]
+
+
+@pytest.mark.parametrize("env_id,task", [(STUMPS, [1.5, 2.0]), (HEXAGONS, [1.0] * 12)])
+def test_a_levels_terrain_is_what_box2d_collides_with_and_replays_through_json(env_id, task):
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=2, options={"task": task})
+    level = env.level()
+    assert json.loads(json.dumps(level)) == level and level["task"] == task
+    assert len(env._terrain) == len(level["obstacles"]) + len(level["ground"]) - 1
+    other = gym.make(env_id).unwrapped
+    obs, info = other.reset(seed=99, options={"level": json.loads(json.dumps(level))})
+    assert np.array_equal(info["task"], task) and np.array_equal(obs, env.reset(options={"level": level})[0])
+    assert other.level() == level
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        action = rng.uniform(-1, 1, 4)
+        a, b = env.step(action), other.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:3] == b[1:3]
+        if a[2]:
+            break
+
+
+def test_a_hand_made_level_is_played_as_given():
+    env = gym.make(STUMPS).unwrapped
+    obs_at_reset, info = env.reset(options={"level": {"ground": FLAT, "obstacles": [BOX], "push": 0.0}})
+    assert np.array_equal(info["task"], env.default_task)  # a level without a task plays the default one
+    assert len(env._terrain) == 2 and np.allclose(env.obstacles[0], BOX)
+    obs, *_ = env.step(np.zeros(4))
+    assert obs[-1] < 1.0  # the farthest lidar ray sees the box 3.5 m ahead
+    as_arrays = {"ground": np.array(FLAT), "obstacles": np.array([BOX]), "push": np.float32(0.0)}
+    assert np.array_equal(env.reset(options={"level": as_arrays})[0], obs_at_reset)
+    env.reset(options={"level": {"ground": FLAT, "obstacles": [], "push": 0.0}, "task": [3.0, 0.5]})
+    assert np.array_equal(env.task, [3.0, 0.5]) and env.obstacles == []
+    assert env.step(np.zeros(4))[0][-1] == 1.0
+
+
+def _level(**change):
+    level = {"ground": FLAT, "obstacles": [BOX], "push": 0.0}
+    level.update(change)
+    return {k: v for k, v in level.items() if v is not ...}
+
+
+@pytest.mark.parametrize("level,words", [
+    ([FLAT], "must be a dict"),
+    (_level(seed=3), "unknown keys"),
+    (_level(push=...), "lacks"),
+    (_level(ground=...), "lacks"),
+    (_level(ground=[[0.0, 3.0]]), "2 to 10000"),
+    (_level(ground=[[0.0, 3.0, 1.0], [1.0, 3.0, 1.0]]), "shape"),
+    (_level(ground=[[0.0, "3"], [1.0, 3.0]]), "numbers"),
+    (_level(ground=[[0.0, 3.0], [1.0]]), "numbers"),
+    (_level(ground=[[True, False], [False, True]]), "numbers"),
+    (_level(ground=[[0.0, float("nan")], [1.0, 3.0]]), "finite"),
+    (_level(ground=[[0.0, 3.0], [1e9, 3.0]]), "finite"),
+    (_level(ground=[[float(i), 3.0] for i in range(10_001)]), "2 to 10000"),
+    (_level(obstacles="box"), "list of at most"),
+    (_level(obstacles=[BOX] * 10_001), "list of at most"),
+    (_level(obstacles=[BOX[:2]]), "3 to 8"),
+    (_level(obstacles=[BOX * 3]), "3 to 8"),
+    (_level(obstacles=[[[10.0, 3.0], [11.0, 3.0], [12.0, 3.0]]]), "degenerate"),
+    (_level(obstacles=[[[10.0, 3.0], [10.0 + 1e-5, 3.0], [10.0, 3.0 + 1e-5]]]), "degenerate"),
+    (_level(obstacles=[[[0, 0], [0, 0], [0, 0]]]), "degenerate"),
+    (_level(push=6.0), "push"),
+    (_level(push=float("nan")), "push"),
+    (_level(push="1"), "push"),
+    (_level(push=True), "push"),
+    (_level(task=[4.0, 1.0]), "outside the task space"),
+])
+def test_bad_levels_raise_value_errors_that_say_what_was_expected_and_leave_the_env_usable(level, words):
+    env = gym.make(STUMPS)
+    env.reset(seed=0, options={"task": [1.0, 2.0]})
+    with pytest.raises(ValueError, match=words):
+        env.reset(options={"level": level, "task": [2.0, 1.0]})
+    assert np.array_equal(env.unwrapped.task, [1.0, 2.0])  # the episode in force is untouched
+    obs, _ = env.reset(seed=0)  # still works, and as before
+    assert np.array_equal(obs, gym.make(STUMPS).reset(seed=0)[0])
+    with pytest.raises(gym.error.ResetNeeded):
+        gym.make(STUMPS).unwrapped.level()
+
+
+def _tma_spider_parts():
+    """(x, y, angle) of each part of TeachMyAgent's SpiderBody, relative to its origin (metres)."""
+    length, down, half = 20 / 30, 4 / 30, 10 / 30
+    parts = [(0.0, 0.0, 0.0)]
+    for i in (+1, -1, +1, -1):
+        x, y = -i * half, -down
+        for f in (0.25, 0.7, 0.9):
+            angle = f * math.pi * i  # each segment points up from its joint, along its own +y
+            x, y = x - math.sin(angle) * length / 2, y + math.cos(angle) * length / 2
+            parts.append((x, y, angle))
+            x, y = x - math.sin(angle) * length / 2, y + math.cos(angle) * length / 2
+    return parts
+
+
+def _tma_wheel_parts():
+    """(x, y, angle) of each part of TeachMyAgent's WheelBody, relative to its origin (metres)."""
+    length, half = 10 / 30, 10 / 30
+    parts = [(0.0, 0.0, 0.0)]
+    for jx, jy, angle in ((0, -1, 0.0), (0, 1, 0.0), (-1, 0, math.pi / 2), (1, 0, math.pi / 2)):
+        x, y = jx * (length / 2 + half), jy * (length / 2 + half)
+        parts += [(x, y, angle), (x + jx * length, y + jy * length, angle)]
+    return parts
+
+
+@pytest.mark.parametrize("body,expected", [("spider", _tma_spider_parts()), ("wheel", _tma_wheel_parts())])
+def test_spider_and_wheel_parts_start_where_and_as_teachmyagent_turns_them(body, expected):
+    """Same boxes, same places, and the same body angles: a box turned by pi is the same box, but
+    Box2D then rounds differently and the runs drift apart (they agree step for step now)."""
+    parts = Blueprint(BODIES[body]).parts
+    assert [(p.x, p.y, p.angle) for p in parts] == [pytest.approx(e, abs=1e-12) for e in expected]

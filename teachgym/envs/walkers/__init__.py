@@ -2,8 +2,10 @@
 
 Importing this package registers ``teachgym/StumpTracks-v0`` and ``teachgym/HexagonTracks-v0``
 (2000 steps per episode). Choose the body with ``gym.make(id, body=name)``; names are the keys
-of :data:`BODIES`. The task goes through ``reset(options={"task": ...})``; see
-:class:`~teachgym.envs.walkers.env.WalkerTrackEnv`.
+of :data:`BODIES`. The task goes through ``reset(options={"task": ...})``, an exact terrain through
+``reset(options={"level": env.unwrapped.level()})``; see
+:class:`~teachgym.envs.walkers.env.WalkerTrackEnv`. Stump Tracks is built as TeachMyAgent builds
+it and replays TeachMyAgent's own episodes step for step (``tests/test_walkers_teachmyagent.py``).
 """
 
 import gymnasium as gym

@@ -33,8 +33,9 @@ class Segment:
     length, width
         Size in pixels.
     direction
-        Initial direction from the joint to the segment's tip (radians; 0 = straight down,
-        positive = counter-clockwise, i.e. the tip swings forward).
+        Initial angle of the segment (radians, counter-clockwise): its tip hangs straight down
+        from the joint at 0 and swings forward as the angle grows (or, ``flipped``, points
+        straight up at 0).
     limits
         Joint limits (radians) relative to the initial pose.
     speed
@@ -43,6 +44,13 @@ class Segment:
         Added to the joint angle in the observation (TeachMyAgent's ``angle_correction``).
     foot
         Whether the observation carries this segment's ground contact.
+    tilt
+        Added to the segment's initial angle without moving it (radians): BipedalWalker-v2's legs
+        start turned by +-0.05 about their own centre, and the joints pull them into place.
+    flipped
+        The tip lies along the segment's local +y instead of -y. The box is the same either way,
+        but Box2D then holds the angle TeachMyAgent gives that body (its spider's legs, its
+        wheel's upper and rear legs), and rounds the same way.
     """
 
     length: float
@@ -52,16 +60,23 @@ class Segment:
     speed: float
     angle_offset: float = 0.0
     foot: bool = False
+    tilt: float = 0.0
+    flipped: bool = False
 
 
 @dataclass(frozen=True)
 class Limb:
-    """A chain of segments fixed to trunk piece ``piece`` at ``anchor`` (pixels, piece frame)."""
+    """A chain of segments fixed to trunk piece ``piece`` at ``anchor`` (pixels, piece frame).
+
+    ``offset`` (pixels) moves where the segments start away from where their joints are: zero for
+    every body but BipedalWalker-v2's, whose legs start 16 px above their hips.
+    """
 
     anchor: tuple[float, float]
     segments: tuple[Segment, ...]
     piece: int = 0
     colour: tuple[int, int, int] = (153, 76, 127)
+    offset: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,14 @@ class BodySpec:
         Limits of the passive joints between consecutive pieces (several pieces only).
     angle_penalty
         Whether the reward penalises the head's angle (off for the rolling wheel).
+    start_height
+        Height (pixels) of the body's origin above the ground at the start: TeachMyAgent's
+        per-body constant (``AGENT_CENTER_HEIGHT``). ``None``: the shape's lowest point touches the
+        ground.
+    local_anchors
+        Joints given by anchors in each part's own frame (reference angle 0), as
+        BipedalWalker-v2 builds them, instead of one world point where the parts meet at the
+        start; only differs from the default for bodies with ``offset`` or ``tilt``.
     """
 
     name: str
@@ -102,6 +125,8 @@ class BodySpec:
     critical: tuple[int, ...] = (0,)
     spine_limits: tuple[float, float] | None = None
     angle_penalty: bool = True
+    start_height: float | None = None
+    local_anchors: bool = False
     trunk_density: float = 5.0
     trunk_friction: float = 0.1
     leg_density: float = 1.0
@@ -117,13 +142,14 @@ class BodySpec:
 
 
 # ---------------------------------------------------------------------------- body helpers
-def _leg(anchor, thigh, shin, width, piece=0, direction=0.0, colour=(153, 76, 127)) -> Limb:
+def _leg(anchor, thigh, shin, width, piece=0, direction=0.0, colour=(153, 76, 127), flipped=False) -> Limb:
     """A BipedalWalker leg: hip in [-0.8, 1.1], knee in [-1.6, -0.1], the shin 0.8 as wide."""
     return Limb(
         anchor,
         (
-            Segment(thigh, width, direction, (-0.8, 1.1), SPEED_HIP),
-            Segment(shin, 0.8 * width, direction, (-1.6, -0.1), SPEED_KNEE, angle_offset=1.0, foot=True),
+            Segment(thigh, width, direction, (-0.8, 1.1), SPEED_HIP, flipped=flipped),
+            Segment(shin, 0.8 * width, direction, (-1.6, -0.1), SPEED_KNEE, angle_offset=1.0, foot=True,
+                    flipped=flipped),
         ),
         piece,
         colour,
@@ -132,14 +158,14 @@ def _leg(anchor, thigh, shin, width, piece=0, direction=0.0, colour=(153, 76, 12
 
 def _spider_leg(side: int, colour) -> Limb:
     """Three segments splayed to one side (side=+1: rear); TeachMyAgent's spider leg."""
-    # TeachMyAgent's angles (0.25, 0.7, 0.9) * pi * side point up from the joint; ours point down.
-    up, mid, low = (math.pi + f * math.pi * side for f in (0.25, 0.7, 0.9))
+    # TeachMyAgent's angles (0.25, 0.7, 0.9) * pi * side, each segment pointing up from its joint.
+    up, mid, low = (f * math.pi * side for f in (0.25, 0.7, 0.9))
     return Limb(
         (-side * 10.0, -4.0),
         (
-            Segment(20.0, 6.0, up, (-0.1 * math.pi, 0.1 * math.pi), SPEED_HIP),
-            Segment(20.0, 6.0, mid, (-0.15 * math.pi, 0.15 * math.pi), SPEED_HIP),
-            Segment(20.0, 4.8, low, (-0.2 * math.pi, 0.2 * math.pi), SPEED_KNEE, foot=True),
+            Segment(20.0, 6.0, up, (-0.1 * math.pi, 0.1 * math.pi), SPEED_HIP, flipped=True),
+            Segment(20.0, 6.0, mid, (-0.15 * math.pi, 0.15 * math.pi), SPEED_HIP, flipped=True),
+            Segment(20.0, 4.8, low, (-0.2 * math.pi, 0.2 * math.pi), SPEED_KNEE, foot=True, flipped=True),
         ),
         colour=colour,
     )
@@ -152,44 +178,67 @@ _NEAR, _FAR = (178, 101, 152), (128, 51, 102)  # colours of the legs on the view
 
 BODIES: MappingProxyType[str, BodySpec] = MappingProxyType(
     {
+        # start_height: TeachMyAgent's AGENT_CENTER_HEIGHT of each body, in pixels.
         "small_bipedal": BodySpec(
             "small_bipedal", (_BIPED_HULL,),
             tuple(_leg((0, -3), 17, 17, 8, colour=c) for c in (_FAR, _NEAR)),
-            motors_torque=80, torque_penalty=0.00035,
+            motors_torque=80, torque_penalty=0.00035, start_height=2 * 17 + 3,
         ),
         "classic_bipedal": BodySpec(
             "classic_bipedal", (_BIPED_HULL,),
             tuple(_leg((0, -3), 34, 34, 8, colour=c) for c in (_FAR, _NEAR)),
-            motors_torque=80, torque_penalty=0.00035,
+            motors_torque=80, torque_penalty=0.00035, start_height=2 * 34 + 3,
+        ),
+        # BipedalWalker-v2 as teachDeepRL has it (TeachMyAgent's OldClassicBipedalBody, the body
+        # of its Stump Tracks experiments): hips 8 px below the hull's centre but legs placed as
+        # if 8 px above it, turned by -+0.05 rad, joints by local anchors, started 2 legs up as
+        # TeachMyAgent's Stump Tracks starts it (its AGENT_CENTER_HEIGHT, which TeachMyAgent's
+        # Parkour uses instead, is 2 * 34 - 8 + 15 = 75 px).
+        "old_classic_bipedal": BodySpec(
+            "old_classic_bipedal", (_BIPED_HULL,),
+            tuple(
+                Limb((0, -8), (
+                    Segment(34, 8, 0.0, (-0.8, 1.1), SPEED_HIP, tilt=tilt),
+                    Segment(34, 0.8 * 8, 0.0, (-1.6, -0.1), SPEED_KNEE, angle_offset=1.0, foot=True, tilt=tilt),
+                ), colour=c, offset=(0, 16))
+                for tilt, c in ((-0.05, _FAR), (0.05, _NEAR))
+            ),
+            motors_torque=80, torque_penalty=0.00035, start_height=2 * 34, local_anchors=True,
         ),
         "big_quadru": BodySpec(
             "big_quadru", (_QUADRU_HULL,),
             # Leg pairs at -0.7 and +0.5 of the hull's half bottom width (48 px).
             tuple(_leg((x, -3), 51, 51, 10, colour=c) for x in (-33.6, 24.0) for c in (_FAR, _NEAR)),
-            motors_torque=300, torque_penalty=0.00035 / 2,
+            motors_torque=300, torque_penalty=0.00035 / 2, start_height=2 * 51 + 3,
         ),
         "spider": BodySpec(
             "spider", (_SQUARE,),
             tuple(_spider_leg(side, c) for side, c in ((1, _FAR), (-1, _FAR), (1, _NEAR), (-1, _NEAR))),
             motors_torque=100, torque_penalty=0.00035 / 2, trunk_colour=(127, 51, 102),
+            start_height=20 + 4,  # LEG_H + LEG_DOWN: the splayed feet start 2.6 px above the ground
         ),
+        # Four squares side by side, their centres at -40, -20, 0 and +20 px (TeachMyAgent shifts
+        # the first by half the body's width); the rightmost is the head. No piece is critical:
+        # TeachMyAgent sets the head's flag on the Box2D body, not on the userData its contact
+        # listener reads, so the millipede's contacts never end an episode.
         "millipede": BodySpec(
             "millipede", (_SQUARE,) * 4,
             tuple(_leg((0, -3), 10, 10, 4, piece=p, colour=c) for p in range(4) for c in (_FAR, _NEAR)),
             motors_torque=200, torque_penalty=0.00035 / 4,
-            piece_x=(-30.0, -10.0, 10.0, 30.0), head=3, critical=(3,),
-            spine_limits=(-0.05 * math.pi, 0.05 * math.pi),
+            piece_x=(-40.0, -20.0, 0.0, 20.0), head=3, critical=(),
+            spine_limits=(-0.05 * math.pi, 0.05 * math.pi), start_height=2 * 10 + 3,
         ),
         "wheel": BodySpec(
             "wheel", (_SQUARE,),
-            # Four legs out of the middle of each side: down, up, back, forward.
+            # Four legs out of the middle of each side: down, up, back, forward (TeachMyAgent's
+            # angles 0, 0, pi/2, pi/2; the up and back legs point along their bodies' +y).
             tuple(
-                _leg(anchor, 10, 10, 4, direction=d, colour=_NEAR)
-                for anchor, d in (((0, -10), 0.0), ((0, 10), math.pi),
-                                  ((-10, 0), -math.pi / 2), ((10, 0), math.pi / 2))
+                _leg(anchor, 10, 10, 4, direction=d, colour=_NEAR, flipped=f)
+                for anchor, d, f in (((0, -10), 0.0, False), ((0, 10), 0.0, True),
+                                     ((-10, 0), math.pi / 2, True), ((10, 0), math.pi / 2, False))
             ),
             motors_torque=500, torque_penalty=0.00035 / 2, angle_penalty=False,
-            trunk_colour=(127, 51, 102),
+            trunk_colour=(127, 51, 102), start_height=20 / 2 + 2 * 10,
         ),
     }
 )
@@ -229,6 +278,8 @@ class _Joint:
     speed: float = 0.0
     angle_offset: float = 0.0
     foot: int = -1  # part index whose contact the observation reports, -1 for none
+    # ((x, y) in part a's frame, (x, y) in part b's frame) for joints given by local anchors
+    local: tuple[tuple[float, float], tuple[float, float]] | None = None
 
 
 class Blueprint:
@@ -259,24 +310,42 @@ class Blueprint:
             if i > 0 and spec.spine_limits is not None:
                 edge = (spec.piece_x[i - 1] + px) / 2 / SCALE
                 joints.append(_Joint(i - 1, i, edge, 0.0, spec.spine_limits, motor=False))
+        # TeachMyAgent creates each trunk piece, then the limbs on it (each segment, then its
+        # joint), then the spine joint to the previous piece; Box2D's solver order, hence its
+        # rounding, follows the creation order, so build() keeps it: ("body" | "joint", index).
+        creation: list[list[tuple[str, int]]] = [[("body", i)] for i in range(len(spec.pieces))]
+        spine = {j.b: k for k, j in enumerate(joints)}
         for limb in spec.limbs:
             parent = limb.piece
             jx = (spec.piece_x[limb.piece] + limb.anchor[0]) / SCALE
             jy = limb.anchor[1] / SCALE
+            local_a = (limb.anchor[0] / SCALE, limb.anchor[1] / SCALE)
+            off_x, off_y = limb.offset[0] / SCALE, limb.offset[1] / SCALE
             for seg in limb.segments:
                 length, width = seg.length / SCALE, seg.width / SCALE
                 dx, dy = math.sin(seg.direction), -math.cos(seg.direction)
+                if seg.flipped:
+                    dx, dy = -dx, -dy
                 shapes.append(polygonShape(box=(width / 2, length / 2)))
                 fd = fixtureDef(
                     shape=shapes[-1], density=spec.leg_density, restitution=0.0,
                     categoryBits=BODY_CATEGORY, maskBits=TERRAIN_MASK,
                 )
-                parts.append(_Part(jx + dx * length / 2, jy + dy * length / 2, seg.direction,
-                                   (fd,), limb.colour))
+                parts.append(_Part(jx + dx * length / 2 + off_x, jy + dy * length / 2 + off_y,
+                                   seg.direction + seg.tilt, (fd,), limb.colour))
                 index = len(parts) - 1
+                top = -(length / 2) if seg.flipped else length / 2  # the joint's end, in the segment's frame
+                local = (local_a, (0.0, top)) if spec.local_anchors else None
                 joints.append(_Joint(parent, index, jx, jy, seg.limits, motor=True, speed=seg.speed,
-                                     angle_offset=seg.angle_offset, foot=index if seg.foot else -1))
+                                     angle_offset=seg.angle_offset, foot=index if seg.foot else -1,
+                                     local=local))
+                creation[limb.piece] += [("body", index), ("joint", len(joints) - 1)]
                 parent, jx, jy = index, jx + dx * length, jy + dy * length
+                local_a = (0.0, -top)
+        for i, steps in enumerate(creation):
+            if i in spine:
+                steps.append(("joint", spine[i]))
+        self.creation = tuple(step for steps in creation for step in steps)
         # Every body fixture carries its part index: the lidar skips fixtures that have one, the
         # contact listener counts those of feet and critical pieces. Terrain fixtures carry None.
         for k, part in enumerate(parts):
@@ -294,7 +363,8 @@ class Blueprint:
         self.watched = tuple(k in critical or k in feet for k in range(len(parts)))  # contacts counted
         xs, ys = self._extent()
         self.width = xs[1] - xs[0]
-        self.stand_height = -ys[0]  # the lowest point touches the ground at the start
+        # TeachMyAgent's start height where the body has one, else the lowest point on the ground
+        self.stand_height = -ys[0] if spec.start_height is None else spec.start_height / SCALE
 
     def _extent(self) -> tuple[tuple[float, float], tuple[float, float]]:
         xs, ys = [], []
@@ -314,19 +384,24 @@ class Blueprint:
         bodies, joints
             Box2D bodies in part order and the motorised joints in motor order.
         """
-        bodies = [
-            world.CreateDynamicBody(position=(x + p.x, y + p.y), angle=p.angle, fixtures=list(p.fixtures))
-            for p in self.parts
-        ]
-        for k in range(len(self.spec.pieces)):
-            bodies[k].ApplyForceToCenter((push, 0.0), True)
-        motors = []
-        for j in self.joints:
-            joint = world.CreateJoint(revoluteJointDef(
-                bodyA=bodies[j.a], bodyB=bodies[j.b], anchor=(x + j.x, y + j.y),
-                enableMotor=j.motor, enableLimit=True, maxMotorTorque=self.spec.motors_torque,
+        parts, joints = self.parts, self.joints
+        bodies: list = [None] * len(parts)
+        created: list = [None] * len(joints)
+        torque = self.spec.motors_torque
+        for kind, k in self.creation:
+            if kind == "body":
+                p = parts[k]
+                bodies[k] = world.CreateDynamicBody(position=(x + p.x, y + p.y), angle=p.angle,
+                                                    fixtures=list(p.fixtures))
+                if k < len(self.spec.pieces):
+                    bodies[k].ApplyForceToCenter((push, 0.0), True)
+                continue
+            j = joints[k]
+            where = ({"anchor": (x + j.x, y + j.y)} if j.local is None
+                     else {"localAnchorA": j.local[0], "localAnchorB": j.local[1]})
+            created[k] = world.CreateJoint(revoluteJointDef(
+                bodyA=bodies[j.a], bodyB=bodies[j.b], **where,
+                enableMotor=j.motor, enableLimit=True, maxMotorTorque=torque,
                 motorSpeed=0.0, lowerAngle=j.limits[0], upperAngle=j.limits[1],
             ))
-            if j.motor:
-                motors.append(joint)
-        return bodies, motors
+        return bodies, [joint for joint, j in zip(created, joints) if j.motor]

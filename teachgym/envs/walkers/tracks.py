@@ -3,7 +3,8 @@
 Stump Tracks: flat ground with a stump every ``obstacle_spacing`` metres, each stump one terrain
 step wide and ``N(stump_height, 0.1)`` steps tall. Hexagon Tracks: a hexagon every 9 metres whose
 six vertices are pushed by 12 parameters (an (x, y) offset per vertex, in terrain steps).
-The ground and the stumps are one Box2D chain on one static body, so a reset creates one fixture.
+Each track draws a level (ground points, obstacle polygons); the env builds it as TeachMyAgent
+does, one static body per obstacle and per ground edge.
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ from __future__ import annotations
 import ctypes
 import math
 
-import Box2D
 import numpy as np
-from Box2D.b2 import chainShape, fixtureDef, polygonShape
+from Box2D.b2 import chainShape, polygonShape
 from Box2D.Box2D import _b2Vec2Array
 
 from teachgym.envs.walkers.env import (
-    FRICTION,
     TERRAIN_HEIGHT,
     TERRAIN_LENGTH,
     TERRAIN_STEP,
     WalkerTrackEnv,
+    convex_hull,
 )
 
 _TERRAIN_END_X = TERRAIN_LENGTH * TERRAIN_STEP
 _MIN_STUMP = 0.05  # stump heights are clipped below at 0.05 steps, as in TeachMyAgent
-_MIN_SPACING = 0.01  # TeachMyAgent's floor: the chain's vertices must not coincide
+_MIN_SPACING = 0.01  # TeachMyAgent's floor on obstacle_spacing
 
 
 def _chain(vertices: np.ndarray) -> chainShape:
@@ -52,21 +52,61 @@ def _chain(vertices: np.ndarray) -> chainShape:
     return chainShape(vertices_chain=flat.tolist())
 
 
-def _add_ground(terrain: Box2D.b2Body, vertices: np.ndarray) -> None:
-    """Add the chain through ``vertices`` to ``terrain``."""
-    shape = _chain(vertices)
-    terrain.CreateFixture(fixtureDef(shape=shape, friction=FRICTION, categoryBits=0x1, maskBits=0xFFFF))
-    # pybox2d hands a shape's memory to the fixtureDef, which never frees it; the body keeps its
-    # own copy, so Python takes the shape back and frees it (else every reset leaks the chain).
-    shape.thisown = True
+def stump_passes(spacing: float, startpad_x: float) -> np.ndarray:
+    """The x where each pass of TeachMyAgent's Stump Tracks generator starts (metres).
+
+    Passes alternate stump (even index: a stump's left side) and grass (odd: its right side),
+    from ``startpad_x`` while ``x < TERRAIN_LENGTH * TERRAIN_STEP``; x grows by ``TERRAIN_STEP``
+    over a stump and by ``max(0.01, spacing)`` over grass, summed one pass after the other in
+    float64 as the original does, so the positions are the original's to the last bit.
+    """
+    spacing = max(_MIN_SPACING, spacing)
+    n = 2 * math.ceil((_TERRAIN_END_X - startpad_x) / (TERRAIN_STEP + spacing)) + 2
+    steps = np.empty(n)
+    steps[0] = startpad_x
+    steps[1::2], steps[2::2] = TERRAIN_STEP, spacing
+    xs = np.cumsum(steps)  # sequential additions, like the original's x += ...
+    return xs[xs < _TERRAIN_END_X]
+
+
+def stump_level(passes: np.ndarray, draws: np.ndarray) -> dict:
+    """Ground points and stump polygons of TeachMyAgent's Stump Tracks.
+
+    Parameters
+    ----------
+    passes
+        :func:`stump_passes`.
+    draws
+        One ``N(stump_height, 0.1)`` draw per stump (terrain steps), stumps in x order.
+
+    Returns
+    -------
+    dict
+        ``ground``: ``(m, 2)``, the points (0, h), (startpad, h), then each pass's x, all at the
+        ground height h (so edges run under the stumps, and a zero-length edge sits at the start
+        pad's end, as in the original); ``obstacles``: ``(n, 4, 2)``, each stump's corners in the
+        original's order (x, h), (x + step, h), (x + step, top), (x, top).
+    """
+    left = passes[0::2]
+    if len(draws) != len(left):
+        raise ValueError(f"expected {len(left)} stump heights, got {len(draws)}")
+    right = left + TERRAIN_STEP
+    top = TERRAIN_HEIGHT + np.maximum(_MIN_STUMP, draws) * TERRAIN_STEP
+    obstacles = np.empty((len(left), 4, 2))
+    obstacles[:, [0, 3], 0], obstacles[:, [1, 2], 0] = left[:, None], right[:, None]
+    obstacles[:, [0, 1], 1], obstacles[:, [2, 3], 1] = TERRAIN_HEIGHT, top[:, None]
+    ground = np.full((len(passes) + 2, 2), TERRAIN_HEIGHT)
+    ground[0, 0], ground[1, 0], ground[2:, 0] = 0.0, passes[0] if len(passes) else 0.0, passes
+    return {"ground": ground, "obstacles": obstacles}
 
 
 class StumpTracksEnv(WalkerTrackEnv):
     """Stump Tracks: task ``(stump_height, obstacle_spacing)`` in [0, 3] x [0, 6].
 
     Each stump's height (in terrain steps of 14/30 m) is drawn from ``N(stump_height, 0.1)``
-    with the env's ``np_random``; stumps start after the flat start pad and follow each other
-    every ``TERRAIN_STEP + obstacle_spacing`` metres (spacing floored at 0.01). Default task:
+    with the env's ``np_random`` (floored at 0.05); stumps start after the flat start pad and
+    follow each other every ``TERRAIN_STEP + obstacle_spacing`` metres (spacing floored at
+    0.01), at the positions TeachMyAgent computes (:func:`stump_level`). Default task:
     ``(0, 6)``, tiny sparse stumps (TeachMyAgent's initial distribution of easy tasks).
     The test set is the 10 x 10 grid over the task space, ``np.linspace(0, 3, 10)`` x
     ``np.linspace(0, 6, 10)``, height-major.
@@ -79,24 +119,10 @@ class StumpTracksEnv(WalkerTrackEnv):
     default_task = (0.0, 6.0)
     test_set_file = "stump_tracks_test_set.csv"
 
-    def _build_terrain(self, terrain: Box2D.b2Body, rng: np.random.Generator) -> dict:
+    def _generate_level(self, rng: np.random.Generator) -> dict:
         mean, spacing = self._task.tolist()
-        period = TERRAIN_STEP + max(_MIN_SPACING, spacing)
-        n = max(0, math.ceil((_TERRAIN_END_X - self._startpad) / period))
-        left = self._startpad + period * np.arange(n)
-        heights = np.maximum(_MIN_STUMP, rng.normal(mean, 0.1, n)) * TERRAIN_STEP
-        # Surface outline: up the stump's back, across its top, down its front, on to the next.
-        outline = np.empty((4 * n + 2, 2))
-        outline[0] = (0.0, TERRAIN_HEIGHT)
-        outline[1:-1:4, 0] = outline[2:-1:4, 0] = left
-        outline[3:-1:4, 0] = outline[4:-1:4, 0] = left + TERRAIN_STEP
-        outline[1:-1:4, 1] = outline[4:-1:4, 1] = TERRAIN_HEIGHT
-        outline[2:-1:4, 1] = outline[3:-1:4, 1] = TERRAIN_HEIGHT + heights
-        end = left[-1] + TERRAIN_STEP + 1.0 if n else 0.0
-        outline[-1] = (max(_TERRAIN_END_X, end), TERRAIN_HEIGHT)
-        _add_ground(terrain, outline)
-        return {"ground": outline, "obstacles": np.stack(
-            [outline[1:-1:4], outline[2:-1:4], outline[3:-1:4], outline[4:-1:4]], axis=1)}
+        passes = stump_passes(spacing, self._startpad)
+        return stump_level(passes, rng.normal(mean, 0.1, (len(passes) + 1) // 2))
 
 
 # TeachMyAgent's default hexagon, in terrain steps around its base centre.
@@ -122,7 +148,7 @@ class HexagonTracksEnv(WalkerTrackEnv):
     default_task = (0.0,) * 12
     test_set_file = "hexagon_tracks_test_set.csv"
 
-    def _build_terrain(self, terrain: Box2D.b2Body, rng: np.random.Generator) -> dict:
+    def _generate_level(self, rng: np.random.Generator) -> dict:
         period = _HEXAGON_ADVANCE + _HEXAGON_SPACING
         n = max(0, math.ceil((_TERRAIN_END_X - self._startpad) / period))
         base = self._startpad + period * np.arange(n)
@@ -131,18 +157,9 @@ class HexagonTracksEnv(WalkerTrackEnv):
         polygons = (_HEXAGON + offsets) * TERRAIN_STEP
         polygons[:, :, 0] += base[:, None]
         polygons[:, :, 1] += TERRAIN_HEIGHT
-        outline = np.array([(0.0, TERRAIN_HEIGHT), (_TERRAIN_END_X + 1.0, TERRAIN_HEIGHT)])
-        _add_ground(terrain, outline)
-        # One fixtureDef, its polygon reshaped in place for each hexagon (no shape per hexagon).
-        shape = polygonShape(box=(1.0, 1.0))
-        hexagon = fixtureDef(shape=shape, friction=FRICTION, categoryBits=0x1, maskBits=0xFFFF)
-        kept = []
-        for poly in polygons:
-            try:
-                hexagon.shape.vertices = poly.tolist()  # Box2D keeps the convex hull
-            except AssertionError:  # degenerate hull (collinear points): no obstacle there
-                continue
-            terrain.CreateFixture(hexagon)
-            kept.append(np.array(hexagon.shape.vertices))
-        shape.thisown = True  # see _add_ground
-        return {"ground": outline, "obstacles": kept}
+        ground = np.array([(0.0, TERRAIN_HEIGHT), (_TERRAIN_END_X + 1.0, TERRAIN_HEIGHT)])
+        # Box2D keeps each hexagon's convex hull; the level holds that hull, and drops a hexagon
+        # whose hull has no area (a level the env makes is one it accepts back).
+        probe = polygonShape(box=(1.0, 1.0))
+        hulls = (convex_hull(probe, poly) for poly in polygons)
+        return {"ground": ground, "obstacles": [hull for hull in hulls if hull is not None]}
