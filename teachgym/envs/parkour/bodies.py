@@ -201,6 +201,10 @@ PARKOUR_BODIES: MappingProxyType[str, ParkourBody] = MappingProxyType(
         # TeachMyAgent starts the fish 9 px + 1 m up (its fin hangs 22 px below the head's centre).
         "fish": ParkourBody(FISH, "swimmer", "full", start_lift=1.0, start_height=9.0, trapezoids=_FISH_TAIL),
         "amphibious_bipedal": ParkourBody(AMPHIBIOUS_BIPEDAL, "amphibian", "full"),
+        # Stump Tracks starts it at 2 LEG_H (68 px); TeachMyAgent's Parkour at the body's
+        # AGENT_CENTER_HEIGHT (75 px).
+        "old_classic_bipedal": ParkourBody(_as_parkour_walker(BODIES["old_classic_bipedal"]), "walker", "down",
+                                           start_height=75.0),
     }
 )
 
