@@ -189,30 +189,35 @@ class GoalGAN(Teacher):
         self.trained = False  # new goals are uniform until the GAN has learnt from a GOID
         self.pretrain_samples, self.pretrain_iters = int(pretrain_samples), int(pretrain_iters)
         self.pretrain_task = pretrain_task
-        if pretrain_task is not None:
-            self.pretrain_task = self._pretrain(pretrain_task)
-
-    def _pretrain(self, task: list[float] | str) -> list[float] | str:
-        """Train the GAN to generate goals around ``task`` (TeachMyAgent's pre-training)."""
-        space = self.task_space
-        if isinstance(task, str):
-            if task != "random":
-                raise ValueError(f"pretrain_task must be a task, None or 'random', got {task!r}")
-            mean = self.rng.random(space.dim)
-        else:
+        if isinstance(pretrain_task, str) and pretrain_task != "random":
+            raise ValueError(f"pretrain_task must be a task, None or 'random', got {pretrain_task!r}")
+        if pretrain_task is not None and not isinstance(pretrain_task, str):
             try:
-                vector = space.vector(np.asarray(task, dtype=np.float64).reshape(space.shape))
+                vector = self.task_space.vector(np.asarray(pretrain_task, dtype=np.float64).reshape(self.task_space.shape))
             except ValueError as err:
                 raise ValueError(f"pretrain_task must be a task of the space: {err}") from None
-            task, mean = vector.tolist(), space.normalise(vector)
+            self.pretrain_task = vector.tolist()
+        # Pre-training (seconds with TeachMyAgent's networks) waits for the first sample, so that
+        # building a teacher to check a config stays instant.
+        self._pretrain_pending = pretrain_task is not None
+
+    def _pretrain(self) -> None:
+        """Train the GAN to generate goals around ``pretrain_task`` (TeachMyAgent's pre-training)."""
+        space = self.task_space
+        if isinstance(self.pretrain_task, str):  # "random"
+            mean = self.rng.random(space.dim)
+        else:
+            mean = space.normalise(np.asarray(self.pretrain_task, dtype=np.float64))
         unit = np.clip(mean + 0.1 * self.rng.standard_normal((self.pretrain_samples, space.dim)), 0.0, 1.0)
         self._train_gan(2.0 * unit - 1.0, np.ones(len(unit)), self.pretrain_iters)
         self.trained = True
-        return task
+        self._pretrain_pending = False
 
     # ---------------------------------------------------------------- sampling
     def _sample(self) -> np.ndarray:
         space = self.task_space
+        if self._pretrain_pending:
+            self._pretrain()
         if self._repeats:
             return self._repeats.pop(0)
         noise = self.noise_level * self.rng.standard_normal(space.dim)
@@ -314,6 +319,7 @@ class GoalGAN(Teacher):
             "repeats": np.array(self._repeats).reshape((-1,) + self.task_space.shape),
             "generated": self._generated.copy(),
             "trained": self.trained,
+            "pretrain_pending": self._pretrain_pending,
         }
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -339,3 +345,4 @@ class GoalGAN(Teacher):
         self._repeats = list(repeats)
         self._generated = np.asarray(state["generated"], dtype=np.float64).reshape(-1, d)
         self.trained = bool(state["trained"])
+        self._pretrain_pending = bool(state.get("pretrain_pending", False))  # absent from older states
