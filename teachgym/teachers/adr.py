@@ -34,7 +34,7 @@ sit at the space's limits, either bound is pinned with probability 0.5, even one
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
@@ -98,7 +98,7 @@ class ADR(Teacher):
         task_space,
         seed=None,
         task_names=None,
-        initial_task: list[float] | str | None = None,
+        initial_task: list[float] | Literal["random"] | None = None,
         boundary_sampling_p: float = 0.5,
         step_size: float = 0.1,
         step_units: str = "range",

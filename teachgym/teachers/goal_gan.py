@@ -41,7 +41,7 @@ Details (TeachMyAgent's unless said):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
@@ -126,7 +126,7 @@ class GoalGAN(Teacher):
         outer_iters: int = 100,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
-        pretrain_task: list[float] | str | None = None,
+        pretrain_task: list[float] | Literal["random"] | None = None,
         pretrain_samples: int = 1000,
         pretrain_iters: int = 500,
     ) -> None:

@@ -44,7 +44,7 @@ Presets: ``"teachmyagent-defaults"`` is TeachMyAgent's argument defaults
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
@@ -113,7 +113,7 @@ class SPDLv1(Teacher):
         zeta: float = 0.05,
         max_kl: float = 0.8,
         use_avg_performance: bool = False,
-        initial_mean: list[float] | str | None = None,
+        initial_mean: list[float] | Literal["random"] | None = None,
         initial_std: float = 0.1,
         fallback_neighbours: int = 5,
         line_search_steps: int = 10,
