@@ -156,3 +156,15 @@ def test_cli_lists_presets_and_shows_their_values(capsys):
     assert json.loads(shown.split("alp-gmm@teachmyagent: ")[1].splitlines()[0])["fit_rate"] == 150
     assert main(["teachers", "nope"]) == 2
     assert "unknown teacher 'nope'" in capsys.readouterr().err
+
+
+def test_literal_hints_accept_only_the_named_value_of_the_same_type():
+    import typing
+
+    from teachgym.hints import describe_hint, matches_hint
+
+    hint = list[float] | typing.Literal["random"] | None
+    assert matches_hint("random", hint) and matches_hint([1.0, 2.0], hint) and matches_hint(None, hint)
+    assert not any(matches_hint(v, hint) for v in ("Random", "", True, 1, ["random"], {"random": 1}))
+    assert not matches_hint(1, typing.Literal[True]) and not matches_hint(True, typing.Literal[1])
+    assert describe_hint(hint) == "a list of finite numbers or 'random' or null (None)"
