@@ -10,7 +10,14 @@ from gymnasium import spaces
 import teachgym
 from teachgym.benchmarks.suites import make_config
 from teachgym.cli import main
-from teachgym.teacher import Teacher, _jsonable, describe_presets, parse_teacher_spec, register_teacher, teacher_class
+from teachgym.teacher import (
+    Teacher,
+    _jsonable,
+    describe_presets,
+    parse_teacher_spec,
+    register_teacher,
+    teacher_class,
+)
 
 STUMPS = spaces.Box(np.array([0.0, 0.0]), np.array([3.0, 6.0]), dtype=np.float32)
 HEXAGON = spaces.Box(np.zeros(12), np.full(12, 4.0), dtype=np.float32)

@@ -129,7 +129,7 @@ def test_alpha_is_zero_before_alpha_offset_so_q_climbs_the_value_first():
 def test_updates_wait_for_the_offset_then_come_every_update_frequency_episodes():
     teacher = spdl_v1(value=lambda t: np.ones(len(t)), update_frequency=25, update_offset=100)
     seen = []
-    for episode in range(1, 201):
+    for _ in range(200):
         teacher.update(teacher.sample(), 0.0)
         seen.append(teacher.iterations)
     assert seen[98] == 0 and seen[99] == 1 and seen[124] == 2 and seen[-1] == 5
