@@ -175,3 +175,17 @@ def test_literal_hints_accept_only_the_named_value_of_the_same_type():
     assert not any(matches_hint(v, hint) for v in ("Random", "", True, 1, ["random"], {"random": 1}))
     assert not matches_hint(1, typing.Literal[True]) and not matches_hint(True, typing.Literal[1])
     assert describe_hint(hint) == "a list of finite numbers or 'random' or null (None)"
+
+
+@pytest.mark.parametrize("name, preset", PRESETS)
+def test_presets_work_on_a_space_with_a_dimension_of_zero_width(name, preset):
+    """Task units divide by each range: a fixed dimension (low == high) must not give inf or NaN."""
+    space = spaces.Box(np.array([0.0, 1.0]), np.array([3.0, 1.0]), dtype=np.float64)
+    overrides = {"pretrain_iters": 3} if name == "goal-gan" else {}
+    small = {"fit_rate": 20} if name in ("alp-gmm", "covar-gmm") else {}
+    teacher = teachgym.make_teacher(name, space, seed=0, preset=preset, **overrides, **small)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        task = teacher.sample()
+        assert space.contains(task)
+        teacher.update(task, float(rng.random()))

@@ -107,7 +107,8 @@ def to_unit_mixture(mixture: Mixture, low: np.ndarray, high: np.ndarray) -> Mixt
     scale = np.ones(mixture.means.shape[1])
     shift = np.zeros_like(scale)
     dim = len(low)
-    scale[:dim] = 1.0 / (np.asarray(high, dtype=np.float64) - low)
+    width = np.asarray(high, dtype=np.float64) - low
+    scale[:dim] = 1.0 / np.where(width > 0, width, 1.0)  # a point dimension: as TaskSpace.normalise
     shift[:dim] = low
     return Mixture(
         weights=mixture.weights,

@@ -164,7 +164,7 @@ class ADR(Teacher):
                 f"the thresholds {shrink_threshold!r} and {expand_threshold!r} map to the same score on "
                 f"score_range {score_range!r}; expected them inside it"
             )
-        width = space.high - space.low
+        width = np.where(space.high > space.low, space.high - space.low, 1.0)  # as TaskSpace.normalise
         steps = np.full(space.dim, self.step_size) if step_units == "range" else self.step_size / width
         self._steps: list[float] = steps.tolist()  # per dimension, in normalised units
         unit = space.normalise(start)
