@@ -6,7 +6,7 @@
 ``teachgym bench datagen``             data-generation teachers vs uniform allocation
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym bench reasoning``           curricula for GRPO on verifiable reasoning problems vs random
-``teachgym teachers``                  registered teachers and their default hyper-parameters
+``teachgym teachers [NAME]``           registered teachers, their default hyper-parameters and presets
 ``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
 """
@@ -125,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         kind = str if key == "device" else int
         p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, help=f"default: {rs[key]}")
 
-    sub.add_parser("teachers", help="list teachers and their default hyper-parameters")
+    p = sub.add_parser("teachers", help="list teachers, their default hyper-parameters and presets")
+    p.add_argument("name", nargs="?", default=None,
+                   help="one teacher: its defaults and every preset with its values (use as NAME@PRESET)")
     p = sub.add_parser("plot", help="statistics (IQM, bootstrap CIs), figures and report.md of a results directory")
     p.add_argument("run_dir", help="results directory (teachgym bench/train output)")
     p.add_argument("--out", default=None, help="where to write (default: RUN_DIR/report)")
@@ -184,8 +186,12 @@ def _run(argv: list[str]) -> int:
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "teachers":
-        for name in list_teachers():
-            print(f"{name}: {json.dumps(teacher_class(name).default_hparams(), default=str)}")
+        for name in [args.name] if args.name is not None else list_teachers():
+            cls = teacher_class(name)  # an unknown name: ValueError listing the known ones
+            print(f"{name}: {json.dumps(cls.default_hparams(), default=str)}")
+            for preset in sorted(cls.PRESETS):
+                values = f": {json.dumps(cls.preset(preset), default=str)}" if args.name is not None else ""
+                print(f"  {name}@{preset}{values}")
     elif args.command == "plot":
         from teachgym.benchmarks.report import make_report
 

@@ -48,6 +48,8 @@ def matches_hint(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return any(matches_hint(value, a) for a in args)
+    if origin is typing.Literal:  # the same type too: True is no 1, 1.0 no 1
+        return any(type(value) is type(a) and value == a for a in args)
     if hint is bool:
         return isinstance(value, (bool, np.bool_))
     if hint is int:
@@ -87,6 +89,8 @@ def describe_hint(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(describe_hint(a) for a in args)
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in args)
     if hint in _WORDS:
         return _WORDS[hint]
     if origin in _SEQUENCES or hint in _SEQUENCES:

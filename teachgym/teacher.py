@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -23,6 +24,8 @@ _REGISTRY: dict[str, type[Teacher]] = {}  # filled at import time by @register_t
 
 STATE_VERSION = 1
 
+_PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
 
 def register_teacher(name: str):
     """Class decorator: make a teacher available to :func:`make_teacher` under ``name``."""
@@ -31,6 +34,10 @@ def register_teacher(name: str):
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"teacher name {name!r} is already registered")
         cls.name = name
+        for preset, values in cls.PRESETS.items():  # a bad preset fails at import, not in a run
+            if not _PRESET_NAME.fullmatch(preset):
+                raise ValueError(f"teacher {name!r}: preset name {preset!r} must match {_PRESET_NAME.pattern}")
+            check_hparams(cls, values)
         _REGISTRY[name] = cls
         return cls
 
@@ -56,6 +63,7 @@ def make_teacher(
     seed: int | np.random.SeedSequence | None = None,
     task_names: Sequence[str] | None = None,
     adapt: bool = False,
+    preset: str | None = None,
     **hparams: Any,
 ) -> Teacher:
     """Build the teacher registered under ``name``.
@@ -74,14 +82,19 @@ def make_teacher(
         If the teacher does not support the space, run it through an adapter
         (:mod:`teachgym.adapters`: a grid of cells for discrete teachers on a Box, ``cells_per_dim``
         cells per dimension, default 10 while that makes at most 10,000 cells; an embedding for continuous teachers on discrete spaces).
+    preset
+        A named set of hyper-parameters from the teacher's ``PRESETS`` (e.g. ``"teachmyagent"``);
+        ``hparams`` override it.
     **hparams
-        Hyper-parameters; anything not given keeps the class default.
+        Hyper-parameters; anything neither given nor in the preset keeps the class default.
 
     Raises
     ------
     ValueError
-        Unknown teacher or hyper-parameter, unsupported space, invalid hyper-parameter value.
+        Unknown teacher, preset or hyper-parameter, unsupported space, invalid hyper-parameter value.
     """
+    if preset is not None:
+        hparams = {**teacher_class(name).preset(preset), **hparams}
     if adapt:
         from teachgym.adapters import adapt_teacher  # the adapters build on this module
 
@@ -96,13 +109,18 @@ def make_teacher(
 
 
 def parse_teacher_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``"name:key=value+key=value"`` into the name and hyper-parameters.
+    """Split ``"name[@preset]:key=value+key=value"`` into the name and hyper-parameters.
 
     Values are read as JSON where they parse (numbers, lists, true/false), as strings otherwise;
-    e.g. ``"alp-gmm:fit_backend=sklearn+fit_rate=100"``.
+    e.g. ``"alp-gmm:fit_backend=sklearn+fit_rate=100"``. A preset's values come first and the
+    spec's own override them: ``"alp-gmm@teachmyagent:fit_rate=100"`` is TeachMyAgent's settings
+    with a fit every 100 episodes.
     """
-    name, _, rest = spec.partition(":")
-    kwargs: dict[str, Any] = {}
+    if not isinstance(spec, str):
+        raise ValueError(f"a teacher spec must be a string like 'name@preset:key=value', got {spec!r}")
+    head, _, rest = spec.partition(":")
+    name, at, preset = head.partition("@")
+    kwargs: dict[str, Any] = dict(teacher_class(name).preset(preset)) if at else {}
     for item in filter(None, rest.split("+")):
         key, eq, value = item.partition("=")
         if not eq or not key:
@@ -113,6 +131,12 @@ def parse_teacher_spec(spec: str) -> tuple[str, dict[str, Any]]:
             kwargs[key] = value
     check_hparams(teacher_class(name), kwargs)
     return name, kwargs
+
+
+def describe_presets(name: str) -> dict[str, dict[str, Any]]:
+    """Every preset of the teacher ``name`` with its values (a copy), for listings."""
+    cls = teacher_class(name)
+    return {preset: cls.preset(preset) for preset in sorted(cls.PRESETS)}
 
 
 def check_hparams(cls: type[Teacher], hparams: dict[str, Any]) -> None:
@@ -167,6 +191,10 @@ class Teacher:
     """
 
     name: ClassVar[str] = "teacher"
+    #: Named sets of hyper-parameters (e.g. ``{"teachmyagent": {...}}``): data, checked against
+    #: the constructor's type hints when the class is registered; ``make_teacher(..., preset=)``
+    #: and specs ``"name@preset"`` read them.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Space types a teacher accepts.
     supported_spaces: ClassVar[tuple[type, ...]] = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
     _BASE_ARGS: ClassVar[frozenset] = frozenset({"self", "task_space", "seed", "task_names"})
@@ -241,6 +269,21 @@ class Teacher:
         return True
 
     # ------------------------------------------------------------ hyper-params
+    @classmethod
+    def preset(cls, name: str) -> dict[str, Any]:
+        """The hyper-parameters of preset ``name`` (a deep copy).
+
+        Raises
+        ------
+        ValueError
+            For an unknown preset, listing the known ones.
+        """
+        if not isinstance(name, str) or name not in cls.PRESETS:
+            raise ValueError(
+                f"teacher {cls.name!r} has no preset {name!r}; expected one of {sorted(cls.PRESETS)}"
+            )
+        return copy.deepcopy(cls.PRESETS[name])
+
     @classmethod
     def default_hparams(cls) -> dict[str, Any]:
         """Hyper-parameters and their defaults, read from the constructor's signature."""

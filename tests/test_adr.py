@@ -113,3 +113,98 @@ def test_adr_beats_random_on_the_grid_student_at_a_small_budget():
     random = run_toy("random", "default", 0, episodes=4000, eval_every=4000)
     adr = run_toy("adr", "default", 0, episodes=4000, eval_every=4000)
     assert adr["mastered_pct"][-1] >= random["mastered_pct"][-1] + 5.0
+
+
+# ------------------------------------------------------------- thresholds, units, TeachMyAgent
+WALKER_RANGE = (-150.0, 350.0)
+STUMPS = spaces.Box(np.array([0.0, 0.0]), np.array([3.0, 6.0]), dtype=np.float32)
+
+
+def fill_upper_queue(teacher, dim, score):
+    """One full queue of ``score`` on the upper bound of ``dim`` (tasks in the space's dtype, as sampled)."""
+    for _ in range(teacher.queue_len):
+        teacher.update(teacher.task_space.task(boundary_task(teacher, dim, upper=True)), score)
+
+
+def grown(teacher, dim=0):
+    """A teacher whose upper bound of ``dim`` has expanded once (so it can also shrink)."""
+    fill_upper_queue(teacher, dim, 1.0)
+    return teacher.bounds()
+
+
+@pytest.mark.parametrize(
+    "raw_return, moves",
+    [(-150.0, "shrinks"), (0.0, "shrinks"), (50.0, "stays"), (230.0, "expands")],
+)
+def test_default_thresholds_mean_returns_0_and_225_on_a_walker_score_range(raw_return, moves):
+    """The wrapper hands scores rescaled from (-150, 350): a return of 0 (0.3) must shrink, as the
+    docstring says, not only a return of -150 (0.0)."""
+    from teachgym.wrappers import rescale_score
+
+    teacher = teachgym.make_teacher("adr", BOX, seed=0, initial_task=[5.0, 0.0])
+    before = grown(teacher)[1][0]
+    fill_upper_queue(teacher, 0, rescale_score(raw_return, WALKER_RANGE))
+    after = teacher.bounds()[1][0]
+    expected = {"shrinks": before - 1.0, "stays": before, "expands": before + 1.0}[moves]
+    assert after == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("raw_return, delta", [(-1.0, -1.0), (1.0, 0.0), (179.0, 0.0), (180.0, 1.0)])
+def test_thresholds_in_raw_return_with_a_score_range(raw_return, delta):
+    from teachgym.wrappers import rescale_score
+
+    teacher = teachgym.make_teacher(
+        "adr", BOX, seed=0, initial_task=[5.0, 0.0],
+        expand_threshold=180.0, shrink_threshold=0.0, score_range=WALKER_RANGE,
+    )
+    before = grown(teacher)[1][0]
+    fill_upper_queue(teacher, 0, rescale_score(raw_return, WALKER_RANGE))
+    assert teacher.bounds()[1][0] == pytest.approx(before + delta)
+
+
+def test_teachmyagent_preset_moves_bounds_by_0_1_in_task_units():
+    teacher = teachgym.make_teacher("adr", STUMPS, seed=0, preset="teachmyagent", initial_task=[1.0, 3.0])
+    assert teacher.boundary_sampling_p == 0.7 and teacher.queue_len == 10
+    fill_upper_queue(teacher, 0, 0.66)  # return 180 on (-150, 350): expand
+    lower, upper = teacher.bounds()
+    np.testing.assert_allclose(upper, [1.1, 3.1], atol=1e-6)  # not 0.3 and 0.6: 0.1 of the ranges
+    np.testing.assert_allclose(lower, [0.9, 2.9], atol=1e-6)
+    fill_upper_queue(teacher, 0, 0.3)  # return 0: shrink back
+    np.testing.assert_allclose(teacher.bounds()[1][0], 1.0, atol=1e-6)
+
+
+def test_teachmyagent_preset_starts_at_a_random_task_of_the_space():
+    starts = [teachgym.make_teacher("adr", STUMPS, seed=s, preset="teachmyagent").bounds()[0] for s in range(20)]
+    starts = np.array(starts)
+    assert STUMPS.contains(starts.astype(np.float32)[0]) and (starts >= 0).all() and (starts <= [3, 6]).all()
+    assert len({tuple(s) for s in starts.tolist()}) == 20 and starts[:, 1].max() > 3.0
+    again = teachgym.make_teacher("adr", STUMPS, seed=3, preset="teachmyagent").bounds()[0]
+    np.testing.assert_array_equal(again, starts[3])
+
+
+@pytest.mark.parametrize("pin_capped, expected", [(False, 0.35), (True, 0.175)])
+def test_a_capped_bound_is_still_pinned_half_of_the_time_in_teachmyagents_rule(pin_capped, expected):
+    """Lower bound of dimension 0 at the space's limit, upper free: TeachMyAgent pins either bound
+    with probability 0.5, so the upper one gets 0.7 * 0.5 (dimension) * 0.5 of the samples."""
+    teacher = teachgym.make_teacher(
+        "adr", BOX, seed=0, boundary_sampling_p=0.7, pin_capped_bounds=pin_capped, initial_task=[0.0, 0.0]
+    )
+    grown(teacher)
+    lower, upper = teacher.bounds()
+    assert lower[0] == BOX.low[0] and upper[0] > lower[0]
+    tasks = np.array(teacher.sample_batch(8000))
+    assert np.mean(tasks[:, 0] == upper[0]) == pytest.approx(expected, abs=0.02)
+
+
+def test_bad_units_ranges_and_initial_tasks_raise():
+    with pytest.raises(ValueError, match="step_units"):
+        teachgym.make_teacher("adr", BOX, step_units="metres")
+    with pytest.raises(ValueError, match="score_range"):
+        teachgym.make_teacher("adr", BOX, score_range=[350.0, -150.0])
+    with pytest.raises(ValueError, match="map to the same score"):
+        teachgym.make_teacher("adr", BOX, score_range=[0.0, 1.0], expand_threshold=5.0, shrink_threshold=2.0)
+    with pytest.raises(ValueError, match="'random'"):
+        teachgym.make_teacher("adr", BOX, initial_task="middle")
+    with pytest.raises(ValueError, match="step_size"):
+        teachgym.make_teacher("adr", BOX, step_size=2.0)  # a range fraction above 1
+    teachgym.make_teacher("adr", BOX, step_size=2.0, step_units="task")  # 2 task units are fine

@@ -98,3 +98,61 @@ def test_exploit_tasks_leave_out_exploration_and_do_not_touch_the_teachers_strea
     np.testing.assert_array_equal(ordinary, np.array(twin.sample_batch(2000)))  # asking changed nothing
     with pytest.raises(ValueError, match="positive integer"):
         teacher.exploit_tasks(0)
+
+
+# ---------------------------------------------------------------- TeachMyAgent's raw task units
+STUMPS = spaces.Box(np.array([0.0, 0.0]), np.array([3.0, 6.0]))
+
+
+def drive(teacher, episodes, score, seed=0):
+    """Run ``episodes`` episodes; return the tasks and scores."""
+    rng = np.random.default_rng(seed)
+    tasks, scores = [], []
+    for _ in range(episodes):
+        task = teacher.sample()
+        s = float(score(task, rng))
+        teacher.update(task, s)
+        tasks.append(task)
+        scores.append(s)
+    return np.array(tasks), np.array(scores)
+
+
+def test_fit_in_task_units_uses_raw_distances_and_fits_means_in_task_units():
+    """On [0, 3] x [0, 6] the nearest neighbour (hence the ALP) and the mixture are those of raw units."""
+    teacher = teachgym.make_teacher(
+        "alp-gmm", STUMPS, seed=0, fit_rate=40, potential_ks=(2, 3), fit_in_task_units=True
+    )
+    tasks, scores = drive(teacher, 333, lambda task, rng: rng.random())
+    np.testing.assert_allclose(teacher.alps(), brute_force_alps(tasks, scores), atol=1e-12)
+    unit_alps = brute_force_alps(tasks / [3.0, 6.0], scores)
+    assert np.mean(teacher.alps() != unit_alps) > 0.1  # the units matter on this space
+    means = teacher.mixture.means[:, :2]
+    assert means[:, 1].max() > 1.5 and (means >= -0.5).all() and (means <= [3.5, 6.5]).all()
+    last = tasks[280:320]  # the rows of the last fit (at episode 320), in task units
+    np.testing.assert_allclose(
+        np.average(teacher.mixture.means[:, :2], axis=0, weights=teacher.mixture.weights), last.mean(0), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_samples_follow_the_mixture_in_either_unit(raw):
+    """Learning progress only at high stumps and any spacing: both units must sample there."""
+    teacher = teachgym.make_teacher("alp-gmm", STUMPS, seed=1, fit_rate=100, fit_in_task_units=raw)
+
+    def score(task, rng):  # progress: noisy scores where stump height > 2
+        return rng.random() if task[0] > 2.0 else 0.0
+
+    drive(teacher, 1000, score)
+    tasks = np.array(teacher.sample_batch(2000))
+    assert ((tasks >= STUMPS.low) & (tasks <= STUMPS.high)).all()
+    assert np.mean(tasks[:, 0] > 2.0) > 0.6  # a third of the space, most of the samples
+    exploit = teacher.exploit_tasks(500)
+    assert np.mean(exploit[:, 0] > 2.0) > 0.7
+
+
+def test_teachmyagent_preset_is_its_benchmark_setting():
+    teacher = teachgym.make_teacher("alp-gmm", STUMPS, seed=0, preset="teachmyagent")
+    assert teacher.fit_rate == 150 and teacher.random_task_ratio == 0.05
+    assert teacher.potential_ks == tuple(range(2, 10)) and teacher.fit_in_task_units
+    drive(teacher, 300, lambda task, rng: rng.random())
+    assert teacher.mixture is not None and 2 <= teacher.mixture.n_components <= 9

@@ -102,3 +102,45 @@ def test_invalid_hyper_parameters_raise():
         teachgym.make_teacher("goal-gan", BOX, goid_lb=0.8, goid_ub=0.2)
     with pytest.raises(ValueError, match="p_old"):
         teachgym.make_teacher("goal-gan", BOX, p_old=1.5)
+
+
+def test_pretraining_makes_the_first_generated_goals_gather_around_the_given_task():
+    teacher = goal_gan(p_old=0.0, random_goal_ratio=0.0, noise_level=0.0, pretrain_task=[0.4, 0.6],
+                       pretrain_samples=500, pretrain_iters=300)
+    assert not teacher.trained  # pre-training waits for the first sample: building stays instant
+    goals = np.array(teacher.sample_batch(400))[::2]  # one per new goal (2 rollouts each)
+    centre = np.median(goals, axis=0)
+    assert np.abs(centre - [0.4, 0.6]).max() < 0.3  # uniform goals would centre on (1, 0)
+    assert np.mean(np.abs(goals[:, 0] - 0.4) < 0.6) > 0.7
+
+
+def test_without_pretraining_the_first_goals_are_uniform_as_before():
+    teacher = goal_gan(p_old=0.0)
+    assert not teacher.trained and teacher.pretrain_task is None
+
+
+@pytest.mark.parametrize("preset, noise, p_old", [("teachmyagent", 0.1, 0.1), ("teachmyagent-defaults", 0.01, 0.2)])
+def test_teachmyagent_presets_use_its_networks_iterations_and_pretraining(preset, noise, p_old):
+    teacher = teachgym.make_teacher("goal-gan", BOX, seed=0, preset=preset, pretrain_iters=5)
+    assert (teacher.noise_level, teacher.p_old) == (noise, p_old)
+    assert teacher.generator_layers == (256, 256) and teacher.discriminator_layers == (128, 128)
+    assert teacher.outer_iters == 250 and teacher.pretrain_task == "random" and not teacher.trained
+    assert BOX.contains(teacher.sample()) and teacher.trained
+
+
+def test_a_state_saved_before_pretraining_pretrains_after_loading_identically():
+    a = goal_gan(pretrain_task="random", pretrain_iters=20)
+    b = goal_gan(pretrain_task="random", pretrain_iters=20)
+    b.load_state_dict(a.state_dict())
+    for _ in range(20):
+        ta, tb = a.sample(), b.sample()
+        np.testing.assert_array_equal(ta, tb)
+        a.update(ta, 0.5)
+        b.update(tb, 0.5)
+
+
+def test_bad_pretrain_task_raises():
+    with pytest.raises(ValueError, match="pretrain_task"):
+        goal_gan(pretrain_task="centre")
+    with pytest.raises(ValueError, match="pretrain_task"):
+        goal_gan(pretrain_task=[5.0, 0.0])

@@ -45,15 +45,20 @@ class MixtureTeacher(Teacher):
         self._queue_pos += 1
         return task
 
+    def _unit_mixture(self) -> Mixture | None:
+        """The current mixture with its task coordinates in [0, 1]^dim (where it is fitted)."""
+        return self.mixture
+
     def _draw(self, n: int) -> np.ndarray:
         """``n`` tasks from the current sampling distribution, in the space's canonical form."""
-        unit = draw_from_mixture(self.rng, self.mixture, self.utility(), self.task_space.dim, n, self.random_task_ratio)
+        mixture = self._unit_mixture()
+        unit = draw_from_mixture(self.rng, mixture, self.utility(), self.task_space.dim, n, self.random_task_ratio)
         return self.task_space.tasks(self.task_space.denormalise(unit))
 
     def _exploit_unit(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
         if self.mixture is None:
             return None  # still bootstrapping: uniform is all there is
-        return draw_from_mixture(rng, self.mixture, self.utility(), self.task_space.dim, n, 0.0)
+        return draw_from_mixture(rng, self._unit_mixture(), self.utility(), self.task_space.dim, n, 0.0)
 
 
 @dataclass
@@ -91,6 +96,28 @@ class Mixture:
             log_likelihood=float(d["log_likelihood"]),
             n_iter=int(d["n_iter"]),
         )
+
+
+def to_unit_mixture(mixture: Mixture, low: np.ndarray, high: np.ndarray) -> Mixture:
+    """``mixture`` fitted in task units, its first ``len(low)`` coordinates mapped to [0, 1].
+
+    The map is affine (x - low) / (high - low), so drawing from the result and denormalising is
+    drawing from ``mixture``; the coordinates past the task's (ALP, time, score) are unchanged.
+    """
+    scale = np.ones(mixture.means.shape[1])
+    shift = np.zeros_like(scale)
+    dim = len(low)
+    width = np.asarray(high, dtype=np.float64) - low
+    scale[:dim] = 1.0 / np.where(width > 0, width, 1.0)  # a point dimension: as TaskSpace.normalise
+    shift[:dim] = low
+    return Mixture(
+        weights=mixture.weights,
+        means=(mixture.means - shift) * scale,
+        covariances=mixture.covariances * scale[:, None] * scale[None, :],
+        aic=mixture.aic,
+        log_likelihood=mixture.log_likelihood,
+        n_iter=mixture.n_iter,
+    )
 
 
 def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

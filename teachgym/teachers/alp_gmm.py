@@ -14,6 +14,17 @@ Speed (same algorithm as the paper, computed differently):
   per-episode computation would give.
 * The nine mixtures are fitted side by side (:mod:`teachgym.teachers._mixture`).
 * Between fits the sampling distribution is fixed, so tasks are drawn ``fit_rate`` at a time.
+
+Units: nearest neighbours and mixtures live in the task space normalised to [0, 1] per
+dimension (teachDeepRL's toy spaces are unit boxes, where it makes no difference). TeachMyAgent
+works in raw task units (``TeachMyAgent/teachers/algos/alp_gmm.py``: tasks go to its k-d tree and
+``GaussianMixture.fit`` as sampled), which on Stump Tracks' [0, 3] x [0, 6] weighs spacing half as
+much as height in distances and changes the fitted shapes; ``fit_in_task_units=True`` does that.
+
+The ``"teachmyagent"`` preset is its benchmark's setting (``benchmark_scripts/full_benchmark_ALP-GMM.txt``
+and the defaults of ``TeachMyAgent/run_utils/teacher_args_handler.py``): ``--fit_rate 150
+--random_percentage 5 --min_k 2 --max_k 10``, i.e. k = 2..9 (``np.arange(min_k, max_k)``), in raw
+task units.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from teachgym.teachers._mixture import (
     MixtureTeacher,
     best_mixture,
     check_gmm_hparams,
+    to_unit_mixture,
 )
 from teachgym.teachers._neighbours import NeighbourForest
 
@@ -57,9 +69,20 @@ class ALPGMM(MixtureTeacher):
     fit_backend
         ``"batched"`` (all k side by side, fast) or ``"sklearn"`` (``GaussianMixture``, the
         reference it is measured against).
+    fit_in_task_units
+        Find nearest neighbours and fit the mixtures in raw task units (TeachMyAgent) instead of
+        the space normalised to [0, 1]; ``mixture`` is then in task units.
     """
 
     supported_spaces = (spaces.Box,)
+    PRESETS = {
+        "teachmyagent": {
+            "fit_rate": 150,
+            "random_task_ratio": 0.05,
+            "potential_ks": tuple(range(2, 10)),
+            "fit_in_task_units": True,
+        },
+    }
 
     def __init__(
         self,
@@ -74,6 +97,7 @@ class ALPGMM(MixtureTeacher):
         max_iter: int = 100,
         reg_covar: float = 1e-6,
         fit_backend: str = "batched",
+        fit_in_task_units: bool = False,
     ) -> None:
         super().__init__(task_space, seed, task_names)
         ks = check_gmm_hparams(fit_rate, random_task_ratio, potential_ks, tol, max_iter, reg_covar, fit_backend)
@@ -83,8 +107,9 @@ class ALPGMM(MixtureTeacher):
         self.alp_min_history = int(alp_min_history)
         self.tol, self.max_iter, self.reg_covar = float(tol), int(max_iter), float(reg_covar)
         self.fit_backend = fit_backend
+        self.fit_in_task_units = bool(fit_in_task_units)
         dim = self.task_space.dim
-        self._tasks = np.empty((1024, dim))  # normalised to [0, 1]
+        self._tasks = np.empty((1024, dim))  # normalised to [0, 1], or in task units
         self._scores = np.empty(1024)
         self._alps = np.empty(1024)
         self._n_alp = 0  # rows whose ALP is computed
@@ -103,10 +128,15 @@ class ALPGMM(MixtureTeacher):
         i = self.n_updates
         if i >= len(self._scores):
             self._grow()
-        self._tasks[i] = self.task_space.normalise(vector)
+        self._tasks[i] = vector if self.fit_in_task_units else self.task_space.normalise(vector)
         self._scores[i] = score
         if (i + 1) % self.fit_rate == 0:
             self._fit(i + 1)
+
+    def _unit_mixture(self) -> Mixture | None:
+        if self.mixture is None or not self.fit_in_task_units:
+            return self.mixture
+        return to_unit_mixture(self.mixture, self.task_space.low, self.task_space.high)
 
     def _grow(self) -> None:
         size = 2 * len(self._scores)

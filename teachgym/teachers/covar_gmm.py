@@ -10,8 +10,15 @@ chosen in proportion to it, with the time and score coordinates dropped.
 
 "Relative time" is the position of an episode in its batch of ``fit_rate`` episodes,
 ``(episode index mod fit_rate) / fit_rate`` in [0, 1), as in teachDeepRL. Tasks are normalised to
-[0, 1] before fitting, so that every axis weighs the same in the k-means++ start of EM
-(teachDeepRL fits raw task values; on the unit box of its benchmarks the two coincide).
+[0, 1] before fitting, so that every axis weighs the same in the k-means++ start of EM.
+teachDeepRL and TeachMyAgent (``TeachMyAgent/teachers/algos/covar_gmm.py``) fit raw task values,
+and their benchmarks are no unit boxes: Stump Tracks is [0, 3] x [0, 6] (spacing weighs twice
+height in distances) and Hexagon Tracks [0, 4]^12 (every task axis four times the time and score
+axes). On teachDeepRL's toy [0, 1]^d grid the two coincide.
+
+The ``"teachmyagent"`` preset is TeachMyAgent's benchmark setting
+(``benchmark_scripts/full_benchmark_Covar-GMM.txt``: ``--fit_rate 150 --random_percentage 10
+--min_k 2 --max_k 15``, i.e. k = 2..14); its raw task units are not offered here.
 
 Speed: the nine mixtures are fitted side by side (:mod:`teachgym.teachers._mixture`), and between
 fits the sampling distribution is fixed, so tasks are drawn ``fit_rate`` at a time.
@@ -61,6 +68,9 @@ class CovarGMM(MixtureTeacher):
     """
 
     supported_spaces = (spaces.Box,)
+    PRESETS = {
+        "teachmyagent": {"fit_rate": 150, "random_task_ratio": 0.1, "potential_ks": tuple(range(2, 15))},
+    }
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ Details (TeachMyAgent's unless said):
 * Networks work on the task space mapped to [-1, 1]^d (tanh output); noise of dimension d.
   LSGAN losses, RMSProp (lr 1e-3), batches of 64, one discriminator and one generator step per
   outer iteration. Smaller by default than TeachMyAgent's (256-256 / 128-128 units, 250 outer
-  iterations) so that a 20,000-episode grid run stays in seconds.
+  iterations: its presets) so that a 20,000-episode grid run stays in seconds.
 * Generated goals get Gaussian noise of ``noise_level`` x range; replayed goals too; all are
   clipped to the space. The default, 5% of the range, is Florensa et al.'s maze setting (0.5
   on a range of 10); TeachMyAgent's 1% left the generator stuck on one cell of the grid in our
@@ -21,8 +21,19 @@ Details (TeachMyAgent's unless said):
   ``success_distance_threshold`` x the range's diagonal from every goal already there.
 * Until the GAN is first trained (on a batch holding a GOID), new goals are uniform: the "no
   prior knowledge" start, as a generator pre-trained to uniform goals would give but without
-  the cost; TeachMyAgent pre-trains on an expert's initial distribution instead.
+  the cost. With ``pretrain_task`` set, the GAN is instead pre-trained as TeachMyAgent's
+  ``use_pretrained_samples`` does (``TeachMyAgent/teachers/algos/goal_gan.py``,
+  ``StateGAN.pretrain`` in ``teachers/utils/gan/generator.py``): ``pretrain_samples`` goals from
+  N(``pretrain_task``, (0.1 x range)^2), clipped, all labelled GOIDs, ``pretrain_iters`` outer
+  iterations; ``"random"`` draws the mean uniformly (TeachMyAgent without an expert's
+  distribution; with one, Stump Tracks' mean is (0, 6)).
 * A fraction ``random_goal_ratio`` of new goals is drawn uniformly (labelled like GAN goals).
+* Presets: ``"teachmyagent"`` is what its benchmark ran (``benchmark_scripts/full_benchmark_GoalGAN.txt``:
+  ``--state_noise_level 0.1 --gg_update_size 100 --p_old 0.1 --n_rollouts 2
+  --use_pretrained_samples``), ``"teachmyagent-defaults"`` its argument defaults
+  (``run_utils/teacher_args_handler.py``: noise 0.01, p_old 0.2); both with its networks
+  (256-256 generator, 128-128 discriminator), 250 outer iterations per training, no uniform
+  goals, and pre-training from a random point.
 * Success of an episode: ``info["success"]`` when the student reports one, else
   ``score > success_threshold``; with ``success_threshold=None`` the score itself, clipped to
   [0, 1], is read as the probability of success (the grid student's competence / 100).
@@ -30,7 +41,7 @@ Details (TeachMyAgent's unless said):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
@@ -69,9 +80,32 @@ class GoalGAN(Teacher):
         Discriminator + generator steps per training.
     batch_size, learning_rate
         Optimisation settings.
+    pretrain_task
+        ``None``: no pre-training (uniform goals until the first training). A task, or
+        ``"random"`` for a uniform draw: pre-train the GAN on goals around it.
+    pretrain_samples, pretrain_iters
+        Goals and outer iterations of that pre-training.
     """
 
     supported_spaces = (spaces.Box,)
+    _TEACHMYAGENT = {
+        "update_size": 100,
+        "n_rollouts": 2,
+        "goid_lb": 0.25,
+        "goid_ub": 0.75,
+        "random_goal_ratio": 0.0,
+        "success_distance_threshold": 0.01,
+        "generator_layers": (256, 256),
+        "discriminator_layers": (128, 128),
+        "outer_iters": 250,
+        "pretrain_task": "random",
+        "pretrain_samples": 1000,
+        "pretrain_iters": 500,
+    }
+    PRESETS = {
+        "teachmyagent": {**_TEACHMYAGENT, "noise_level": 0.1, "p_old": 0.1},
+        "teachmyagent-defaults": {**_TEACHMYAGENT, "noise_level": 0.01, "p_old": 0.2},
+    }
 
     def __init__(
         self,
@@ -92,9 +126,14 @@ class GoalGAN(Teacher):
         outer_iters: int = 100,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
+        pretrain_task: list[float] | Literal["random"] | None = None,
+        pretrain_samples: int = 1000,
+        pretrain_iters: int = 500,
     ) -> None:
         super().__init__(task_space, seed, task_names)
         for name, value, low in (
+            ("pretrain_samples", pretrain_samples, 1),
+            ("pretrain_iters", pretrain_iters, 1),
             ("update_size", update_size, 1),
             ("n_rollouts", n_rollouts, 1),
             ("outer_iters", outer_iters, 1),
@@ -148,10 +187,37 @@ class GoalGAN(Teacher):
         self._repeats: list[np.ndarray] = []  # the remaining rollouts of the last new goal
         self._generated = np.empty((0, d))  # generator outputs not used yet, in [-1, 1]^d
         self.trained = False  # new goals are uniform until the GAN has learnt from a GOID
+        self.pretrain_samples, self.pretrain_iters = int(pretrain_samples), int(pretrain_iters)
+        self.pretrain_task = pretrain_task
+        if isinstance(pretrain_task, str) and pretrain_task != "random":
+            raise ValueError(f"pretrain_task must be a task, None or 'random', got {pretrain_task!r}")
+        if pretrain_task is not None and not isinstance(pretrain_task, str):
+            try:
+                vector = self.task_space.vector(np.asarray(pretrain_task, dtype=np.float64).reshape(self.task_space.shape))
+            except ValueError as err:
+                raise ValueError(f"pretrain_task must be a task of the space: {err}") from None
+            self.pretrain_task = vector.tolist()
+        # Pre-training (seconds with TeachMyAgent's networks) waits for the first sample, so that
+        # building a teacher to check a config stays instant.
+        self._pretrain_pending = pretrain_task is not None
+
+    def _pretrain(self) -> None:
+        """Train the GAN to generate goals around ``pretrain_task`` (TeachMyAgent's pre-training)."""
+        space = self.task_space
+        if isinstance(self.pretrain_task, str):  # "random"
+            mean = self.rng.random(space.dim)
+        else:
+            mean = space.normalise(np.asarray(self.pretrain_task, dtype=np.float64))
+        unit = np.clip(mean + 0.1 * self.rng.standard_normal((self.pretrain_samples, space.dim)), 0.0, 1.0)
+        self._train_gan(2.0 * unit - 1.0, np.ones(len(unit)), self.pretrain_iters)
+        self.trained = True
+        self._pretrain_pending = False
 
     # ---------------------------------------------------------------- sampling
     def _sample(self) -> np.ndarray:
         space = self.task_space
+        if self._pretrain_pending:
+            self._pretrain()
         if self._repeats:
             return self._repeats.pop(0)
         noise = self.noise_level * self.rng.standard_normal(space.dim)
@@ -253,6 +319,7 @@ class GoalGAN(Teacher):
             "repeats": np.array(self._repeats).reshape((-1,) + self.task_space.shape),
             "generated": self._generated.copy(),
             "trained": self.trained,
+            "pretrain_pending": self._pretrain_pending,
         }
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -278,3 +345,4 @@ class GoalGAN(Teacher):
         self._repeats = list(repeats)
         self._generated = np.asarray(state["generated"], dtype=np.float64).reshape(-1, d)
         self.trained = bool(state["trained"])
+        self._pretrain_pending = bool(state.get("pretrain_pending", False))  # absent from older states

@@ -14,6 +14,14 @@ episodes (parents too), only a leaf that overflows is split, both halves of a sp
 and when no cut is valid the region forgets its oldest ``discard_ratio`` of episodes. Regions
 are sampled among all nodes of the tree unless ``sampling_in_leaves_only``.
 
+The ``"teachmyagent"`` preset is TeachMyAgent's benchmark setting (the RIAC defaults of
+``TeachMyAgent/run_utils/teacher_args_handler.py``, unchanged by
+``benchmark_scripts/full_benchmark_RIAC.txt``; the algorithm in ``teachers/algos/riac.py``):
+``max_region_size`` 150 (and so an ALP window of 150), 75 split attempts (its
+``nb_split_attempts``), children at least 0.1 of each range wide (``min_dims_range_ratio``) and
+holding 150 / 20 = 7.5, i.e. 8, episodes. Its mutation noise is 0.1 in task units; here
+``mutation_std`` is a fraction of each range, so the preset keeps 0.1 of the range.
+
 Speed (same algorithm, computed differently): a region's ALP comes from prefix sums of its
 scores in O(1); the 50 candidate cuts of a split are scored together with numpy; random numbers
 are drawn in blocks.
@@ -65,6 +73,15 @@ class RIAC(Teacher):
     """
 
     supported_spaces = (spaces.Box,)
+    PRESETS = {
+        "teachmyagent": {
+            "max_region_size": 150,
+            "alp_window_size": 150,
+            "split_attempts": 75,
+            "min_region_population": 8,
+            "min_region_width": 0.1,
+        },
+    }
 
     def __init__(
         self,

@@ -23,6 +23,12 @@ Details (the authors' code unless said):
   ``success_threshold=None`` the score clipped to [0, 1] is the success probability, used as a
   soft label for the judge and as the weight of a task in the validity loss.
 * Tasks are drawn ``update_frequency`` at a time (the setter only changes at updates).
+* Presets (``TeachMyAgent/teachers/algos/setter_solver.py`` for one training step per update):
+  ``"teachmyagent"`` is what its benchmark ran (``benchmark_scripts/full_benchmark_Setter-Solver.txt``:
+  ``--ss_update_frequency 50 --setter_loss_noise_ub 0.1 --setter_hidden_size 64``),
+  ``"teachmyagent-defaults"`` its argument defaults (``run_utils/teacher_args_handler.py``:
+  every 100 episodes, noise 0.05, 128 hidden units). The setter's architecture stays this
+  module's (couplings, not its highway blocks).
 """
 
 from __future__ import annotations
@@ -71,6 +77,12 @@ class SetterSolver(Teacher):
     """
 
     supported_spaces = (spaces.Box,)
+    PRESETS = {
+        "teachmyagent": {"update_frequency": 50, "train_steps": 1, "setter_loss_noise_ub": 0.1, "hidden_size": 64},
+        "teachmyagent-defaults": {
+            "update_frequency": 100, "train_steps": 1, "setter_loss_noise_ub": 0.05, "hidden_size": 128,
+        },
+    }
 
     def __init__(
         self,

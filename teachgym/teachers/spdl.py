@@ -2,7 +2,9 @@
 
 Klink, Abdulsamad, Belousov, D'Eramo, Peters & Pajarinen, "Self-Paced Deep Reinforcement Learning"
 (NeurIPS 2020) and "A Probabilistic Interpretation of Self-Paced Learning with Applications to RL"
-(JMLR 2021). Tasks come from a Gaussian context distribution q. Every ``update_frequency``
+(JMLR 2021); this is the second, constrained version (SPDL v2, teachgym's ``"spdl"``). The first
+version, with a KL penalty, which TeachMyAgent runs, is ``"spdl-v1"`` (:mod:`teachgym.teachers.spdl_v1`).
+Tasks come from a Gaussian context distribution q. Every ``update_frequency``
 episodes, q is replaced by the Gaussian p closest to the target distribution mu (min KL(p || mu))
 under two constraints: the expected value E_p[V] stays at least ``performance_threshold`` and the
 step is small, KL(q || p) <= ``max_kl``. Until E_q[V] first reaches the threshold, the step
@@ -148,10 +150,7 @@ class SPDL(Teacher):
         if self.value_estimate is not None:
             tasks = self.task_space.tasks(self.task_space.denormalise(contexts))
             return np.asarray(self.value_estimate(tasks), dtype=np.float64).reshape(len(contexts))
-        k = min(self.fallback_neighbours, len(contexts))
-        dist = ((contexts[:, None, :] - contexts[None, :, :]) ** 2).sum(-1)
-        nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
-        return scores[nearest].mean(1)
+        return neighbour_values(contexts, scores, self.fallback_neighbours)
 
     def _step(self, contexts: np.ndarray, values: np.ndarray) -> None:
         """One constrained update of (mean, chol) from contexts drawn from the current q."""
@@ -253,6 +252,14 @@ class SPDL(Teacher):
             np.asarray(state["queue"]).reshape((-1,) + self.task_space.shape).astype(self.task_space.dtype)
         )
         self._queue_pos = int(state["queue_pos"])
+
+
+def neighbour_values(contexts: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """V at each context: the mean score of its ``k`` nearest contexts (itself included)."""
+    k = min(k, len(contexts))
+    dist = ((contexts[:, None, :] - contexts[None, :, :]) ** 2).sum(-1)
+    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+    return scores[nearest].mean(1)
 
 
 class _Gaussian:
