@@ -28,6 +28,7 @@ import functools
 import json
 import math
 import shutil
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,9 @@ class FleetConfig:
     ``log_alpha`` per member, target entropy ``-dim(action)`` unless ``target_entropy`` is given).
     TD3 uses ``policy_delay``, ``target_policy_noise``, ``target_noise_clip`` and ``action_noise``
     (std of the Gaussian exploration noise on the [-1, 1] action scale). ``compile`` wraps the loss
-    functions in ``torch.compile`` (``compile_mode="reduce-overhead"`` adds CUDA graphs on a GPU);
-    off by default, which is what a CPU wants.
+    functions in ``torch.compile`` (``compile_mode="reduce-overhead"`` adds CUDA graphs on a GPU;
+    ``compile_backend`` other than ``"inductor"``, e.g. ``"aot_eager"``, ignores the mode); off by
+    default, which is what a CPU wants.
     """
 
     algo: str = "sac"
@@ -83,6 +85,7 @@ class FleetConfig:
     dtype: str = "float32"
     compile: bool = False
     compile_mode: str = "default"
+    compile_backend: str = "inductor"
 
     def __post_init__(self) -> None:
         if self.algo not in ("sac", "td3"):
@@ -110,6 +113,8 @@ class FleetConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+        if not isinstance(self.compile_backend, str) or not self.compile_backend:
+            raise ValueError(f"compile_backend must be a torch.compile backend name, got {self.compile_backend!r}")
         resolve_device(self.device)
 
     def entropy_init(self) -> tuple[bool, float]:
@@ -263,10 +268,12 @@ class FleetLearner:
         self._actor_forward = self._sac_actor
         self._actor_loss = self._sac_actor_loss if sac else self._td3_actor_loss
         if config.compile:
-            mode = config.compile_mode
-            self._critic_loss = torch.compile(self._critic_loss, mode=mode)
-            self._actor_forward = torch.compile(self._actor_forward, mode=mode)
-            self._actor_loss = torch.compile(self._actor_loss, mode=mode)
+            kw = {"backend": config.compile_backend}
+            if config.compile_backend == "inductor":
+                kw["mode"] = config.compile_mode
+            self._critic_loss = torch.compile(self._critic_loss, **kw)
+            self._actor_forward = torch.compile(self._actor_forward, **kw)
+            self._actor_loss = torch.compile(self._actor_loss, **kw)
 
     # ------------------------------------------------------------------------- pieces
     def _q(self, net: StackedMLP, obs: torch.Tensor, act: torch.Tensor, first_only: bool = False) -> torch.Tensor:
@@ -585,6 +592,17 @@ class FleetMember:
     seed: int = 0
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    """:func:`teachgym.io.load_state`, with every way a damaged file fails turned into ``ValueError``."""
+    try:
+        state = load_state(path)
+    except (OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError, KeyError) as err:
+        raise ValueError(f"{path} is not a readable fleet checkpoint file: {err}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    return state
+
+
 def _seed_of(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0])
 
@@ -775,10 +793,15 @@ class Fleet:
             raise ValueError(f"{folder} holds no fleet checkpoint (latest.json): {err}") from err
         if target.resolve().parent != folder.resolve():
             raise ValueError(f"latest.json names {latest['dir']!r}, which is not a checkpoint inside {folder}")
-        loop = load_state(target / "loop.npz")
-        saved = json.loads(str(loop.get("config", "{}")))
+        loop = _read_state(target / "loop.npz")
+        try:
+            saved = json.loads(str(loop.get("config", "{}")))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"loop.npz holds no readable config: {err}") from err
+        if not isinstance(saved, dict):
+            raise ValueError("loop.npz holds no config dict")
         mine = dataclasses.asdict(self.config)
-        differ = sorted(k for k in mine if k not in ("device", "compile", "compile_mode")
+        differ = sorted(k for k in mine if k not in ("device", "compile", "compile_mode", "compile_backend")
                         and json.dumps(saved.get(k)) != json.dumps(mine[k]))
         if int(loop.get("members", -1)) != self.k or differ:
             raise ValueError(f"the checkpoint is of another fleet: members {loop.get('members')} vs {self.k}, "
@@ -791,11 +814,16 @@ class Fleet:
             raise ValueError(f"{target / 'fleet.pt'} holds no learner state")
         self.learner.load_state_dict(state["learner"])
         for k, member in enumerate(self.members):
-            self.replay.load_member_state(k, load_state(target / f"replay-{k}.npz"))
+            self.replay.load_member_state(k, _read_state(target / f"replay-{k}.npz"))
             if member.teacher is not None:
-                member.teacher.load_state_dict(load_state(target / f"teacher-{k}.npz"))
-        rngs = json.loads(str(loop["rngs"]))
-        episodes = json.loads(str(loop["episodes_in_progress"]))
+                member.teacher.load_state_dict(_read_state(target / f"teacher-{k}.npz"))
+        try:
+            rngs = json.loads(str(loop["rngs"]))
+            episodes = json.loads(str(loop["episodes_in_progress"]))
+            if not isinstance(rngs, list) or not isinstance(episodes, list):
+                raise TypeError("rngs / episodes_in_progress are not lists")
+        except (KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"loop.npz lacks valid generator / episode states: {err}") from err
         if len(rngs) != self.k or len(episodes) != self.k:
             raise ValueError(f"loop.npz describes {len(rngs)} members, this fleet has {self.k}")
         for rng, rstate in zip(self.rngs, rngs):
@@ -803,7 +831,15 @@ class Fleet:
                 rng.bit_generator.state = rstate
             except (TypeError, ValueError, KeyError) as err:
                 raise ValueError(f"bad numpy generator state in loop.npz: {err}") from err
-        self.num_timesteps = int(loop["num_timesteps"])
+        for state in episodes:
+            if state and not (isinstance(state, dict) and isinstance(state.get("episode_seed"), int)
+                              and isinstance(state.get("rng"), dict)
+                              and isinstance(state.get("task", []), list)):
+                raise ValueError(f"loop.npz: bad episode-in-progress state {str(state)[:200]}")
+        steps = int(loop["num_timesteps"])
+        if steps < 0:
+            raise ValueError(f"loop.npz: num_timesteps must be >= 0, got {steps}")
+        self.num_timesteps = steps
         for name in ("episodes", "last_returns"):
             value = np.asarray(loop[name])
             if value.shape != (self.k,):
@@ -812,7 +848,11 @@ class Fleet:
         # Each member's episode in progress restarts with its task and env seed.
         self.returns[:] = 0.0
         self.envs.set_attr("resume_episode", episodes)
-        self._obs = self._flat(self.envs.reset()[0])
+        try:
+            obs = self.envs.reset()[0]
+        except Exception as err:  # noqa: BLE001 - a worker re-raises whatever the env raised
+            raise ValueError(f"the checkpoint's episodes in progress could not be restarted: {err}") from err
+        self._obs = self._flat(obs)
 
     def close(self) -> None:
         """Close the envs (worker processes) and the teacher servers."""
