@@ -594,3 +594,75 @@ def test_other_config_checkpoint_message_names_the_difference(tmp_path):
     _saved(tmp_path)
     with pytest.raises(ValueError, match="net_arch"):
         _load(tmp_path, small(net_arch=(8, 8)))
+
+
+# ----------------------------------------------------------------------------- walkers
+
+
+def test_a_fleet_runs_stump_tracks_with_alp_gmm_teachers_and_resumes(tmp_path):
+    env = gym.make("teachgym/StumpTracks-v0", body="classic_bipedal")
+    space = env_task_space(env)
+    env.close()
+
+    def members():
+        return [FleetMember(env_fn("teachgym/StumpTracks-v0", {"body": "classic_bipedal"}),
+                            teachgym.make_teacher("alp-gmm", space, seed=s, fit_rate=2, potential_ks=(1, 2)), s) for s in (0, 1)]
+
+    config = small("sac", learning_starts=100)
+    with Fleet(members(), config) as fleet:
+        fleet.learn(150)
+        assert fleet.replay.size == 150 and fleet.learner.n_updates == 20
+        fleet.save(tmp_path)
+    with Fleet(members(), config) as resumed:
+        resumed.load(tmp_path)
+        resumed.learn(20)
+        assert resumed.num_timesteps == 170 and resumed.learner.n_updates == 28
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def test_bench_students_reports_per_student_and_total_steps_per_second():
+    from teachgym.benchmarks.students import StudentSpeedConfig, bench_students, format_students, protocol_hours
+
+    config = StudentSpeedConfig(env="teachgym/ContextualPendulum-v0", fleet_sizes=(1, 2), steps=10, learning_starts=20,
+                                overrides={"net_arch": (8, 8), "batch_size": 8}, devices=("cpu", "cuda"))
+    table = bench_students(config, progress=False)
+    rows = 1 + 2 if not torch.cuda.is_available() else 6
+    assert len(table) == rows and set(table["device"]) <= {"cpu", "cuda"}
+    assert list(table["learner"][:3]) == ["SB3 SAC", "fleet K=1", "fleet K=2"]
+    np.testing.assert_allclose(table["steps_per_s_total"], table["steps_per_s_per_student"] * table["students"])
+    assert table["vs_sb3"].iloc[0] == 1.0 and (table["steps_per_s_total"] > 0).all()
+    assert (table["steps_per_student"] == 10).all()  # rounded up to train_freq (10): 10
+    text = format_students(table, protocol_hours(table))
+    assert "walkers-20M" in text and "fleet K=2" in text
+
+
+def test_protocol_hours_follow_from_the_walkers_20M_config():
+    import pandas as pd
+
+    from teachgym.benchmarks.students import protocol_hours, protocol_steps
+
+    info = protocol_steps("walkers-20M")
+    assert (info["teachers"], info["envs"], info["seeds"], info["steps_per_run"]) == (8, 3, 16, 20_000_000)
+    assert info["total_steps"] == 8 * 3 * 16 * 20_000_000
+    table = pd.DataFrame([{"learner": "x", "device": "cpu", "steps_per_s_total": info["total_steps"] / 3600}])
+    assert protocol_hours(table)["protocol_hours"].iloc[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="protocol"):
+        protocol_steps("no-such-config")
+
+
+@pytest.mark.parametrize("bad", [dict(fleet_sizes=(0,)), dict(preset="ppo"), dict(steps=0), dict(vectorization="gpu")])
+def test_bench_students_refuses_bad_settings(bad):
+    from teachgym.benchmarks.students import StudentSpeedConfig
+
+    with pytest.raises(ValueError):
+        StudentSpeedConfig(**bad)
+
+
+def test_unknown_devices_are_refused_and_absent_ones_skipped():
+    from teachgym.benchmarks.students import available_devices
+
+    with pytest.raises(ValueError, match="devices"):
+        available_devices(("tpu",))
+    assert available_devices(("cpu", "cuda")) == (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
