@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import pickle
 from pathlib import Path
 
@@ -623,7 +621,12 @@ def test_a_fleet_runs_stump_tracks_with_alp_gmm_teachers_and_resumes(tmp_path):
 
 
 def test_bench_students_reports_per_student_and_total_steps_per_second():
-    from teachgym.benchmarks.students import StudentSpeedConfig, bench_students, format_students, protocol_hours
+    from teachgym.benchmarks.students import (
+        StudentSpeedConfig,
+        bench_students,
+        format_students,
+        protocol_hours,
+    )
 
     config = StudentSpeedConfig(env="teachgym/ContextualPendulum-v0", fleet_sizes=(1, 2), steps=10, learning_starts=20,
                                 overrides={"net_arch": (8, 8), "batch_size": 8}, devices=("cpu", "cuda"))
@@ -666,3 +669,37 @@ def test_unknown_devices_are_refused_and_absent_ones_skipped():
     with pytest.raises(ValueError, match="devices"):
         available_devices(("tpu",))
     assert available_devices(("cpu", "cuda")) == (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+
+
+def test_make_fleet_builds_members_from_teacher_specs_and_evaluates_each_member():
+    from teachgym.students.fleet import make_fleet
+    from teachgym.training import evaluate
+
+    runs = [("random", 0), ("alp-gmm:fit_rate=20", 1), (None, 2)]
+    with make_fleet("teachgym/ContextualPendulum-v0", runs, preset="td3", vectorization="sync",
+                    overrides={"net_arch": (8, 8), "batch_size": 8, "learning_starts": 10, "buffer_size": 100}) as fleet:
+        assert fleet.k == 3 and fleet.members[2].teacher is None
+        assert type(fleet.members[1].teacher).__name__ != type(fleet.members[0].teacher).__name__
+        fleet.learn(30)
+        obs = np.random.default_rng(0).normal(size=(4, fleet.obs_dim))
+        policies = [fleet.member_policy(k) for k in range(3)]
+        actions = [p.predict(obs)[0] for p in policies]
+        # The same as the whole fleet's deterministic step for one observation each.
+        together = fleet.predict(np.stack([obs[0]] * 3))
+        for k in range(3):
+            np.testing.assert_allclose(actions[k][0], together[k], rtol=1e-6)
+        assert not np.allclose(actions[0], actions[1])
+        fraction, _, returns = evaluate(policies[0], "teachgym/ContextualPendulum-v0", {}, _test_tasks(), n_envs=2)
+        assert 0.0 <= fraction <= 1.0 and np.all(np.isfinite(returns))
+    with pytest.raises(ValueError, match="env id"):
+        make_fleet("nope/Nope-v0", runs)
+    with pytest.raises(ValueError):
+        make_fleet("teachgym/ContextualPendulum-v0", [("no-such-teacher", 0)], vectorization="sync")
+
+
+def _test_tasks() -> np.ndarray:
+    env = gym.make("teachgym/ContextualPendulum-v0")
+    try:
+        return np.asarray(env.unwrapped.test_set(), dtype=np.float64)[:2]
+    finally:
+        env.close()

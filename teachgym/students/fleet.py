@@ -23,6 +23,7 @@ member's episode in progress restarts with the same task and env seed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -392,6 +393,13 @@ class FleetLearner:
             return torch.tanh(self.actor(x)[..., : self.act_dim])[:, 0].cpu().numpy()
         return self._sac_actor(x, self.draw_noise((1, self.act_dim)))[0][:, 0].cpu().numpy()
 
+    @torch.no_grad()
+    def member_act(self, k: int, obs: np.ndarray) -> np.ndarray:
+        """Member ``k``'s deterministic actions in [-1, 1] for a batch of observations ``[n, obs_dim]``."""
+        x = torch.as_tensor(np.asarray(obs)).to(self.device, self.dtype).reshape(1, -1, self.obs_dim)
+        out = self.actor(x, slice(k, k + 1))[0]
+        return torch.tanh(out[:, : self.act_dim]).cpu().numpy()
+
     # ------------------------------------------------------------------------- state
     def member_state(self, k: int) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Member ``k``'s networks in ``nn.Linear`` layout (``critic`` holds the two twins' layers)."""
@@ -448,8 +456,6 @@ class FleetLearner:
 
 def _copy_module(module: StackedMLP) -> StackedMLP:
     """A frozen copy (target network)."""
-    import copy
-
     out = copy.deepcopy(module)
     for p in out.parameters():
         p.requires_grad_(False)
@@ -746,6 +752,12 @@ class Fleet:
         actions = self.learner.act(self._flat(obs), deterministic=deterministic)
         return self.act_low + (actions + 1.0) * 0.5 * (self.act_high - self.act_low)
 
+    def member_policy(self, k: int) -> MemberPolicy:
+        """Member ``k``'s deterministic policy with SB3's ``predict`` (for :func:`teachgym.training.evaluate`)."""
+        if not 0 <= k < self.k:
+            raise ValueError(f"member must be in [0, {self.k}), got {k}")
+        return MemberPolicy(self, k)
+
     # ------------------------------------------------------------------------- checkpoints
     def save(self, folder: str | Path) -> Path:
         """Checkpoint into ``folder/step-<N>`` and point ``folder/latest.json`` at it (no pickle).
@@ -868,3 +880,52 @@ class Fleet:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class MemberPolicy:
+    """One member's policy behind SB3's ``predict(obs, deterministic) -> (actions, None)``."""
+
+    def __init__(self, fleet: Fleet, k: int) -> None:
+        self.fleet, self.k = fleet, k
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """Env-scale actions ``[n, act_dim]`` for observations ``[n, ...]`` (always the deterministic policy)."""
+        f = self.fleet
+        obs = np.asarray(obs, dtype=np.float64).reshape(-1, f.obs_dim)
+        actions = f.learner.member_act(self.k, obs)
+        return f.act_low + (actions + 1.0) * 0.5 * (f.act_high - f.act_low), None
+
+
+def make_fleet(env_id: str, runs: Sequence[tuple[str | None, int]], env_kwargs: dict[str, Any] | None = None,
+               preset: str = "sac", overrides: dict[str, Any] | None = None, device: str = "auto",
+               vectorization: str = "async") -> Fleet:
+    """A fleet of ``len(runs)`` students of ``env_id``, member i with teacher ``runs[i][0]`` and seed ``runs[i][1]``.
+
+    Teachers are teacher specs as ``teachgym train --teacher`` takes them (``"alp-gmm"``,
+    ``"alp-gmm:fit_rate=100"``; ``None``: no teacher), built with ``adapt=True`` and the run's seed,
+    as :class:`teachgym.training.Trainer` builds its one teacher.
+    """
+    from teachgym.teacher import make_teacher, parse_teacher_spec
+    from teachgym.wrappers import env_task_space
+
+    if not runs:
+        raise ValueError("make_fleet needs at least one (teacher, seed) run")
+    env_kwargs = dict(env_kwargs or {})
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}")
+    members = []
+    space = None
+    for spec, seed in runs:
+        teacher = None
+        if spec is not None:
+            if space is None:
+                env = gym.make(env_id, **env_kwargs)
+                try:
+                    space = env_task_space(env)
+                finally:
+                    env.close()
+            name, hparams = parse_teacher_spec(spec)
+            teacher = make_teacher(name, space, seed=int(seed), adapt=True, **hparams)
+        members.append(FleetMember(env_fn(env_id, env_kwargs), teacher, int(seed)))
+    config = fleet_config(preset, **{**(overrides or {}), "device": device})
+    return Fleet(members, config, vectorization=vectorization)
