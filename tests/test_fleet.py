@@ -81,7 +81,7 @@ class ReferenceStudent:
         mean, log_std = out[:, : self.act_dim], torch.clamp(out[:, self.act_dim:], -20, 2)
         u = mean + log_std.exp() * eps
         a = torch.tanh(u)
-        logp = torch.distributions.Normal(mean, log_std.exp()).log_prob(u).sum(1)
+        logp = torch.distributions.Normal(mean, log_std.exp(), validate_args=False).log_prob(u).sum(1)
         return a, logp - torch.log(1 - a**2 + 1e-6).sum(1)
 
     def _polyak(self, nets):
