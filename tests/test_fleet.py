@@ -373,6 +373,9 @@ def test_fleet_trains_with_a_teacher_per_member():
         assert np.all(np.isfinite(fleet.last_returns))
         assert fleet.learner.n_updates == (420 - 40) // 5 * 2
         assert not torch.equal(before, learner_tensors(fleet)["actor.weights.0"])
+        losses = fleet.train(1)
+        assert set(losses) == {"critic", "alpha"} and losses["critic"].shape == (2,)
+        assert torch.isfinite(losses["critic"]).all()
 
 
 def test_each_teacher_receives_its_own_members_episodes():

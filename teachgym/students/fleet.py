@@ -739,13 +739,17 @@ class Fleet:
             raise ValueError("a member got a non-finite final observation from its env")
         return obs
 
-    def train(self, gradient_steps: int) -> dict[str, np.ndarray]:
-        """``gradient_steps`` batched updates, each member on a batch from its own buffer."""
+    def train(self, gradient_steps: int) -> dict[str, torch.Tensor]:
+        """``gradient_steps`` batched updates, each member on a batch from its own buffer.
+
+        Returns the last step's per-member losses as tensors on the learner's device (reading
+        them would wait for the GPU, so the loop does not).
+        """
         losses: dict[str, torch.Tensor] = {}
         for _ in range(int(gradient_steps)):
             batch = self.learner.as_batch(self.replay.sample(self.rngs, self.config.batch_size))
             losses = self.learner.train_step(batch)
-        return {k: v.cpu().numpy() for k, v in losses.items()}
+        return losses
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Env-scale actions ``[K, act_dim]`` of the members for observations ``[K, ...]``."""
