@@ -374,7 +374,7 @@ def test_fleet_trains_with_a_teacher_per_member():
         assert fleet.learner.n_updates == (420 - 40) // 5 * 2
         assert not torch.equal(before, learner_tensors(fleet)["actor.weights.0"])
         losses = fleet.train(1)
-        assert set(losses) == {"critic", "alpha"} and losses["critic"].shape == (2,)
+        assert set(losses) == {"critic", "actor", "alpha"} and losses["critic"].shape == (2,)
         assert torch.isfinite(losses["critic"]).all()
 
 

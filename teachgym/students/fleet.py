@@ -303,11 +303,11 @@ class FleetLearner:
             next_q = next_q - alpha[:, None] * next_logp
             target = rew + (1 - done) * self.config.gamma * next_q
         q = self._q(self.critic, obs, act)
-        return 0.5 * (q - target.unsqueeze(1)).pow(2).mean(-1).sum()
+        return 0.5 * (q - target.unsqueeze(1)).pow(2).mean(-1).sum(1)
 
     def _sac_actor_loss(self, obs, act_pi, logp, alpha) -> torch.Tensor:
         min_q = self._q(self.critic, obs, act_pi).min(dim=1).values
-        return (alpha[:, None] * logp - min_q).mean(-1).sum()
+        return (alpha[:, None] * logp - min_q).mean(-1)
 
     def _td3_critic_loss(self, obs, act, rew, next_obs, done, eps_next, alpha) -> torch.Tensor:
         c = self.config
@@ -317,10 +317,10 @@ class FleetLearner:
             next_q = self._q(self.critic_target, next_obs, next_act).min(dim=1).values
             target = rew + (1 - done) * c.gamma * next_q
         q = self._q(self.critic, obs, act)
-        return (q - target.unsqueeze(1)).pow(2).mean(-1).sum()
+        return (q - target.unsqueeze(1)).pow(2).mean(-1).sum(1)
 
     def _td3_actor_loss(self, obs) -> torch.Tensor:
-        return -self._q(self.critic, obs, torch.tanh(self.actor(obs)), first_only=True).mean(-1).sum()
+        return -self._q(self.critic, obs, torch.tanh(self.actor(obs)), first_only=True).mean(-1)[:, 0]
 
     def draw_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
         """``[K, *shape]`` standard normal noise, member k's from its own generator."""
@@ -355,25 +355,27 @@ class FleetLearner:
                 losses["alpha"] = alpha_loss.detach()
             critic_loss = self._critic_loss(obs, act, rew, next_obs, done, eps[:, 1], alpha)
             self.critic_opt.zero_grad()
-            critic_loss.backward()
+            critic_loss.sum().backward()  # member k's parameters get only its own loss's gradient
             self.critic_opt.step()
             actor_loss = self._actor_loss(obs, act_pi, logp, alpha)
             self.actor_opt.zero_grad()
-            actor_loss.backward()
+            actor_loss.sum().backward()
             self.actor_opt.step()
+            losses["actor"] = actor_loss.detach()
             if (self.n_updates - 1) % self.config.target_update_interval == 0:
                 _polyak(list(self.critic.parameters()), list(self.critic_target.parameters()), self.config.tau)
         else:
             eps = self.draw_noise((b, self.act_dim))
             critic_loss = self._critic_loss(obs, act, rew, next_obs, done, eps, None)
             self.critic_opt.zero_grad()
-            critic_loss.backward()
+            critic_loss.sum().backward()
             self.critic_opt.step()
             if self.n_updates % self.config.policy_delay == 0:
                 actor_loss = self._actor_loss(obs)
                 self.actor_opt.zero_grad()
-                actor_loss.backward()
+                actor_loss.sum().backward()
                 self.actor_opt.step()
+                losses["actor"] = actor_loss.detach()
                 _polyak(list(self.critic.parameters()), list(self.critic_target.parameters()), self.config.tau)
                 _polyak(list(self.actor.parameters()), list(self.actor_target.parameters()), self.config.tau)
         losses["critic"] = critic_loss.detach()
