@@ -3,6 +3,7 @@
 ``teachgym bench toy``                 teachers on simulated grid students (curves, table, PNG)
 ``teachgym bench teacher-overhead``    seconds teachers spend in sample + update
 ``teachgym bench envs``                steps/s and reset times of the envs
+``teachgym bench students``            SB3 SAC vs fleets of K students: steps/s, and the walkers-20M protocol's hours
 ``teachgym bench datagen``             data-generation teachers vs uniform allocation
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym bench reasoning``           curricula for GRPO on verifiable reasoning problems vs random
@@ -26,6 +27,7 @@ from teachgym.benchmarks.envs import EnvSpeedConfig, bench_envs
 from teachgym.benchmarks.fuzz import FuzzConfig, bench_fuzz, env_label
 from teachgym.benchmarks.overhead import OverheadConfig, bench_teacher_overhead
 from teachgym.benchmarks.reasoning import ReasoningConfig
+from teachgym.benchmarks.students import StudentSpeedConfig, bench_students, format_students, protocol_hours
 from teachgym.benchmarks.suites import (
     SUITES,
     add_suite_arguments,
@@ -98,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=env_defaults.steps)
     p.add_argument("--resets", type=positive_int, default=env_defaults.resets)
     p.add_argument("--only", default="", help="comma-separated labels to keep (the first one is the reference)")
+
+    st = StudentSpeedConfig()
+    p = suites.add_parser("students", help="SB3 SAC vs fleets of K students in lockstep: steps/s per student and in total")
+    p.add_argument("--env", default=st.env)
+    p.add_argument("--preset", default=st.preset, choices=("sac", "sac-sb3", "td3"))
+    p.add_argument("--fleet-sizes", default=",".join(map(str, st.fleet_sizes)), help="comma-separated K")
+    p.add_argument("--devices", default=",".join(st.devices), help="comma-separated; absent ones are skipped")
+    p.add_argument("--steps", type=positive_int, default=st.steps, help="timed steps per student")
+    p.add_argument("--learning-starts", type=positive_int, default=st.learning_starts)
+    p.add_argument("--vectorization", default=st.vectorization, choices=("sync", "async"))
+    p.add_argument("--no-sb3", action="store_true", help="skip the SB3 SAC reference")
 
     fz = _defaults(FuzzConfig)
     p = suites.add_parser("fuzz", help="random tasks (corners included) x random/extreme actions: no exception, NaN or bound break")
@@ -217,6 +230,16 @@ def _run(argv: list[str]) -> int:
         table = bench_envs(config)
         print(f"\nRandom actions, {config.steps} steps per env, one process (ratio: steps/s over the 'vs' row's):")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    elif args.suite == "students":
+        try:
+            sizes = tuple(int(k) for k in _names(args.fleet_sizes))
+        except ValueError:
+            raise ValueError(f"--fleet-sizes: expected comma-separated positive integers, got {args.fleet_sizes!r}") from None
+        config = StudentSpeedConfig(env=args.env, preset=args.preset, fleet_sizes=sizes, devices=tuple(_names(args.devices)),
+                                    steps=args.steps, learning_starts=args.learning_starts, sb3=not args.no_sb3,
+                                    vectorization=args.vectorization)
+        table = bench_students(config)
+        print(format_students(table, protocol_hours(table, config.protocol)))
     elif args.suite == "datagen":
         print(main_from_args("datagen", args, DATAGEN_FLAGS))
     elif args.suite == "reasoning":

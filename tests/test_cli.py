@@ -250,3 +250,13 @@ def test_counts_that_are_not_positive_are_refused_by_the_parser(args, capsys):
     with pytest.raises(SystemExit) as done:
         main(args)
     assert done.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+
+
+def test_bench_students_times_sb3_and_fleets_and_refuses_bad_sizes(capsys):
+    args = ["bench", "students", "--env", "teachgym/ContextualPendulum-v0", "--preset", "sac-sb3", "--fleet-sizes", "1,2",
+            "--devices", "cpu,cuda", "--steps", "2", "--learning-starts", "64"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "SB3 SAC" in out and "fleet K=2" in out and "walkers-20M" in out and "protocol_hours" in out
+    assert main(["bench", "students", "--fleet-sizes", "two"]) == 2
+    assert "--fleet-sizes" in capsys.readouterr().err

@@ -17,9 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-import torch
 
-from teachgym.students.fleet import Fleet, FleetMember, env_fn, fleet_config
 from teachgym.teacher import make_teacher
 from teachgym.wrappers import env_task_space
 
@@ -64,6 +62,7 @@ class StudentSpeedConfig:
 
 def available_devices(devices: tuple[str, ...]) -> list[str]:
     """The devices of ``devices`` present here (``cuda`` only with a GPU); ``ValueError`` for unknown names."""
+    import torch  # the CLI builds its parser without torch
     out = []
     for device in devices:
         kind = device.split(":")[0]
@@ -75,6 +74,7 @@ def available_devices(devices: tuple[str, ...]) -> list[str]:
 
 
 def _fleet_settings(config: StudentSpeedConfig, device: str) -> dict[str, Any]:
+    from teachgym.students.fleet import fleet_config
     base = fleet_config(config.preset)
     overrides = dict(config.overrides or {})
     steps = -(-int(config.steps) // overrides.get("train_freq", base.train_freq)) * overrides.get("train_freq", base.train_freq)
@@ -96,6 +96,7 @@ def _teacher(config: StudentSpeedConfig, seed: int) -> Any:
 
 def measure_fleet(config: StudentSpeedConfig, k: int, device: str) -> dict[str, Any]:
     """Steps/s of a fleet of ``k`` students on ``device`` (per student and in total)."""
+    from teachgym.students.fleet import Fleet, FleetMember, env_fn
     settings = _fleet_settings(config, device)
     members = [FleetMember(env_fn(config.env, config.env_kwargs), _teacher(config, config.seed + i), config.seed + i)
                for i in range(k)]
@@ -148,6 +149,7 @@ def measure_sb3(config: StudentSpeedConfig, device: str) -> dict[str, Any]:
 
 
 def _sync(device: str) -> None:
+    import torch
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
 
