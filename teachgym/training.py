@@ -65,6 +65,7 @@ from teachgym.students.sb3 import (
     PRESETS,
     check_overrides,
     forget,
+    initial_state_values,
     is_off_policy,
     load_replay_state,
     load_torch_state,
@@ -533,6 +534,7 @@ class Trainer:
         self.bar = None
         self.tb = None
         self.tb_note = ""
+        self._value_env: gym.Env | None = None  # the envs the critic's V(s0) is read on
         self._period_tasks = np.empty((0, len(self.space.low)))  # tasks reported since the last evaluation
 
     def _test_tasks(self) -> np.ndarray:
@@ -562,6 +564,22 @@ class Trainer:
             return FlushEachStep(env, link.flush)
         return DummyVecEnv(fns)
 
+    def _bind_value_estimate(self) -> None:
+        """Give the teacher the critic's V(s0) per task, rescaled like scores (SPDL reads it;
+        TeachMyAgent's SPDL uses the critic's value of the initial state)."""
+        self._value_env = value_env = gym.make(self.config.env, **self.config.env_kwargs)
+        score_range = getattr(value_env.unwrapped, "score_range", None)
+        model, seed = self.model, self.config.seed
+
+        def value_estimate(tasks: np.ndarray) -> np.ndarray:
+            values = initial_state_values(model, value_env, tasks, seed)
+            if score_range is None:
+                return values
+            lo, hi = score_range
+            return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+
+        self.teacher.bind(value_estimate=value_estimate)
+
     def _open_tensorboard(self, purge_step: int | None) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -587,6 +605,8 @@ class Trainer:
                 preset_size = int(PRESETS[config.algo].kwargs.get("buffer_size", 1_000_000))
                 overrides.setdefault("buffer_size", min(preset_size, config.steps + config.n_envs))
             self.model = make_student(config.algo, env, seed=config.seed, device=config.device, overrides=overrides)
+            if config.backend != "ray":  # an actor's teacher cannot call back into this process
+                self._bind_value_estimate()
             self.folder.start(config, self.resume)
             if resuming:
                 self._load_checkpoint(env)
@@ -615,6 +635,8 @@ class Trainer:
                 self.bar.close()
             env.close()
             link.close()
+            if self._value_env is not None:
+                self._value_env.close()
             if self.tb is not None:
                 self.tb.close()
         last = self.eval_rows[-1]

@@ -14,14 +14,15 @@ import time
 import zipfile
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from teachgym.io import load_state
-from teachgym.students.sb3 import forget, make_student
-from teachgym.training import TrainConfig, add_train_arguments, parse_kwargs, run_train, train
+from teachgym.students.sb3 import forget, initial_state_values, make_student
+from teachgym.training import TrainConfig, Trainer, add_train_arguments, parse_kwargs, run_train, train
 
 # Sub-process workers fork from a server that has imported teachgym (and torch) once instead of
 # importing it each (3-4 s a run on a loaded machine); set before any test starts that server.
@@ -413,3 +414,26 @@ def test_a_checkpoint_of_the_previous_format_still_resumes(tmp_path):
     save_state(loop_path, {**loop, "workers": json.dumps(workers)})
     summary = train(_small("ppo", 1, steps=128), out, resume=True, progress=False)
     assert summary["steps"] == 128 and pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 64, 128]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_the_teacher_gets_the_critics_value_of_each_tasks_first_state(tmp_path, algo):
+    """SPDL (TeachMyAgent's v1 reads V(s0) from the critic): the bound estimate is the critic's
+    value of the reset observation, rescaled like scores, and the same at every call."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    config = TrainConfig(env="teachgym/ContextualPendulum-v0", teacher="spdl-v1", algo=algo, steps=256, seed=3,
+                         env_kwargs={"context_obs": True})
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    env = DummyVecEnv([lambda: gym.make(config.env, **config.env_kwargs)])
+    trainer.model = make_student(algo, env, seed=3, device="cpu")
+    trainer._bind_value_estimate()
+    tasks = np.random.default_rng(0).uniform(trainer.space.low, trainer.space.high, size=(5, len(trainer.space.low)))
+    values = trainer.teacher.value_estimate(tasks)
+    assert values.shape == (5,) and np.all(np.isfinite(values)) and np.all((values >= 0) & (values <= 1))
+    assert np.array_equal(values, trainer.teacher.value_estimate(tasks))
+    raw = initial_state_values(trainer.model, gym.make(config.env, **config.env_kwargs), tasks, config.seed)
+    lo, hi = trainer._value_env.unwrapped.score_range
+    assert np.allclose(values, np.clip((raw - lo) / (hi - lo), 0, 1))
+    assert len(set(raw.round(6))) > 1  # a value per task, not one number
+    trainer._value_env.close()

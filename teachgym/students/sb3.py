@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO, SAC, TD3
@@ -174,6 +175,25 @@ def make_student(algo: str, env: VecEnv, seed: int | None = None, device: str = 
                            device=resolve_device(device), verbose=verbose, **kwargs)
     except (TypeError, ValueError, AssertionError) as err:  # SB3's own checks of values (assert batch_size > 1)
         raise ValueError(f"bad {algo} hyper-parameter: {err}") from err
+
+
+def initial_state_values(model: BaseAlgorithm, env: gym.Env, tasks: np.ndarray, seed: int) -> np.ndarray:
+    """The critic's value of each task's first observation: TeachMyAgent's V(s0) for SPDL.
+
+    Each task is reset on ``env`` with seed ``seed + i`` (the same states at every call, so a
+    run stays reproducible); PPO's value head gives V, SAC and TD3 the smaller twin Q of the
+    deterministic action. A discounted return, in the env's reward units.
+    """
+    tasks = np.asarray(tasks, dtype=np.float64).reshape(len(tasks), -1)
+    obs = np.stack([env.reset(seed=seed + i, options={"task": task})[0] for i, task in enumerate(tasks)])
+    obs_t, _ = model.policy.obs_to_tensor(obs)
+    with torch.no_grad():
+        if hasattr(model.policy, "predict_values"):
+            values = model.policy.predict_values(obs_t)
+        else:
+            actions = model.policy._predict(obs_t, deterministic=True)
+            values = torch.min(torch.cat(model.critic(obs_t, actions), dim=1), dim=1).values
+    return values.reshape(len(tasks)).double().cpu().numpy()
 
 
 def is_off_policy(model: BaseAlgorithm) -> bool:
