@@ -66,7 +66,7 @@ def test_every_sampled_task_lies_in_the_space(name, space, scores, seed):
     if not supports(name, space):
         return
     teacher = make(name, space, seed)
-    for task in drive(teacher, 70, None, scores) + teacher.sample_batch(10):
+    for task in drive(teacher, 70, None, scores) + list(teacher.sample_batch(10)):
         assert space.contains(task), (task, space)
 
 
