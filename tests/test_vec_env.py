@@ -177,3 +177,23 @@ def test_a_time_limit_outside_the_wrapper_is_reported():
                 inside.step(0)
         inside.reset(seed=0)
     assert teacher.n_updates == 3
+
+
+def test_ray_vec_env_workers_reach_the_actor_teacher():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=1, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        teacher = make_teacher("random", Corridor().task_space, seed=0)
+        venv = teachgym.make_vec_env(Corridor, teacher, n_envs=2, vec_env="ray", seed=0)
+        try:
+            venv.reset()
+            ended = 0
+            for _ in range(40):
+                _, _, dones, _ = venv.step(np.ones(2, dtype=np.int64))
+                ended += int(np.sum(dones))
+            state = venv.teacher_link.state_dict()
+        finally:
+            venv.close()
+        assert ended > 2 and state["n_updates"] == ended
+    finally:
+        ray.shutdown()
