@@ -7,7 +7,8 @@ user types (arrays, lists, ints, dicts by name) and the canonical task a teacher
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,46 @@ def describe_space(space: spaces.Space) -> dict:
             "start": space.start.astype(int).ravel().tolist(),
         }
     raise ValueError(_unsupported(space))
+
+
+def did_you_mean(word: Any, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss of ``word`` among ``known``, else ``""``."""
+    if not isinstance(word, str) or len(word) > 200:  # a guess for a name that long costs more than it helps
+        return ""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_option_keys(options: Mapping[str, Any] | None, known: Iterable[str], owner: str,
+                      strict: bool = True) -> None:
+    """Refuse ``reset`` option keys nobody reads: ``{"tasks": ...}`` would silently play the default task.
+
+    Parameters
+    ----------
+    options
+        The ``options`` given to ``reset``.
+    known
+        The keys ``owner`` reads.
+    owner
+        Named in the message (the env's class name).
+    strict
+        Refuse every unknown key; otherwise only near misses of a known one (an env that passes
+        other keys on to another env's ``reset``).
+
+    Raises
+    ------
+    ValueError
+        Naming the key, the nearest known key and all known keys.
+    """
+    if not options:
+        return
+    known = sorted(known)
+    for key in options:
+        if key in known:
+            continue
+        near = did_you_mean(key, known)
+        if strict or near:
+            raise ValueError(f"unknown reset option {key!r}{near}; {owner} reads {known}")
 
 
 def space_mismatch(ours: spaces.Space, theirs: spaces.Space) -> str | None:

@@ -8,7 +8,6 @@ teacher subclass fills ``_sample``, ``_update`` and, where it has state, ``_stat
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import json
 import os
@@ -20,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from teachgym.hints import UNCHECKED, describe_hint, matches_hint, type_hints
-from teachgym.spaces import Task, TaskSpace, check_score
+from teachgym.spaces import Task, TaskSpace, check_score, did_you_mean
 
 _REGISTRY: dict[str, type[Teacher]] = {}  # filled at import time by @register_teacher only
 
@@ -49,14 +48,6 @@ def register_teacher(name: str):
 def list_teachers() -> list[str]:
     """Names of every registered teacher, sorted."""
     return sorted(_REGISTRY)
-
-
-def did_you_mean(word: Any, known: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for a near miss of ``word`` among ``known``, else ``""``."""
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def teacher_class(name: str) -> type[Teacher]:

@@ -9,8 +9,8 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from teachgym.spaces import Task, TaskSpace, space_mismatch
-from teachgym.teacher import Teacher, did_you_mean
+from teachgym.spaces import Task, TaskSpace, check_option_keys, space_mismatch
+from teachgym.teacher import Teacher
 
 
 def env_task_space(env: gym.Env) -> TaskSpace:
@@ -48,16 +48,8 @@ def check_reset_options(options: dict[str, Any], env: gym.Env, extra: Iterable[s
     are refused (an env of one's own may read keys we cannot know).
     """
     declared = getattr(env.unwrapped, "reset_options", None)
-    known = sorted({"task", *extra, *(declared or ())})
-    for key in options:
-        if key in known:
-            continue
-        near = did_you_mean(key, known)
-        if declared is not None or near:
-            raise ValueError(
-                f"unknown reset option {key!r}{near}; {type(env.unwrapped).__name__} reads "
-                f"{known}{'' if declared is not None else ' (declare reset_options on the env to allow others)'}"
-            )
+    check_option_keys(options, {"task", *extra, *(declared or ())}, type(env.unwrapped).__name__,
+                      strict=declared is not None)
 
 
 def check_score_range(score_range: Any) -> tuple[float, float] | None:

@@ -345,3 +345,12 @@ def test_cells_per_dim_without_a_cell_adapter_is_refused():
         teachgym.make_teacher("exp3", spaces.Discrete(4), adapt=True, cells_per_dim=5)
     adapted = teachgym.make_teacher("exp3", BOX, adapt=True, cells_per_dim=5)  # where it applies, it works
     assert BOX.contains(adapted.sample())
+
+
+def test_a_huge_unknown_name_is_refused_quickly_without_a_guess():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError) as err:
+        teachgym.make_teacher("alp-gmm" * 200_000, BOX)
+    assert "did you mean" not in str(err.value) and time.perf_counter() - start < 1.0

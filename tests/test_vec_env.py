@@ -117,6 +117,26 @@ def test_make_vec_env_refuses_bad_arguments():
         teachgym.make_vec_env(Corridor, teacher, 0)
     with pytest.raises(ValueError, match="must be a teachgym Teacher"):
         teachgym.make_vec_env(Corridor, object(), 1)
+    with pytest.raises(ValueError, match="start_method must be one of"):
+        teachgym.make_vec_env(Corridor, teacher, 1, start_method="teleport")
+    with pytest.raises(ValueError, match="returned list, expected a gymnasium.Env"):
+        teachgym.make_vec_env(lambda: [], teacher, 1, vec_env="dummy")
+    with pytest.raises(ValueError, match="differs from the env's"):  # another env's teacher
+        teachgym.make_vec_env("teachgym/ContextualCartPole-v0", teacher, 1, vec_env="dummy")
+
+
+def test_an_env_id_and_env_kwargs_work_like_gym_make():
+    space = gym.make("teachgym/ContextualCartPole-v0").unwrapped.task_space
+    teacher = make_teacher("random", space, seed=0)
+    venv = teachgym.make_vec_env("teachgym/ContextualCartPole-v0", teacher, 2, vec_env="dummy", seed=0,
+                                 env_kwargs={"max_episode_steps": 10})
+    try:
+        venv.reset()
+        for _ in range(10):
+            venv.step(np.zeros(2, dtype=np.int64))
+    finally:
+        venv.close()
+    assert teacher.n_updates == 2  # both workers' 10-step episodes
 
 
 def _sample_in_child(teacher):

@@ -152,3 +152,25 @@ def test_a_misspelt_reset_option_is_refused_naming_the_known_ones(reach_env):
     strict.reset(options={"level": None})
     with pytest.raises(ValueError, match=r"'difficulty_mode'.*\['level', 'task'\]"):
         strict.reset(options={"difficulty_mode": 2})
+
+
+@pytest.mark.parametrize("env_id, strict", [
+    ("teachgym/StumpTracks-v0", True),
+    ("teachgym/Parkour-v0", True),
+    ("teachgym/Reasoning-Arithmetic-v0", True),
+    ("teachgym/ContextualCartPole-v0", False),
+])
+def test_teachgym_envs_refuse_a_misspelt_task_option(env_id, strict):
+    env = gym.make(env_id)
+    try:
+        with pytest.raises(ValueError, match=r"unknown reset option 'tasks' \(did you mean 'task'\?\)"):
+            env.reset(seed=0, options={"tasks": env.unwrapped.task_space.sample()})
+        wrapped = CurriculumWrapper(env, teachgym.make_teacher("random", env.unwrapped.task_space, seed=0))
+        with pytest.raises(ValueError, match="'tasks'"):
+            wrapped.reset(seed=0, options={"tasks": env.unwrapped.task_space.sample()})
+        if strict:  # envs that read only known keys refuse any other
+            with pytest.raises(ValueError, match="unknown reset option 'speed'"):
+                env.reset(seed=0, options={"speed": 2})
+        env.reset(seed=0, options={"task": env.unwrapped.task_space.sample()})
+    finally:
+        env.close()
