@@ -7,7 +7,8 @@ user types (arrays, lists, ints, dicts by name) and the canonical task a teacher
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,86 @@ def describe_space(space: spaces.Space) -> dict:
             "start": space.start.astype(int).ravel().tolist(),
         }
     raise ValueError(_unsupported(space))
+
+
+def did_you_mean(word: Any, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss of ``word`` among ``known``, else ``""``."""
+    if not isinstance(word, str) or len(word) > 200:  # a guess for a name that long costs more than it helps
+        return ""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_option_keys(options: Mapping[str, Any] | None, known: Iterable[str], owner: str,
+                      strict: bool = True) -> None:
+    """Refuse ``reset`` option keys nobody reads: ``{"tasks": ...}`` would silently play the default task.
+
+    Parameters
+    ----------
+    options
+        The ``options`` given to ``reset``.
+    known
+        The keys ``owner`` reads.
+    owner
+        Named in the message (the env's class name).
+    strict
+        Refuse every unknown key; otherwise only near misses of a known one (an env that passes
+        other keys on to another env's ``reset``).
+
+    Raises
+    ------
+    ValueError
+        Naming the key, the nearest known key and all known keys.
+    """
+    if not options:
+        return
+    known = sorted(known)
+    for key in options:
+        if key in known:
+            continue
+        near = did_you_mean(key, known)
+        if strict or near:
+            raise ValueError(f"unknown reset option {key!r}{near}; {owner} reads {known}")
+
+
+def space_mismatch(ours: spaces.Space, theirs: spaces.Space) -> str | None:
+    """Why two task spaces differ, or None when they hold the same tasks.
+
+    Compares the kind, the shape and the bounds (Box: the values after casting both to the
+    narrower float dtype, so a float32 Box and a float64 Box with the same bounds match; the
+    dtype is named only when the bounds differ and the dtypes too). ``ours`` and ``theirs``
+    name the teacher's space and the env's in the message.
+    """
+    for space in (ours, theirs):
+        if not isinstance(space, SUPPORTED):
+            raise ValueError(_unsupported(space))
+    if type(ours) is not type(theirs):
+        return f"the teacher's space is a {type(ours).__name__}, the env's a {type(theirs).__name__}"
+    if isinstance(ours, spaces.Discrete):
+        if (int(ours.n), int(ours.start)) != (int(theirs.n), int(theirs.start)):
+            return (f"the teacher's space holds {ours.n} tasks from {ours.start}, "
+                    f"the env's {theirs.n} from {theirs.start}")
+        return None
+    if isinstance(ours, spaces.MultiDiscrete):
+        a_lo, b_lo = ours.start.astype(np.int64), theirs.start.astype(np.int64)
+        a_hi, b_hi = a_lo + ours.nvec.astype(np.int64) - 1, b_lo + theirs.nvec.astype(np.int64) - 1
+    else:
+        a_lo, a_hi, b_lo, b_hi = ours.low, ours.high, theirs.low, theirs.high
+    if ours.shape != theirs.shape:
+        return f"the teacher's space has shape {ours.shape}, the env's {theirs.shape}"
+    if isinstance(ours, spaces.Box):
+        narrow = min((ours.dtype, theirs.dtype), key=lambda d: (d.kind != "f", d.itemsize))
+        narrow = narrow if narrow.kind == "f" else np.dtype(np.float64)
+        a_lo, a_hi, b_lo, b_hi = (np.asarray(v, dtype=np.float64).astype(narrow) for v in (a_lo, a_hi, b_lo, b_hi))
+    differ = np.flatnonzero((a_lo.ravel() != b_lo.ravel()) | (a_hi.ravel() != b_hi.ravel()))
+    if differ.size == 0:
+        return None
+    i = int(differ[0])
+    dtypes = (f" (dtypes: the teacher's {ours.dtype}, the env's {theirs.dtype})"
+              if isinstance(ours, spaces.Box) and ours.dtype != theirs.dtype else "")
+    return (f"bounds differ in {differ.size} dimension(s), first in dimension {i}: the teacher's "
+            f"[{a_lo.ravel()[i].item()!r}, {a_hi.ravel()[i].item()!r}], the env's "
+            f"[{b_lo.ravel()[i].item()!r}, {b_hi.ravel()[i].item()!r}]{dtypes}")
 
 
 def _unsupported(space: object) -> str:
@@ -176,11 +257,12 @@ class TaskSpace:
             raise ValueError(f"task must have shape {self.shape}, got shape {x.shape}: {task!r}")
         x = x.reshape(self.dim)
         # Task spaces have few dimensions: a Python loop beats three numpy calls here.
-        for v, lo, hi in zip(x.tolist(), self._low_list, self._high_list):
+        for i, (v, lo, hi) in enumerate(zip(x.tolist(), self._low_list, self._high_list)):
             if not lo <= v <= hi:  # also catches NaN
                 raise ValueError(
-                    f"task {x.tolist()} is outside the task space: expected values in "
-                    f"[{self.low.tolist()}, {self.high.tolist()}] for {self.names}"
+                    f"task {x.tolist()} is outside the task space: {self.names[i]!r} (dimension {i}) "
+                    f"is {v!r}, expected a value in [{lo!r}, {hi!r}] "
+                    f"(bounds of {self.names}: low {self.low.tolist()}, high {self.high.tolist()})"
                 )
             if self._integral and not v.is_integer():
                 raise ValueError(f"task of a discrete space must be integers, got {x.tolist()}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from teachgym.hints import UNCHECKED, describe_hint, matches_hint, type_hints
-from teachgym.spaces import Task, TaskSpace, check_score
+from teachgym.spaces import Task, TaskSpace, check_score, did_you_mean
 
 _REGISTRY: dict[str, type[Teacher]] = {}  # filled at import time by @register_teacher only
 
@@ -54,7 +55,9 @@ def teacher_class(name: str) -> type[Teacher]:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown teacher {name!r}; expected one of {list_teachers()}") from None
+        raise ValueError(
+            f"unknown teacher {name!r}{did_you_mean(name, list_teachers())}; expected one of {list_teachers()}"
+        ) from None
 
 
 def make_teacher(
@@ -71,7 +74,9 @@ def make_teacher(
     Parameters
     ----------
     name
-        A name from :func:`list_teachers`, e.g. ``"alp-gmm"``.
+        A name from :func:`list_teachers`, e.g. ``"alp-gmm"``, or a spec as the CLI takes it,
+        ``"name[@preset]:key=value+key=value"`` (:func:`parse_teacher_spec`), e.g.
+        ``"alp-gmm:fit_rate=100"``; ``preset`` and ``hparams`` override the spec's values.
     task_space
         The space tasks are drawn from.
     seed
@@ -91,8 +96,24 @@ def make_teacher(
     Raises
     ------
     ValueError
-        Unknown teacher, preset or hyper-parameter, unsupported space, invalid hyper-parameter value.
+        Unknown teacher, preset or hyper-parameter, unsupported space, invalid hyper-parameter value,
+        ``cells_per_dim`` where no cell adapter is used.
     """
+    if isinstance(name, str) and ("@" in name or ":" in name):
+        name, spec_hparams = parse_teacher_spec(name)
+        hparams = {**spec_hparams, **hparams}
+    if "cells_per_dim" in hparams:
+        # Only the cell adapter (a discrete teacher on a Box, adapt=True) has cells; anywhere
+        # else the value would be dropped without effect.
+        cls, space = teacher_class(name), TaskSpace(task_space, task_names)
+        if not adapt or isinstance(space.space, cls.supported_spaces) or not space.is_box:
+            why = ("adapt=False" if not adapt else
+                   f"it supports {type(space.space).__name__} spaces itself" if isinstance(space.space, cls.supported_spaces)
+                   else "the task space is discrete")
+            raise ValueError(
+                f"teacher {name!r}: cells_per_dim applies only to a discrete teacher run on a Box through "
+                f"the cell adapter (adapt=True); here no adapter is used ({why}): drop cells_per_dim"
+            )
     if preset is not None:
         hparams = {**teacher_class(name).preset(preset), **hparams}
     if adapt:
@@ -154,10 +175,11 @@ def check_hparams(cls: type[Teacher], hparams: dict[str, Any]) -> None:
     if not hparams:
         return
     known = cls.default_hparams()
-    unknown = sorted(set(hparams) - set(known))
+    unknown = sorted(set(hparams) - set(known), key=str)
     if unknown:
+        hints = "".join(did_you_mean(k, sorted(known)) for k in unknown)
         raise ValueError(
-            f"teacher {cls.name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(known)}"
+            f"teacher {cls.name!r}: unknown hyper-parameter(s) {unknown}{hints}; expected some of {sorted(known)}"
         )
     hints = type_hints(cls.__init__)
     for key, value in hparams.items():
@@ -212,7 +234,12 @@ class Teacher:
             plain = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
             check_hparams(cls, {k: v for k, v in given.items() if k not in cls._BASE_ARGS
                                 and (k not in params or params[k].kind in plain)})
-        return super().__new__(cls)
+        teacher = super().__new__(cls)
+        # The process the teacher belongs to. Unpickling runs __new__ too but then restores the
+        # creator's pid from __dict__: a copy carried into another process (pickled into a
+        # SubprocVecEnv worker, or forked) knows it is one (see _check_process).
+        teacher._owner_pid = os.getpid()
+        return teacher
 
     def __init__(
         self,
@@ -280,7 +307,8 @@ class Teacher:
         """
         if not isinstance(name, str) or name not in cls.PRESETS:
             raise ValueError(
-                f"teacher {cls.name!r} has no preset {name!r}; expected one of {sorted(cls.PRESETS)}"
+                f"teacher {cls.name!r} has no preset {name!r}{did_you_mean(name, sorted(cls.PRESETS))}; "
+                f"expected one of {sorted(cls.PRESETS)}"
             )
         return copy.deepcopy(cls.PRESETS[name])
 
@@ -298,8 +326,26 @@ class Teacher:
         return {k: getattr(self, k) for k in self.default_hparams()}
 
     # ------------------------------------------------------------------ public
+    def _check_process(self) -> None:
+        """Refuse to run in a process other than the one the teacher was built in.
+
+        A teacher pickled (or forked) into an env worker is a copy: the learner's teacher would
+        never see that worker's episodes, and nothing would say so.
+        """
+        owner = getattr(self, "_owner_pid", None)
+        if owner is not None and owner != os.getpid():
+            raise RuntimeError(
+                f"this {self.name!r} teacher was built in process {owner} and is used in process "
+                f"{os.getpid()}: it is a copy (e.g. pickled into a SubprocVecEnv / AsyncVectorEnv worker "
+                "inside a CurriculumWrapper), so its updates would never reach the learner's teacher. "
+                "Use teachgym.make_vec_env(env_id_or_fn, teacher, n_envs) to give every worker a link to "
+                "the one teacher (or teachgym.vector.TeacherServer and its client(i)); to move a teacher "
+                "on purpose, build one in the new process and load_state_dict(old.state_dict())"
+            )
+
     def sample(self) -> Task:
         """Draw the next task; always an element of the task space."""
+        self._check_process()
         return self._sample()
 
     def exploit_tasks(self, n: int, seed: int = 0) -> np.ndarray | None:
@@ -318,11 +364,17 @@ class Teacher:
         """Override: ``n`` points of [0, 1]^dim from the non-exploratory distribution, or None."""
         return None
 
-    def sample_batch(self, n: int) -> list[Task]:
-        """Draw ``n`` tasks."""
+    def sample_batch(self, n: int) -> np.ndarray:
+        """Draw ``n`` tasks, stacked like :meth:`sample`'s: an array of shape ``(n, *shape)``
+        (Box, MultiDiscrete: ``(n, dim)`` for a flat space) or ``(n,)`` (Discrete), in the
+        task space's dtype; row ``i`` is the ``i``-th draw."""
+        self._check_process()
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        return [self._sample() for _ in range(int(n))]
+        tasks = [self._sample() for _ in range(int(n))]
+        if not tasks:
+            return np.empty((0, *self.task_space.shape), dtype=self.task_space.dtype)
+        return np.stack([np.asarray(t) for t in tasks])
 
     def update(self, task: Task, score: float, **info: Any) -> None:
         """Tell the teacher that the student scored ``score`` on ``task``.
@@ -330,6 +382,7 @@ class Teacher:
         ``info`` carries optional extras a student reports (e.g. ``advantages``); teachers that do
         not use them ignore them.
         """
+        self._check_process()
         vector = self.task_space.vector(task)
         value = check_score(score)
         self._update(vector, value, info)
@@ -345,6 +398,7 @@ class Teacher:
 
         Batch-wise teachers (SEC, difficulty filtering) close their batch at the end of the call.
         """
+        self._check_process()
         infos = [{}] * len(tasks) if infos is None else list(infos)
         if not len(tasks) == len(scores) == len(infos):
             raise ValueError(

@@ -41,9 +41,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from teachgym.spaces import Task, TaskSpace, check_score, describe_space
+from teachgym.spaces import Task, TaskSpace, check_score
 from teachgym.teacher import Teacher
-from teachgym.wrappers import EpisodeReporter, env_task_space
+from teachgym.wrappers import EpisodeReporter, check_same_space, env_task_space
 
 RAY_NAMESPACE = "teachgym"  # where the teacher actors are named
 SOCKET_NAME = "teacher.sock"
@@ -634,10 +634,7 @@ class EpisodeCurriculum(EpisodeReporter):
     def __init__(self, env: gym.Env, teacher: Any, seed: int | None = None) -> None:
         super().__init__(env)
         space = env_task_space(env)
-        if describe_space(space.space) != describe_space(teacher.task_space.space):
-            raise ValueError(
-                f"the teacher's task space {teacher.task_space.space!r} differs from the env's {space.space!r}"
-            )
+        check_same_space(teacher.task_space, space)
         self.teacher = teacher
         self.task_space = space
         self.score_range = getattr(env.unwrapped, "score_range", None)

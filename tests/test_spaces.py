@@ -123,3 +123,29 @@ def test_teachers_refuse_complex_tasks_and_keep_working(name):
 def test_check_score_rejects_complex_numbers_and_ints_past_float64(bad):
     with pytest.raises(ValueError, match="finite real number"):
         check_score(bad)
+
+
+def test_a_float32_and_a_float64_box_with_the_same_bounds_hold_the_same_tasks():
+    from teachgym.spaces import space_mismatch
+
+    f32 = spaces.Box(np.array([0.0, 0.1]), np.array([3.0, 6.1]), dtype=np.float32)
+    f64 = spaces.Box(np.array([0.0, 0.1]), np.array([3.0, 6.1]), dtype=np.float64)
+    assert space_mismatch(f32, f64) is None and space_mismatch(f64, f32) is None
+    other = spaces.Box(np.array([0.0, 0.1]), np.array([3.0, 6.0]), dtype=np.float64)
+    why = space_mismatch(f32, other)
+    assert "dimension 1" in why and "6.0" in why and "float32" in why and "float64" in why
+    # the dtype is named only where it can matter: same dtypes, different bounds say nothing of it
+    assert "dtype" not in space_mismatch(f64, other)
+    assert "shape" in space_mismatch(f64, spaces.Box(0.0, 1.0, (3,)))
+    assert "Discrete" in space_mismatch(f64, spaces.Discrete(3))
+    assert space_mismatch(spaces.Discrete(3, start=1), spaces.Discrete(3, start=1)) is None
+    assert "from 0" in space_mismatch(spaces.Discrete(3, start=1), spaces.Discrete(3))
+    assert space_mismatch(spaces.MultiDiscrete([2, 3]), spaces.MultiDiscrete([2, 4])) is not None
+
+
+def test_an_out_of_space_task_names_the_dimension_its_value_and_bounds():
+    space = TaskSpace(spaces.Box(np.array([0.0, 0.0]), np.array([3.0, 6.0])), ["stump_height", "spacing"])
+    with pytest.raises(ValueError, match=r"'spacing' \(dimension 1\) is 7\.5, expected a value in \[0\.0, 6\.0\]"):
+        space.vector([1.0, 7.5])
+    with pytest.raises(ValueError, match=r"'stump_height' \(dimension 0\) is nan"):
+        space.vector([float("nan"), 1.0])

@@ -66,7 +66,7 @@ def test_every_sampled_task_lies_in_the_space(name, space, scores, seed):
     if not supports(name, space):
         return
     teacher = make(name, space, seed)
-    for task in drive(teacher, 70, None, scores) + teacher.sample_batch(10):
+    for task in drive(teacher, 70, None, scores) + list(teacher.sample_batch(10)):
         assert space.contains(task), (task, space)
 
 
@@ -297,3 +297,60 @@ def test_per_task_teachers_refuse_spaces_with_more_tasks_than_memory_holds(name)
     with pytest.raises(ValueError, match=rf"teacher '{name}' keeps state per task .* 1,000,000,000,000 tasks"):
         teachgym.make_teacher(name, spaces.MultiDiscrete([10**6, 10**6]), seed=0)
     teachgym.make_teacher(name, spaces.MultiDiscrete([100, 100]), seed=0)  # 10^4 arms: fine
+
+
+@pytest.mark.parametrize("space, shape", [
+    (spaces.Box(0.0, 1.0, (3,)), (7, 3)),
+    (spaces.Box(0.0, 1.0, (2, 2)), (7, 2, 2)),
+    (spaces.Discrete(5), (7,)),
+    (spaces.MultiDiscrete([3, 4]), (7, 2)),
+])
+def test_sample_batch_returns_an_array_of_stacked_samples(space, shape):
+    a, b = teachgym.make_teacher("random", space, seed=4), teachgym.make_teacher("random", space, seed=4)
+    batch = a.sample_batch(7)
+    assert isinstance(batch, np.ndarray) and batch.shape == shape
+    assert batch.dtype == np.asarray(b.sample()).dtype
+    np.testing.assert_array_equal(batch[1:], np.stack([np.asarray(b.sample()) for _ in range(6)]))
+    assert a.sample_batch(0).shape == (0, *shape[1:])
+
+
+def test_make_teacher_takes_the_spec_strings_the_cli_takes():
+    teacher = teachgym.make_teacher("alp-gmm:fit_rate=100+random_task_ratio=0.1", BOX, seed=0)
+    assert (teacher.fit_rate, teacher.random_task_ratio) == (100, 0.1)
+    tma = teachgym.make_teacher("alp-gmm@teachmyagent:fit_rate=90", BOX, seed=0)
+    assert (tma.fit_rate, tma.random_task_ratio) == (90, 0.05)
+    assert teachgym.make_teacher("alp-gmm:fit_rate=100", BOX, seed=0, fit_rate=60).fit_rate == 60  # keyword wins
+    with pytest.raises(ValueError, match="fit_rate"):
+        teachgym.make_teacher("alp-gmm:fit_rate=oops", BOX)
+
+
+def test_near_miss_names_get_a_did_you_mean():
+    with pytest.raises(ValueError, match=r"unknown teacher 'alp_gmm' \(did you mean 'alp-gmm'\?\)"):
+        teachgym.make_teacher("alp_gmm", BOX)
+    with pytest.raises(ValueError, match=r"\['fit_rat'\] \(did you mean 'fit_rate'\?\)"):
+        teachgym.make_teacher("alp-gmm", BOX, fit_rat=10)
+    with pytest.raises(ValueError, match=r"did you mean 'teachmyagent'"):
+        teachgym.make_teacher("alp-gmm", BOX, preset="teachmyagnet")
+    with pytest.raises(ValueError) as err:  # nothing close: no guess
+        teachgym.make_teacher("zzzz", BOX)
+    assert "did you mean" not in str(err.value)
+
+
+def test_cells_per_dim_without_a_cell_adapter_is_refused():
+    with pytest.raises(ValueError, match="cells_per_dim.*adapt=False"):
+        teachgym.make_teacher("exp3", BOX, cells_per_dim=5)
+    with pytest.raises(ValueError, match="cells_per_dim.*supports Box"):
+        teachgym.make_teacher("alp-gmm", BOX, adapt=True, cells_per_dim=5)
+    with pytest.raises(ValueError, match="cells_per_dim.*discrete"):
+        teachgym.make_teacher("exp3", spaces.Discrete(4), adapt=True, cells_per_dim=5)
+    adapted = teachgym.make_teacher("exp3", BOX, adapt=True, cells_per_dim=5)  # where it applies, it works
+    assert BOX.contains(adapted.sample())
+
+
+def test_a_huge_unknown_name_is_refused_quickly_without_a_guess():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError) as err:
+        teachgym.make_teacher("alp-gmm" * 200_000, BOX)
+    assert "did you mean" not in str(err.value) and time.perf_counter() - start < 1.0

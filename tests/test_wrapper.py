@@ -80,3 +80,97 @@ def test_alp_gmm_learns_which_tasks_the_env_makes_easy(reach_env):
     env = CurriculumWrapper(gym.wrappers.TimeLimit(reach_env, 50), teacher)
     run_episodes(env, 200)
     assert teacher.n_updates == 200 and teacher.mixture is not None
+
+
+class _RawReturnEnv(gym.Env):
+    """Three steps of reward 2.5 and no score_range: a raw return of 7.5."""
+
+    task_space = spaces.Box(0.0, 1.0, (1,), dtype=np.float64)
+    observation_space = spaces.Box(0.0, 1.0, (1,), dtype=np.float64)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(1), 2.5, self.t >= 3, False, {}
+
+
+def _episode(env, options=None):
+    env.reset(seed=0, options=options)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(0)
+        done = terminated or truncated
+
+
+def test_a_teacher_on_a_float32_box_drives_the_same_box_in_float64(reach_env):
+    box32 = spaces.Box(reach_env.task_space.low, reach_env.task_space.high, dtype=np.float32)
+    teacher = teachgym.make_teacher("random", box32, seed=0)
+    env = CurriculumWrapper(reach_env, teacher)
+    _episode(env)
+    assert teacher.n_updates == 1
+    narrower = spaces.Box(reach_env.task_space.low, reach_env.task_space.high - 0.1, dtype=np.float32)
+    with pytest.raises(ValueError, match="dimension 0.*float32.*float64"):
+        CurriculumWrapper(reach_env, teachgym.make_teacher("random", narrower, seed=0))
+
+
+def test_raw_returns_outside_the_unit_interval_warn_once_naming_score_range():
+    teacher = teachgym.make_teacher("random", _RawReturnEnv.task_space, seed=0)
+    env = CurriculumWrapper(_RawReturnEnv(), teacher)
+    with pytest.warns(UserWarning, match="score_range") as record:
+        for _ in range(3):
+            _episode(env)
+    assert len([w for w in record if "score_range" in str(w.message)]) == 1
+    assert env.episode_scores == [7.5] * 3
+    import warnings
+
+    scaled = CurriculumWrapper(_RawReturnEnv(), teacher, score_range=(0.0, 10.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _episode(scaled)
+    assert scaled.episode_scores == [0.75]
+    for bad in [(1.0, 1.0), (0.0, float("inf")), "ab", (1,)]:
+        with pytest.raises(ValueError, match="score_range"):
+            CurriculumWrapper(_RawReturnEnv(), teacher, score_range=bad)
+
+
+def test_a_misspelt_reset_option_is_refused_naming_the_known_ones(reach_env):
+    teacher = teachgym.make_teacher("random", reach_env.task_space, seed=0)
+    env = CurriculumWrapper(reach_env, teacher)
+    with pytest.raises(ValueError, match=r"unknown reset option 'tasks' \(did you mean 'task'\?\).*\['task'\]"):
+        env.reset(options={"tasks": [1.0, 0.2]})
+    env.reset(options={"difficulty_mode": 2})  # not near a known key: an env's own option passes
+
+    class Declared(type(reach_env)):
+        reset_options = ("task", "level")
+
+    strict = CurriculumWrapper(Declared(), teacher)
+    strict.reset(options={"level": None})
+    with pytest.raises(ValueError, match=r"'difficulty_mode'.*\['level', 'task'\]"):
+        strict.reset(options={"difficulty_mode": 2})
+
+
+@pytest.mark.parametrize("env_id, strict", [
+    ("teachgym/StumpTracks-v0", True),
+    ("teachgym/Parkour-v0", True),
+    ("teachgym/Reasoning-Arithmetic-v0", True),
+    ("teachgym/ContextualCartPole-v0", False),
+])
+def test_teachgym_envs_refuse_a_misspelt_task_option(env_id, strict):
+    env = gym.make(env_id)
+    try:
+        with pytest.raises(ValueError, match=r"unknown reset option 'tasks' \(did you mean 'task'\?\)"):
+            env.reset(seed=0, options={"tasks": env.unwrapped.task_space.sample()})
+        wrapped = CurriculumWrapper(env, teachgym.make_teacher("random", env.unwrapped.task_space, seed=0))
+        with pytest.raises(ValueError, match="'tasks'"):
+            wrapped.reset(seed=0, options={"tasks": env.unwrapped.task_space.sample()})
+        if strict:  # envs that read only known keys refuse any other
+            with pytest.raises(ValueError, match="unknown reset option 'speed'"):
+                env.reset(seed=0, options={"speed": 2})
+        env.reset(seed=0, options={"task": env.unwrapped.task_space.sample()})
+    finally:
+        env.close()

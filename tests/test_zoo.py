@@ -32,7 +32,7 @@ def drive(teacher, scores, n):
 @given(space=task_spaces(), scores=score_streams(), seed=st.integers(0, 2**32 - 1))
 def test_fuzz_samples_stay_in_the_space_and_state_round_trips(name, space, scores, seed):
     teacher = make(name, space, seed)
-    tasks = drive(teacher, scores, 40) + teacher.sample_batch(5)
+    tasks = drive(teacher, scores, 40) + list(teacher.sample_batch(5))
     teacher.update_batch(tasks[-5:], [scores[0]] * 5)
     for task in tasks:
         assert space.contains(task), (name, task, space)

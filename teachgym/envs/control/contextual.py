@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from teachgym.spaces import Task, TaskSpace
+from teachgym.spaces import Task, TaskSpace, check_option_keys
 
 # ----------------------------------------------------------------------------- success criteria
 
@@ -410,6 +410,8 @@ class ContextualControlEnv(gym.Env):
 
     # ------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        # Other keys go on to the original env, which may read them: only near misses of "task" are refused.
+        check_option_keys(options, ("task",), type(self).__name__, strict=False)
         options = dict(options) if options else {}
         task = options.pop("task", None)
         self._apply(self._fallback if task is None else self._checked(task))

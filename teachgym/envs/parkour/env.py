@@ -53,7 +53,7 @@ from teachgym.envs.walkers.env import (
     _Contacts,
     _Lidar,
 )
-from teachgym.spaces import TaskSpace
+from teachgym.spaces import TaskSpace, check_option_keys
 
 TERRAIN_END = 5  # the episode ends this many terrain steps before the end (TeachMyAgent's Parkour)
 HANG_STEPS = 5  # steps a climber holds the ceiling before the episode starts
@@ -155,6 +155,7 @@ class ParkourEnv(Box2DTrackEnv):
     task_low = (-0.35, 0.6, -0.1, 0.0, 0.0, 0.0)
     task_high = (0.05, 1.0, 0.3, 1.0, 4.0, 5.0)
     score_range = (-150.0, 360.0)  # TeachMyAgent's reward bounds for Parkour
+    reset_options = ("task",)  # the keys reset reads; any other is refused
 
     def __init__(self, body: str | ParkourBody = "classic_bipedal", render_mode: str | None = None,
                  task: Any = None, cppn_weights: str | Path | None = None, task_dims: int = 6,
@@ -339,6 +340,7 @@ class ParkourEnv(Box2DTrackEnv):
 
     # ------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        check_option_keys(options, self.reset_options, type(self).__name__)
         super().reset(seed=seed)
         has_task = options is not None and options.get("task") is not None
         self._task = self._checked_task(options["task"]) if has_task else self._default

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium import spaces
 
 from teachgym.envs.reasoning.problems import Problem, ProblemFamily, get_family
-from teachgym.spaces import Task, TaskSpace
+from teachgym.spaces import Task, TaskSpace, check_option_keys
 
 _CHARSET = string.digits + string.ascii_letters + "+-*,>:= "
 _STREAM_POOL, _STREAM_TEST, _STREAM_WARMUP = 0, 1, 2
@@ -59,6 +59,7 @@ class ReasoningEnv(gym.Env):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
+    reset_options = ("task",)  # the keys reset reads; any other is refused
 
     def __init__(
         self,
@@ -182,6 +183,7 @@ class ReasoningEnv(gym.Env):
 
     # -------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        check_option_keys(options, self.reset_options, type(self).__name__)
         super().reset(seed=seed)
         if seed is not None:  # every pool starts over, each from a point the seed draws
             self._start = self.np_random.integers(self.pool_size, size=self._used.shape)

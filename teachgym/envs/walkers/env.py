@@ -19,7 +19,7 @@ from Box2D.b2 import edgeShape, fixtureDef, polygonShape
 from gymnasium import spaces
 
 from teachgym.envs.walkers.bodies import SCALE, Blueprint, BodySpec, get_body
-from teachgym.spaces import TaskSpace
+from teachgym.spaces import TaskSpace, check_option_keys
 
 FPS = 50
 VIEWPORT_W, VIEWPORT_H = 600, 400
@@ -200,6 +200,7 @@ class WalkerTrackEnv(Box2DTrackEnv):
     default_task: tuple[float, ...] = ()
     test_set_file: str = ""
     score_range = (-150.0, 350.0)
+    reset_options = ("task", "level")  # the keys reset reads; any other is refused
 
     def __init__(self, body: str | BodySpec = "classic_bipedal", render_mode: str | None = None,
                  task: Any = None, test_set: str | Path | None = None) -> None:
@@ -402,6 +403,7 @@ class WalkerTrackEnv(Box2DTrackEnv):
 
     # ------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        check_option_keys(options, self.reset_options, type(self).__name__)
         super().reset(seed=seed)
         has_task = options is not None and options.get("task") is not None
         task = self._checked_task(options["task"]) if has_task else self._default

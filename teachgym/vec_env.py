@@ -1,0 +1,197 @@
+"""``make_vec_env``: many env workers, one teacher that sees every episode exactly once.
+
+A teacher put inside a ``CurriculumWrapper`` and handed to ``SubprocVecEnv`` is pickled into
+every worker: each worker teaches a copy, and the learner's teacher gets nothing (a copy now
+refuses to run, naming this function). Here every worker gets a link to the one teacher instead:
+
+- ``"dummy"``: SB3 ``DummyVecEnv``, the teacher used in-process;
+- ``"subproc"``: SB3 ``SubprocVecEnv``, the teacher behind a
+  :class:`~teachgym.vector.TeacherServer` in its ordered mode, flushed after every vector step
+  (:class:`~teachgym.training.FlushEachStep`), so the same seeds give the same teacher;
+- ``"async"``: gymnasium ``AsyncVectorEnv``, the same server and flushes;
+- ``"ray"``: SB3 ``SubprocVecEnv`` whose workers reach a Ray actor holding the teacher
+  (:func:`~teachgym.vector.ray_teacher`; updates arrive in the order they come, so two runs may
+  differ). The learner's ``teacher`` object is then not updated: read the actor's state from
+  ``venv.teacher_link.state_dict()``.
+
+Each worker wraps its env as ``Monitor(EpisodeCurriculum(env, link))``: a task from the teacher at
+each reset, the episode's score to it at each episode's end. Closing the vector env closes the
+server.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from teachgym.teacher import Teacher
+from teachgym.training import FlushEachStep
+from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
+
+VEC_ENVS = ("subproc", "dummy", "async", "ray")
+
+
+class ServedVecEnv(FlushEachStep):
+    """An SB3 VecEnv whose workers reach one teacher through a server: flushed after every step,
+    the server closed with it."""
+
+    def __init__(self, venv: VecEnv, server: TeacherServer) -> None:
+        super().__init__(venv, server.flush)
+        self.server = server
+
+    def close(self) -> None:
+        try:
+            self.venv.close()
+        finally:
+            self.server.close()
+
+
+class ServedVectorEnv(gym.vector.VectorWrapper):
+    """A gymnasium vector env whose workers reach one teacher through a server: flushed around
+    every reset and after every step, the server closed with it."""
+
+    def __init__(self, env: gym.vector.VectorEnv, server: TeacherServer) -> None:
+        super().__init__(env)
+        self.server = server
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.server.flush()  # the first tasks, drawn in worker order
+        out = self.env.reset(**kwargs)
+        self.server.flush()
+        return out
+
+    def step(self, actions: Any) -> Any:
+        out = self.env.step(actions)
+        self.server.flush()
+        return out
+
+    def close(self, **kwargs: Any) -> None:
+        try:
+            self.env.close(**kwargs)
+        finally:
+            self.server.close()
+
+
+def _env_maker(env_id_or_fn: str | Callable[..., gym.Env], env_kwargs: dict[str, Any],
+               wrapper: Callable[[gym.Env], gym.Env] | None, link: Any, worker_seed: int | None,
+               monitor: bool) -> Callable[[], gym.Env]:
+    """The function a worker calls to build its env (picklable by cloudpickle)."""
+
+    def make() -> gym.Env:
+        if isinstance(env_id_or_fn, str):
+            env = gym.make(env_id_or_fn, **env_kwargs)
+        else:
+            env = env_id_or_fn(**env_kwargs)
+        if not isinstance(env, gym.Env):
+            raise ValueError(f"make_vec_env: the env function returned {type(env).__name__}, expected a gymnasium.Env")
+        if wrapper is not None:  # inside the curriculum: a TimeLimit here ends episodes it sees
+            env = wrapper(env)
+        env = EpisodeCurriculum(env, link, seed=worker_seed)
+        return Monitor(env) if monitor else env
+
+    return make
+
+
+def make_vec_env(
+    env_id_or_fn: str | Callable[..., gym.Env],
+    teacher: Teacher,
+    n_envs: int = 1,
+    vec_env: str = "subproc",
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
+    monitor: bool = True,
+    start_method: str | None = None,
+) -> VecEnv | gym.vector.VectorEnv:
+    """A vector env of ``n_envs`` workers whose curriculum is the one ``teacher``.
+
+    Parameters
+    ----------
+    env_id_or_fn
+        A registered env id (``"teachgym/StumpTracks-v0"``, ``"module:MyEnv-v0"``) or a function
+        returning an env (a class works); its unwrapped env declares ``task_space`` and takes the
+        task through ``reset(options={"task": ...})``. Put a ``TimeLimit`` in the function (or use
+        ``gym.make``), not around the result.
+    teacher
+        The teacher, in this process; every episode of every worker reaches it exactly once.
+    n_envs
+        Number of workers.
+    vec_env
+        ``"subproc"`` (SB3 ``SubprocVecEnv``), ``"dummy"`` (SB3 ``DummyVecEnv``), ``"async"``
+        (gymnasium ``AsyncVectorEnv``) or ``"ray"`` (``SubprocVecEnv`` with the teacher in a Ray actor).
+    seed
+        Seeds each worker's generator of episode seeds (worker ``i``: ``SeedSequence([seed, i])``);
+        with the teacher's own seed, the same seeds give the same tasks, episodes and teacher
+        (except with ``"ray"``). None: fresh entropy.
+    env_kwargs
+        Keyword arguments of ``gym.make`` or of the function.
+    wrapper_class
+        Applied to each env inside the curriculum wrapper (e.g. an observation wrapper).
+    monitor
+        Wrap each worker in SB3's ``Monitor`` (episode returns in ``info["episode"]``).
+    start_method
+        Of the worker processes; default ``"forkserver"`` where available, else ``"spawn"``.
+
+    Returns
+    -------
+    VecEnv or gymnasium.vector.VectorEnv
+        SB3 VecEnv for ``"subproc"``, ``"dummy"``, ``"ray"``; gymnasium vector env for ``"async"``.
+        Its ``teacher_link`` attribute is the server (``"subproc"``/``"async"``), the Ray client
+        (``"ray"``) or the teacher (``"dummy"``). Closing it closes the server.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``n_envs``, ``vec_env``, ``env_kwargs`` or ``start_method``, or a teacher that is
+        not a :class:`~teachgym.teacher.Teacher`.
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    n_envs = int(n_envs)
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"vec_env must be one of {list(VEC_ENVS)}, got {vec_env!r}")
+    if not isinstance(teacher, Teacher):
+        raise ValueError(f"teacher must be a teachgym Teacher (teachgym.make_teacher(...)), got {type(teacher).__name__}")
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a dict, got {type(env_kwargs).__name__}")
+    if not (isinstance(env_id_or_fn, str) or callable(env_id_or_fn)):
+        raise ValueError(f"env_id_or_fn must be an env id or a function returning an env, got {env_id_or_fn!r}")
+    methods = multiprocessing.get_all_start_methods()
+    if start_method is None:
+        start_method = "forkserver" if "forkserver" in methods else "spawn"
+    elif start_method not in methods:
+        raise ValueError(f"start_method must be one of {methods}, got {start_method!r}")
+    kwargs = dict(env_kwargs or {})
+    seeds = ([None] * n_envs if seed is None else
+             [int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0]) for i in range(n_envs)])
+
+    if vec_env == "dummy":
+        venv = DummyVecEnv([_env_maker(env_id_or_fn, kwargs, wrapper_class, teacher, s, monitor) for s in seeds])
+        venv.teacher_link = teacher
+        return venv
+    if vec_env == "ray":
+        link = ray_teacher(teacher)
+        venv = SubprocVecEnv([_env_maker(env_id_or_fn, kwargs, wrapper_class, link, s, monitor) for s in seeds],
+                             start_method=start_method)
+        venv.teacher_link = link
+        return venv
+    server = TeacherServer(teacher, workers=n_envs,
+                           max_connections=max(TeacherServer.max_connections, n_envs + 1))
+    try:
+        fns = [_env_maker(env_id_or_fn, kwargs, wrapper_class, server.client(i), s, monitor)
+               for i, s in enumerate(seeds)]
+        if vec_env == "async":
+            venv = ServedVectorEnv(gym.vector.AsyncVectorEnv(fns, context=start_method), server)
+        else:
+            venv = ServedVecEnv(SubprocVecEnv(fns, start_method=start_method), server)
+    except BaseException:
+        server.close()
+        raise
+    venv.teacher_link = server
+    return venv
