@@ -572,6 +572,13 @@ class _Resumable(gym.Wrapper):
         self.env.load_curriculum_state(state)
 
 
+def _jsonable(value: Any) -> Any:
+    """JSON for the arrays of an episode in progress (its actions)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)``; importable by worker processes (importing teachgym registers its envs)."""
     return gym.make(env_id, **(env_kwargs or {}))
@@ -788,7 +795,7 @@ class Fleet:
         save_state(target / "loop.npz", {
             "config": json.dumps(dataclasses.asdict(self.config)), "members": self.k,
             "num_timesteps": self.num_timesteps, "rngs": json.dumps([r.bit_generator.state for r in self.rngs]),
-            "episodes_in_progress": json.dumps(episodes), "episodes": self.episodes,
+            "episodes_in_progress": json.dumps(episodes, default=_jsonable), "episodes": self.episodes,
             "last_returns": self.last_returns,
         })
         write_json(folder / "latest.json", {"step": self.num_timesteps, "dir": name})
@@ -844,6 +851,13 @@ class Fleet:
             raise ValueError(f"loop.npz lacks valid generator / episode states: {err}") from err
         if len(rngs) != self.k or len(episodes) != self.k:
             raise ValueError(f"loop.npz describes {len(rngs)} members, this fleet has {self.k}")
+        space = self.envs.single_action_space
+        for episode in episodes:  # the actions taken so far, replayed on resume (EpisodeCurriculum)
+            if isinstance(episode, dict) and "actions" in episode:
+                try:
+                    episode["actions"] = np.asarray(episode["actions"], dtype=np.float64).reshape(-1, *space.shape)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"loop.npz: an episode's actions are not {space.shape} arrays: {err}") from err
         for rng, rstate in zip(self.rngs, rngs):
             try:
                 rng.bit_generator.state = rstate
