@@ -39,8 +39,46 @@ from gymnasium import spaces
 from teachgym.teacher import Teacher, register_teacher
 
 
+class GaussianContexts:
+    """What both SPDL versions share: the context distribution q = N(mean, chol chol^T) over
+    normalised tasks, its target, the contexts and scores gathered since the last update, V at
+    those contexts, and the state of all these (both classes also derive from Teacher)."""
+
+    def _values(self, contexts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """V at each context: the bound value estimate, else a nearest-neighbour mean of scores."""
+        if self.value_estimate is not None:
+            tasks = self.task_space.tasks(self.task_space.denormalise(contexts))
+            return np.asarray(self.value_estimate(tasks), dtype=np.float64).reshape(len(contexts))
+        return neighbour_values(contexts, scores, self.fallback_neighbours)
+
+    def kl_to_target(self) -> float:
+        """KL(q || mu) of the current context distribution to the target."""
+        return _kl(_Gaussian(self.mean, self.chol), _Gaussian(self.target_mean, self.target_chol), False)[0]
+
+    def _gaussian_state(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean.copy(),
+            "chol": self.chol.copy(),
+            "contexts": np.array(self._contexts).reshape(-1, self.task_space.dim),
+            "scores": np.array(self._scores, dtype=np.float64),
+        }
+
+    def _load_gaussian(self, state: dict[str, Any], label: str) -> None:
+        d = self.task_space.dim
+        mean = np.asarray(state["mean"], dtype=np.float64).reshape(d)
+        chol = np.asarray(state["chol"], dtype=np.float64).reshape(d, d)
+        contexts = np.asarray(state["contexts"], dtype=np.float64).reshape(-1, d)
+        scores = np.asarray(state["scores"], dtype=np.float64).reshape(-1)
+        if len(contexts) != len(scores) or not np.all(np.diag(chol) > 0) or np.any(np.triu(chol, 1)):
+            raise ValueError(
+                f"{label} state: expected a lower-triangular chol with positive diagonal and one score per context"
+            )
+        self.mean, self.chol = mean, chol
+        self._contexts, self._scores = list(contexts), scores.tolist()
+
+
 @register_teacher("spdl")
-class SPDL(Teacher):
+class SPDL(GaussianContexts, Teacher):
     """Self-paced context distribution for bounded ``Box`` task spaces.
 
     Parameters
@@ -145,13 +183,6 @@ class SPDL(Teacher):
             self._contexts, self._scores = [], []
             self._step(contexts, self._values(contexts, scores))
 
-    def _values(self, contexts: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """V at each context: the bound value estimate, else a nearest-neighbour mean of scores."""
-        if self.value_estimate is not None:
-            tasks = self.task_space.tasks(self.task_space.denormalise(contexts))
-            return np.asarray(self.value_estimate(tasks), dtype=np.float64).reshape(len(contexts))
-        return neighbour_values(contexts, scores, self.fallback_neighbours)
-
     def _step(self, contexts: np.ndarray, values: np.ndarray) -> None:
         """One constrained update of (mean, chol) from contexts drawn from the current q."""
         if not np.all(np.isfinite(values)):
@@ -218,36 +249,18 @@ class SPDL(Teacher):
                     self._queue_pos = len(self._queue)  # queued tasks came from the old q
                     return
 
-    def kl_to_target(self) -> float:
-        """KL(q || mu) of the current context distribution to the target."""
-        return _kl(_Gaussian(self.mean, self.chol), _Gaussian(self.target_mean, self.target_chol), False)[0]
-
     # ------------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
         return {
-            "mean": self.mean.copy(),
-            "chol": self.chol.copy(),
+            **self._gaussian_state(),
             "above_threshold": self.above_threshold,
-            "contexts": np.array(self._contexts).reshape(-1, self.task_space.dim),
-            "scores": np.array(self._scores, dtype=np.float64),
             "queue": self._queue.copy(),
             "queue_pos": self._queue_pos,
         }
 
     def _load(self, state: dict[str, Any]) -> None:
-        d = self.task_space.dim
-        mean = np.asarray(state["mean"], dtype=np.float64).reshape(d)
-        chol = np.asarray(state["chol"], dtype=np.float64).reshape(d, d)
-        contexts = np.asarray(state["contexts"], dtype=np.float64).reshape(-1, d)
-        scores = np.asarray(state["scores"], dtype=np.float64).reshape(-1)
-        if len(contexts) != len(scores) or not np.all(np.diag(chol) > 0) or np.any(np.triu(chol, 1)):
-            raise ValueError(
-                "SPDL state: expected a lower-triangular chol with positive diagonal "
-                "and one score per context"
-            )
-        self.mean, self.chol = mean, chol
+        self._load_gaussian(state, "SPDL")
         self.above_threshold = bool(state["above_threshold"])
-        self._contexts, self._scores = list(contexts), scores.tolist()
         self._queue = (
             np.asarray(state["queue"]).reshape((-1,) + self.task_space.shape).astype(self.task_space.dtype)
         )

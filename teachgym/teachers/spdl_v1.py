@@ -50,14 +50,14 @@ import numpy as np
 from gymnasium import spaces
 
 from teachgym.teacher import Teacher, register_teacher
-from teachgym.teachers.spdl import _Gaussian, _kl, neighbour_values
+from teachgym.teachers.spdl import GaussianContexts, _Gaussian, _kl
 
 _ALPHA_CAP = 1e5
 _KL_FLOOR = 1e-10
 
 
 @register_teacher("spdl-v1")
-class SPDLv1(Teacher):
+class SPDLv1(GaussianContexts, Teacher):
     """Self-paced context distribution with a KL penalty, for bounded ``Box`` task spaces.
 
     Parameters
@@ -186,13 +186,6 @@ class SPDLv1(Teacher):
             self.iterations += 1
             self._step(contexts, scores)
 
-    def _values(self, contexts: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """V at each context: the bound value estimate, else a nearest-neighbour mean of scores."""
-        if self.value_estimate is not None:
-            tasks = self.task_space.tasks(self.task_space.denormalise(contexts))
-            return np.asarray(self.value_estimate(tasks), dtype=np.float64).reshape(len(contexts))
-        return neighbour_values(contexts, scores, self.fallback_neighbours)
-
     def _step(self, contexts: np.ndarray, scores: np.ndarray) -> None:
         """One penalised natural-gradient update of (mean, chol) from contexts drawn from q."""
         values = self._values(contexts, scores)
@@ -238,31 +231,10 @@ class SPDLv1(Teacher):
                     self.mean, self.chol = new.mean, new.chol
                     return
 
-    def kl_to_target(self) -> float:
-        """KL(q || mu) of the current context distribution to the target."""
-        return _kl(_Gaussian(self.mean, self.chol), _Gaussian(self.target_mean, self.target_chol), False)[0]
-
     # ------------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
-        return {
-            "mean": self.mean.copy(),
-            "chol": self.chol.copy(),
-            "iterations": self.iterations,
-            "alpha": self.alpha,
-            "contexts": np.array(self._contexts).reshape(-1, self.task_space.dim),
-            "scores": np.array(self._scores, dtype=np.float64),
-        }
+        return {**self._gaussian_state(), "iterations": self.iterations, "alpha": self.alpha}
 
     def _load(self, state: dict[str, Any]) -> None:
-        d = self.task_space.dim
-        mean = np.asarray(state["mean"], dtype=np.float64).reshape(d)
-        chol = np.asarray(state["chol"], dtype=np.float64).reshape(d, d)
-        contexts = np.asarray(state["contexts"], dtype=np.float64).reshape(-1, d)
-        scores = np.asarray(state["scores"], dtype=np.float64).reshape(-1)
-        if len(contexts) != len(scores) or not np.all(np.diag(chol) > 0) or np.any(np.triu(chol, 1)):
-            raise ValueError(
-                "SPDL v1 state: expected a lower-triangular chol with positive diagonal and one score per context"
-            )
-        self.mean, self.chol = mean, chol
+        self._load_gaussian(state, "SPDL v1")
         self.iterations, self.alpha = int(state["iterations"]), float(state["alpha"])
-        self._contexts, self._scores = list(contexts), scores.tolist()
