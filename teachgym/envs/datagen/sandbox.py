@@ -1,8 +1,9 @@
 """Run untrusted Python programs (model-written code) isolated from the learner and each other.
 
-Each program runs in a process of its own inside fresh Linux namespaces (``unshare`` from
-util-linux: user, mount, PID, network, IPC and UTS), under a small supervisor that is the
-namespace's PID 1:
+Each program runs in a process of its own inside fresh Linux namespaces (user, mount, PID,
+network, IPC and UTS, made with ``unshare(2)`` by the stdlib-only worker
+``_sandbox_worker.py``, which forks one supervisor per program: no external tool is needed),
+under that supervisor as the namespace's PID 1:
 
 * **filesystem** — a new root on a size-capped tmpfs that holds only read-only bind mounts of
   the system directories (``/usr``, ``/lib*``, ``/bin``), the Python installation and a few
@@ -14,8 +15,11 @@ namespace's PID 1:
 * **processes** — a new PID namespace: the learner and every other host process are invisible
   and cannot be signalled; when the supervisor ends, the kernel kills whatever the program left
   behind (detached children included). ``RLIMIT_NPROC`` bounds forks.
-* **privileges** — the program is exec'ed with an empty capability bounding set and
-  ``no_new_privs``, so it cannot undo the read-only mounts or attach to the supervisor.
+* **user** — the namespace's root is mapped to ``nobody`` when the learner is root (the kernel
+  exempts host root from ``RLIMIT_NPROC``), to the learner's own user otherwise.
+* **privileges** — the program (a fork of the supervisor's interpreter) runs with every
+  capability cleared, an empty bounding set and ``no_new_privs``, so it cannot undo the
+  read-only mounts or attach to the supervisor.
 * **resources** — ``RLIMIT_AS`` (``memory_mb``), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, no core
   files, a wall-clock deadline after which the whole namespace is killed, and stdout read with
   a byte cap (a program that prints more fails).
@@ -23,8 +27,7 @@ namespace's PID 1:
 * **results** — the supervisor reads the program's stdout from a pipe and reports on its own
   stdout, which the program never holds: a program can only speak for itself.
 
-Where the machine cannot create these namespaces (not Linux, no ``unshare``, user namespaces
-disabled), :class:`Sandbox` refuses with :class:`SandboxUnavailable`, saying what is missing; a
+Where the machine cannot create these namespaces (not Linux, user namespaces disabled), :class:`Sandbox` refuses with :class:`SandboxUnavailable`, saying what is missing; a
 user who trusts the code may pass ``isolation="none"`` to run each program in a plain
 subprocess with the same resource limits and nothing else.
 """
