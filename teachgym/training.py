@@ -76,7 +76,7 @@ from teachgym.students.sb3 import (
 )
 from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec, teacher_class
 from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
-from teachgym.wrappers import env_task_space
+from teachgym.wrappers import env_task_space, rescale_score
 
 EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution logged at each evaluation
 MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
@@ -573,10 +573,7 @@ class Trainer:
 
         def value_estimate(tasks: np.ndarray) -> np.ndarray:
             values = initial_state_values(model, value_env, tasks, seed)
-            if score_range is None:
-                return values
-            lo, hi = score_range
-            return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+            return np.array([rescale_score(v, score_range) for v in values])  # the wrappers' mapping
 
         self.teacher.bind(value_estimate=value_estimate)
 
