@@ -294,3 +294,42 @@ def test_fuzzing_every_body_over_the_task_space_finds_no_problem():
     table = fuzz_envs(specs, episodes_per_env=6, max_steps=80, seed=0)
     assert table["failures"].sum() == 0, table["first_failure"].tolist()
     assert (table["corner_episodes"] >= 2).all()
+
+
+def test_a_walkers_frame_shows_the_ceiling_and_the_creepers_above_it():
+    """TeachMyAgent's camera, 30 px/m with the head a fifth from the bottom, shows 13 m of height:
+    the ceiling 20 m above a walker and the creepers hanging from it were never in view."""
+    from teachgym.envs.parkour.render import CREEPER, ROCK
+
+    env = gym.make(PARKOUR, body="classic_bipedal", render_mode="rgb_array")
+    env.reset(seed=0, options={"task": [-0.15, 0.8, 0.1, 0.0, 2.0, 1.0]})
+    for _ in range(30):
+        env.step(env.action_space.sample())
+    frame = env.render().astype(int)
+    for colour in (ROCK, CREEPER):
+        assert (np.abs(frame - colour).sum(axis=2) == 0).sum() > 300, colour
+    ground = (np.abs(frame - (102, 153, 76)).sum(axis=2) == 0).sum()
+    assert ground > 300  # and the ground under the walker
+    env.close()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_water_level_for_floods_that_fraction_of_the_walkable_height(fraction):
+    """``water_level`` stays TeachMyAgent's (fraction of the height from the world's bottom, so
+    0.6 is dry); ``water_level_for`` gives the value that floods a fraction of ground-to-ceiling."""
+    for dims, scale in ((6, 10.0), (8, 20.0)):
+        env = make("classic_bipedal", task_dims=dims)
+        task = np.array(env.default_task)
+        if dims == 8:
+            task[7] = scale
+        task[3] = env.water_level_for(fraction, task)
+        env.reset(seed=0, options={"task": task})
+        t = env.terrain
+        assert abs(t.flooded_fraction - fraction) < 1e-9
+        expected = t.ground.min() + fraction * (t.ceiling.max() - t.ground.min())
+        assert abs(t.water_y - expected) < 1e-6  # the physics' surface, built by TeachMyAgent's formula
+    task[3] = 0.6
+    env.reset(seed=0, options={"task": task})
+    assert env.terrain.flooded_fraction == 0.0  # what the issue saw: 0.6 shows no water
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        env.water_level_for(1.5)

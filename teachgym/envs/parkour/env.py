@@ -35,7 +35,15 @@ from teachgym.envs.parkour.bodies import (
     get_parkour_body,
 )
 from teachgym.envs.parkour.cppn import CPPN, N_POINTS, load_teachmyagent_weights
-from teachgym.envs.parkour.terrain import CEILING, CPPN_SCALE, CREEPER_WIDTH, Terrain, build_terrain
+from teachgym.envs.parkour.terrain import (
+    CEILING,
+    CPPN_SCALE,
+    CREEPER_WIDTH,
+    Terrain,
+    build_terrain,
+    profiles,
+    water_level_for,
+)
 from teachgym.envs.parkour.water import Water
 from teachgym.envs.walkers.bodies import BODY_CATEGORY, SCALE
 from teachgym.envs.walkers.env import (
@@ -139,6 +147,16 @@ class ParkourEnv(Box2DTrackEnv):
     end). ``reset`` takes any task of TeachMyAgent's wider range (:data:`TASK_RANGE_8`: inputs in
     [-1, 1], width in [0, 0.5], scale in [10, 20]), since its test sets lie outside its training box.
     Score range: TeachMyAgent's Parkour reward bounds (-150, 360), whatever the task.
+
+    ``water_level`` is TeachMyAgent's: the fraction of the height from the bottom of the world
+    (``-1000 / terrain_cppn_scale`` m, 100 m below the start pad at scale 10) to the highest point
+    of the ceiling, not of the walkable height. Most of [0, 1] is therefore dry: with the default
+    task the water first touches the ground at 0.82 (its lowest point) and covers the start pad
+    from 0.83; 1 floods the track up to the ceiling. It is kept so that TeachMyAgent's benchmark
+    box, its test sets and its published numbers mean the same here. :meth:`water_level_for`
+    converts a fraction of the walkable height (0: no water, 1: up to the ceiling) into it for a
+    given terrain, and ``env.unwrapped.terrain.flooded_fraction`` reads the current one back.
+
     Observation: head angle, angular velocity, x and y velocity, head under water (0/1), dead
     (0/1); per motor its angle and speed (and contact, for feet, fins and hands); per hand
     (climbers) touching a grip and holding one (0/1); 10 lidar fractions; per ray the surface it
@@ -150,6 +168,8 @@ class ParkourEnv(Box2DTrackEnv):
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": FPS}
+    # water_level is TeachMyAgent's unit, not a fraction of the walkable height: mostly dry below
+    # ~0.82 (class notes; water_level_for converts).
     task_names = ("cppn_input_0", "cppn_input_1", "cppn_input_2", "water_level", "creepers_height",
                   "creepers_spacing")
     task_low = (-0.35, 0.6, -0.1, 0.0, 0.0, 0.0)
@@ -224,6 +244,35 @@ class ParkourEnv(Box2DTrackEnv):
         (8-D: creepers 0.25 m wide, CPPN scale 10)."""
         water = 1.0 if self.parkour_body.kind == "swimmer" else 0.0
         return tuple(np.array((-0.15, 0.8, 0.1, water, CREEPER_WIDTH, 0.0, 5.0, CPPN_SCALE))[self._keep].tolist())
+
+    def water_level_for(self, fraction: float, task: Any = None) -> float:
+        """The ``water_level`` that floods ``fraction`` of ``task``'s walkable height.
+
+        Parameters
+        ----------
+        fraction
+            In [0, 1]: 0 puts the surface at the lowest ground point of the task's terrain (no
+            water), 1 at its highest ceiling point.
+        task
+            The task whose terrain (CPPN inputs and scale) sets the heights; its own water level
+            is ignored. Default: the task in force.
+
+        Returns
+        -------
+        float
+            The value to put in the task's ``water_level`` dimension (TeachMyAgent's unit, see
+            the class notes).
+
+        Examples
+        --------
+        >>> env = gym.make("teachgym/Parkour-v0").unwrapped
+        >>> task = np.array(env.default_task)
+        >>> task[3] = env.water_level_for(0.5, task)    # half of the walkable height
+        >>> _ = env.reset(options={"task": task})        # env.terrain.flooded_fraction == 0.5
+        """
+        full = self._full_task(self._task if task is None else self._checked_task(task))
+        _, ground, ceiling = profiles(self._cppn, full[:3], self._startpad, float(full[_SCALE]))
+        return water_level_for(fraction, ground, ceiling, float(full[_SCALE]))
 
     def _checked_bounds(self, bounds: Any) -> tuple[np.ndarray, np.ndarray]:
         """``task_bounds`` as two vectors inside the accepted range, low <= high."""

@@ -6,8 +6,12 @@ that both start level with the flat start pad (ground at ``TERRAIN_HEIGHT``, cei
 ``200 / scale`` m above it); the ceiling never goes below the ground. A creeper
 (``max(0.2, creepers_width)`` m wide, ``max(0.2, N(height, 0.1))`` m long) hangs from the ceiling
 every ``creepers_spacing`` metres; the water fills everything below ``water_y``, a fraction
-``water_level`` of the way from the bottom of the world (``-1000 / scale``) to the highest point
-of the ceiling.
+``water_level`` of the way from the bottom of the world (``-1000 / scale``, 100 m below the start
+pad at scale 10) to the highest point of the ceiling. That is TeachMyAgent's unit, kept so that its
+benchmark box and test sets mean what they mean there; in it the water only reaches the ground from
+``water_level`` ~0.8. :func:`water_level_for` converts a fraction of the walkable height (0: water
+at the lowest ground point, 1: at the highest ceiling point) into it, and
+:attr:`Terrain.flooded_fraction` reads it back.
 Ground and ceiling are one Box2D chain each, creepers sensor boxes, all on one static body.
 """
 
@@ -66,6 +70,13 @@ class Terrain:
     ceiling_offset: float = CEILING_OFFSET
     limits: tuple[float, float] = (GROUND_LIMIT, CEILING_LIMIT)
 
+    @property
+    def flooded_fraction(self) -> float:
+        """The fraction of the walkable height under water: 0 when the surface is at or below the
+        lowest ground point, 1 at the highest ceiling point (see :func:`water_level_for`)."""
+        low, high = float(self.ground.min()), float(self.ceiling.max())
+        return float(np.clip((self.water_y - low) / (high - low), 0.0, 1.0))
+
     def ceiling_at(self, x: float) -> float:
         return float(np.interp(x, self.x, self.ceiling))
 
@@ -98,6 +109,32 @@ def profiles(cppn: CPPN, vector: np.ndarray, startpad: int,
     ground = np.concatenate([np.full(startpad, TERRAIN_HEIGHT), ground])
     ceiling = np.concatenate([np.full(startpad, TERRAIN_HEIGHT + offset), ceiling])
     return x, ground, ceiling
+
+
+def water_level_for(fraction: float, ground: np.ndarray, ceiling: np.ndarray, scale: float = CPPN_SCALE) -> float:
+    """TeachMyAgent's ``water_level`` that floods ``fraction`` of the walkable height.
+
+    Parameters
+    ----------
+    fraction
+        In [0, 1]: 0 puts the surface at the lowest point of ``ground``, 1 at the highest point of
+        ``ceiling`` (TeachMyAgent's ``water_level`` 1).
+    ground, ceiling
+        The terrain's profiles (:func:`profiles`), in metres.
+    scale
+        The CPPN scale of the task (``terrain_cppn_scale``), which sets the world's bottom.
+
+    Returns
+    -------
+    float
+        The task's ``water_level`` in TeachMyAgent's unit, the fraction of the height from the
+        world's bottom (``-1000 / scale``) to the highest ceiling point.
+    """
+    fraction = float(fraction)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction of the walkable height must be in [0, 1], got {fraction!r}")
+    bottom, low, high = -1000 / scale, float(np.min(ground)), float(np.max(ceiling))
+    return (low + fraction * (high - low) - bottom) / (high - bottom)
 
 
 def creeper_boxes(x: np.ndarray, ceiling: np.ndarray, height: float, spacing: float,
