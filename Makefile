@@ -1,4 +1,4 @@
-# The two commands of the README:  make demo  and  make test.
+# The two commands of the README:  make demo  and  make test  (which also builds the docs: make docs).
 # Both create .venv if it is missing and install only what is missing: a second run starts at once.
 
 PYTHON ?= python3
@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # A CPU wheel here; a GPU user's CUDA torch already in the venv is kept (never reinstalled).
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install install-dev lint clean-venv
+.PHONY: demo test docs install install-dev lint clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ demo: install
 
 test: install-dev
 	$(BIN)/python -m pytest -q -n 2
+	$(MAKE) docs
+
+# The documentation site (mkdocs-material, API reference from the docstrings) into site/; --strict
+# turns every warning (a broken link or reference, a docstring griffe cannot parse) into a failure.
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 lint: install-dev
 	$(BIN)/ruff check teachgym tests

@@ -142,12 +142,12 @@ class TeacherServer:
         each vector step) applies the queued updates in worker order, then draws the next task
         of each worker that took its own, in worker order. Same seed, same numbers.
 
+    Notes
+    -----
     Use as a context manager, or call :meth:`close`; ``close`` hangs up on idle clients and
     waits for the requests in flight (at most ``close_timeout`` seconds), so call it after the
     workers are done (``VecEnv.close``).
 
-    Notes
-    -----
     Whatever connects is treated as hostile until it has proved it knows the key: the HMAC
     handshake runs in the connection's own thread under a deadline (``handshake_timeout``), so
     a client that stalls, hangs up, sends garbage or a wrong digest closes its own connection
