@@ -7,6 +7,8 @@ lets a test append a cell that checks what a notebook computed, in its own kerne
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -47,9 +49,9 @@ def test_notebooks_use_notebook_progress_bars_and_no_lasting_temporary_folders(p
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_without_error_and_leaves_nothing_behind(path, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel inherits it: no thread oversubscription
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))  # where the kernel's temporary folders go
+    # Where the kernel's temporary folders go: a short path, as sockets live there (108 bytes at most).
+    scratch = Path(tempfile.mkdtemp(prefix="nb-"))
+    monkeypatch.setenv("TMPDIR", str(scratch))
     work = tmp_path / "work"
     work.mkdir()
     nb = nbformat.read(path, as_version=4)
@@ -63,5 +65,6 @@ def test_notebook_runs_without_error_and_leaves_nothing_behind(path, tmp_path, m
     # optimiser step of any process, shared across runs on purpose) and multiprocessing's pymp-*
     # folder, which the kernel removes at exit unless it is killed for exiting slowly (a loaded host).
     left = [p.name for p in scratch.iterdir() if not p.name.startswith(("torchinductor_", "pymp-"))]
+    shutil.rmtree(scratch)
     assert sorted(left) == []
     assert sorted(p.name for p in work.iterdir()) == []  # nor files in the working folder
