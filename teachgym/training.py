@@ -28,7 +28,7 @@ rest: RNG states, PPO's episode-start flags, the counters, and the tasks drawn i
 
 Same seed, same numbers: with sub-process workers the teacher server runs in its ordered mode —
 each worker holds a next task drawn in advance, its updates are queued, and after every vector
-step (:class:`FlushEachStep`) the server applies the step's updates in worker order, then draws
+step (:class:`~teachgym.vec_env.FlushEachStep`) the server applies the step's updates in worker order, then draws
 the next tasks in worker order, so the race of the processes changes nothing. ``--resume`` may
 change ``--steps`` (a larger budget continues the run), ``--device`` and the evaluation and
 checkpoint intervals (those derived from ``--steps`` keep the run's values); any other change is
@@ -56,8 +56,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from teachgym.io import atomic_path, load_state, save_state, write_json, write_text
 from teachgym.spaces import TaskSpace, count_tasks
@@ -75,7 +74,8 @@ from teachgym.students.sb3 import (
     torch_state,
 )
 from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec, teacher_class
-from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
+from teachgym.vec_env import FlushEachStep, env_maker, start_method_or_default, worker_seeds
+from teachgym.vector import TeacherServer, ray_teacher
 from teachgym.wrappers import env_task_space, rescale_score
 
 EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution logged at each evaluation
@@ -367,29 +367,6 @@ class RayLink(LocalLink):
         return self.remote.state_dict()
 
 
-class FlushEachStep(VecEnvWrapper):
-    """Flush the teacher link after every step and around every reset of the wrapped VecEnv.
-
-    The learner alone knows where a vector step ends: here the server applies that step's
-    updates in worker order and draws the workers' next tasks, before the next step starts.
-    """
-
-    def __init__(self, venv: VecEnv, flush: Callable[[], None]) -> None:
-        super().__init__(venv)
-        self._flush = flush
-
-    def reset(self) -> Any:
-        self._flush()  # the first tasks, drawn in worker order (none on resume: they were restored)
-        obs = self.venv.reset()
-        self._flush()
-        return obs
-
-    def step_wait(self) -> Any:
-        out = self.venv.step_wait()
-        self._flush()
-        return out
-
-
 # ----------------------------------------------------------------------------- run folder
 
 
@@ -547,21 +524,10 @@ class Trainer:
     # ------------------------------------------------------------------------- set-up
     def _make_envs(self, link: LocalLink) -> VecEnv:
         config = self.config
-        env_id, env_kwargs = config.env, dict(config.env_kwargs)
-        fns = []
-        for i in range(config.n_envs):
-            client = link.client(i)
-            worker_seed = int(np.random.SeedSequence([config.seed, i]).generate_state(1)[0])
-
-            def make(client: Any = client, worker_seed: int = worker_seed) -> gym.Env:
-                env = gym.make(env_id, **env_kwargs)
-                return Monitor(EpisodeCurriculum(env, client, seed=worker_seed))
-
-            fns.append(make)
-        subproc = config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1)
-        if subproc:
-            env = SubprocVecEnv(fns, start_method="forkserver" if "forkserver" in _start_methods() else "spawn")
-            return FlushEachStep(env, link.flush)
+        fns = [env_maker(config.env, dict(config.env_kwargs), None, link.client(i), seed)
+               for i, seed in enumerate(worker_seeds(config.seed, config.n_envs))]
+        if config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1):
+            return FlushEachStep(SubprocVecEnv(fns, start_method=start_method_or_default()), link.flush)
         return DummyVecEnv(fns)
 
     def _bind_value_estimate(self) -> None:
@@ -823,12 +789,6 @@ def _truncate_lines(path: Path, keep: int) -> None:
     with open(path, "rb") as fh:
         lines = fh.readlines()[:keep]
     write_text(path, b"".join(lines).decode())
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
 
 
 def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
