@@ -852,6 +852,8 @@ class Trainer:
         vector-step order, env order within a step; with Ray, arrival order within a step)."""
         tasks, scores = self.link.drain_log()
         ended, self._ended = self._ended, []
+        if not ended:  # a loop that keeps no record of episode ends (not SB3's learn): unknown, not made up
+            ended = [("", "", "")] * len(scores)
         if len(ended) != len(scores):
             raise RuntimeError(f"the teacher received {len(scores)} episodes where the envs ended {len(ended)}")
         self._period_tasks = np.concatenate([self._period_tasks, tasks])
