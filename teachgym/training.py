@@ -1079,7 +1079,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="environment steps in all; with --resume, a larger value extends "
                         "the run" + default(d.steps))
     parser.add_argument("--n-envs", type=int, help="envs stepped together" + default(d.n_envs))
-    parser.add_argument("--seed", type=int, help=default(d.seed).strip(" ()"))
+    parser.add_argument("--seed", type=int, help="seeds the student, the teacher and the envs' episodes" + default(d.seed))
     parser.add_argument("--device", help="auto (CUDA when present), cpu, cuda" + default(d.device))
     parser.add_argument("--eval-every", type=int, help="steps between evaluations on the test set; SB3 stops only "
                         "between rollouts, so each evaluation happens at the first rollout boundary at or past its "
