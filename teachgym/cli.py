@@ -7,7 +7,7 @@
 ``teachgym bench datagen``             data-generation teachers vs uniform allocation
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym bench reasoning``           curricula for GRPO on verifiable reasoning problems vs random
-``teachgym teachers [NAME]``           registered teachers, their default hyper-parameters and presets
+``teachgym teachers [NAME]``           registered teachers and presets; NAME: its paper, idea, hyper-parameters
 ``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
 """
@@ -140,15 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("teachers", help="list teachers, their default hyper-parameters and presets")
     p.add_argument("name", nargs="?", default=None,
-                   help="one teacher: its defaults and every preset with its values (use as NAME@PRESET)")
+                   help="one teacher: its paper and idea, hyper-parameters (type, default, meaning), task spaces "
+                   "and presets with their values (use as NAME@PRESET)")
     p = sub.add_parser("plot", help="statistics (IQM, bootstrap CIs), figures and report.md of a results directory")
     p.add_argument("run_dir", help="results directory (teachgym bench/train output)")
     p.add_argument("--out", default=None, help="where to write (default: RUN_DIR/report)")
     p.add_argument("--metric", default=None, help="score column (default: mastered_pct when present)")
     p.add_argument("--baseline", default=None,
                    help="teacher for the probability of improvement (default: random, or uniform, when present)")
-    p.add_argument("--reps", type=positive_int, default=2000, help="bootstrap replicates")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--reps", type=positive_int, default=2000, help="bootstrap replicates (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    p.add_argument("--dims", default=None, help="the pair of task dimensions the sampling heatmaps and GMM ellipses "
+                   "show, names or indices, e.g. length,mass (default: the first two)")
     # Listed here; parsed by teachgym.training (main() hands it over before this parser runs), so
     # that torch and SB3 load only for this command.
     sub.add_parser("train", add_help=False, help="train an RL student (SB3) under a teacher (teachgym train --help)")
@@ -198,17 +201,20 @@ def _run(argv: list[str]) -> int:
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "teachers":
-        for name in [args.name] if args.name is not None else list_teachers():
+    if args.command == "teachers" and args.name is not None:
+        from teachgym.teacher_doc import describe_teacher
+
+        print(describe_teacher(args.name))  # an unknown name: ValueError listing the known ones
+    elif args.command == "teachers":
+        for name in list_teachers():
             cls = teacher_class(name)  # an unknown name: ValueError listing the known ones
             print(f"{name}: {json.dumps(cls.default_hparams(), default=str)}")
             for preset in sorted(cls.PRESETS):
-                values = f": {json.dumps(cls.preset(preset), default=str)}" if args.name is not None else ""
-                print(f"  {name}@{preset}{values}")
+                print(f"  {name}@{preset}")
     elif args.command == "plot":
         from teachgym.benchmarks.report import make_report
 
-        for path in make_report(args.run_dir, args.out, args.metric, args.baseline, args.reps, args.seed):
+        for path in make_report(args.run_dir, args.out, args.metric, args.baseline, args.reps, args.seed, args.dims):
             print(f"wrote {path}")
     elif args.suite == "toy":
         config = make_config("toy", args.config, overrides_from_args(

@@ -4,13 +4,24 @@
 --algo sac --steps 20000000 --n-envs 8 --device auto --out runs/x`` or, from Python,
 ``train(TrainConfig(...), "runs/x")``. The one teacher lives in this process; with several
 envs in sub-processes they reach it through :class:`teachgym.vector.TeacherServer` (or a Ray
-actor, ``--backend ray``). At fixed step intervals the student is evaluated on the env's fixed
-``test_set()`` (% mastered: ``info["success"]`` at the episode's end where the env gives it,
-return > 230 otherwise) and the run is checkpointed without pickle.
+actor, ``--backend ray``). At fixed step intervals the student is evaluated on a fixed test set
+(% mastered: ``info["success"]`` at the episode's end where the env gives it, return > 230
+otherwise) and the run is checkpointed without pickle.
+
+Any env works (a registered id, or gymnasium's ``module:EnvId`` form, which imports ``module``
+first so that it registers ``EnvId``) whose unwrapped instance declares ``task_space`` (a
+bounded ``Box``, ``Discrete`` or ``MultiDiscrete``; ``task_names`` optional) and plays the task
+``reset(options={"task": task})`` passes it. Optional: ``info["success"]`` at an episode's end,
+``score_range`` (the returns' range, rescaled to [0, 1] for the teacher), and ``test_set()`` (the
+evaluation tasks, one row per task); without ``test_set()`` the run takes ``--test-set PATH`` (a
+CSV file whose header names the task dimensions) or ``--test-set random:N`` (N tasks drawn
+uniformly from the task space with seed 0, or ``random:N:SEED``). ``--algo auto`` picks SAC for a
+``Box`` action space and PPO otherwise.
 
 A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % mastered, ...),
 ``teacher.csv`` (teacher statistics and task histograms at each evaluation), ``episodes.csv``
-(every episode's task and score), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
+(every episode: the step its vector step ended at, the env index, the task, the score given to
+the teacher and ``info["success"]``, blank where the env gives none), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
 ``checkpoints/`` (``latest.json`` names the last complete one; each holds ``model.pt`` — state
 dicts and RNG tensors for ``torch.load(weights_only=True)`` — and ``.npz`` files for the
 replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations,
@@ -28,11 +39,16 @@ rest: RNG states, PPO's episode-start flags, the counters, and the tasks drawn i
 
 Same seed, same numbers: with sub-process workers the teacher server runs in its ordered mode —
 each worker holds a next task drawn in advance, its updates are queued, and after every vector
-step (:class:`FlushEachStep`) the server applies the step's updates in worker order, then draws
+step (:class:`~teachgym.vec_env.FlushEachStep`) the server applies the step's updates in worker order, then draws
 the next tasks in worker order, so the race of the processes changes nothing. ``--resume`` may
 change ``--steps`` (a larger budget continues the run), ``--device`` and the evaluation and
 checkpoint intervals (those derived from ``--steps`` keep the run's values); any other change is
-refused, naming the setting.
+refused, naming the setting. On the command line ``teachgym train --out RUN --resume`` alone
+reads every setting back from ``RUN/run.json``.
+
+Evaluations happen between two SB3 iterations (a whole rollout: PPO's ``n_steps`` x ``n_envs``,
+SAC's and TD3's ``train_freq`` x ``n_envs``): at the first boundary at or past each multiple of
+``eval_every``, and ``eval.csv`` records the step it happened at.
 """
 
 from __future__ import annotations
@@ -40,6 +56,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import importlib
 import json
 import os
 import random
@@ -55,12 +72,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from teachgym.io import atomic_path, load_state, save_state, write_json, write_text
-from teachgym.spaces import TaskSpace, count_tasks
+from teachgym.spaces import TaskSpace, count_tasks, did_you_mean
 from teachgym.students.sb3 import (
     PRESETS,
     check_overrides,
@@ -75,13 +92,21 @@ from teachgym.students.sb3 import (
     torch_state,
 )
 from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec, teacher_class
-from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
+from teachgym.vec_env import FlushEachStep, env_maker, start_method_or_default, worker_seeds
+from teachgym.vector import TeacherServer, ray_teacher
 from teachgym.wrappers import env_task_space, rescale_score
 
 EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution logged at each evaluation
 MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
 EVAL_COLUMNS = ("step", "episodes", "mastered_pct", "mean_return", "wall_s")
 RESUME_MAY_CHANGE = ("steps", "device", "eval_every", "checkpoint_every")  # all other settings shape the run
+#: Action spaces each algorithm takes (SB3's own lists); ``algo="auto"`` takes the first that fits.
+ALGO_ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
+    "sac": (spaces.Box,),
+    "ppo": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "td3": (spaces.Box,),
+}
+MAX_TEST_TASKS = 100_000  # rows of a --test-set (each is one evaluation episode)
 
 
 @dataclass
@@ -92,11 +117,14 @@ class TrainConfig:
     run keeps the intervals it was started with unless they are given); ``forget_every`` > 0
     makes the forgetting student (fresh networks and buffer every K steps).
     ``vec``: ``"auto"`` (sub-processes when ``n_envs`` > 1), ``"dummy"`` or ``"subproc"``.
+    ``algo``: ``"auto"`` is SAC on a ``Box`` action space, PPO on any other (:func:`check_config`
+    resolves it; ``run.json`` holds the algorithm used). ``test_set``: None (the env's
+    ``test_set()``), a CSV path or ``"random:N[:SEED]"`` (:func:`load_test_set`).
     """
 
     env: str
     teacher: str = "alp-gmm"
-    algo: str = "sac"
+    algo: str = "auto"
     steps: int = 1_000_000
     n_envs: int = 1
     seed: int = 0
@@ -110,6 +138,7 @@ class TrainConfig:
     vec: str = "auto"
     eval_envs: int = 10
     mastery_return: float = MASTERY_RETURN
+    test_set: str | None = None
 
     def __post_init__(self) -> None:
         # The intervals derived from ``steps`` (not a field: run.json holds the values only).
@@ -135,10 +164,51 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- validation
 
 
+def check_env_id(env: str) -> str:
+    """The registered id behind ``env`` (an id, or gymnasium's ``"module:EnvId"``, whose module is
+    imported first so that it registers ``EnvId``); ``ValueError`` saying what is wrong."""
+    if not isinstance(env, str) or not env:
+        raise ValueError(f"expected an env id such as 'teachgym/StumpTracks-v0' or 'my_module:MyEnv-v0', got {env!r}")
+    module, colon, env_id = env.rpartition(":")
+    if colon:
+        if not module or not env_id:
+            raise ValueError(f"env {env!r}: expected 'module:EnvId', e.g. 'my_envs:MyEnv-v0'")
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # the user's module: any failure of its import is theirs to see
+            raise ValueError(f"env {env!r}: importing module {module!r} failed ({type(err).__name__}: {err}); "
+                             "expected an importable module (on PYTHONPATH) that calls gymnasium.register") from err
+    if env_id not in gym.registry:
+        where = (f"module {module!r} was imported but registered no env {env_id!r}" if colon
+                 else f"unknown env id {env_id!r}")
+        known = sorted(k for k in gym.registry if k.startswith("teachgym/"))
+        raise ValueError(f"{where}{did_you_mean(env_id, gym.registry)}; teachgym's envs are {known}; an env of "
+                         "your own: 'module:EnvId' (the module calls gymnasium.register('EnvId', ...))")
+    return env_id
+
+
+def choose_algo(algo: str, action_space: spaces.Space) -> str:
+    """``algo`` checked against the action space, or for ``"auto"`` the first algorithm that takes it
+    (SAC on a ``Box``, PPO on ``Discrete``, ``MultiDiscrete`` and ``MultiBinary``)."""
+    if algo != "auto" and algo not in PRESETS:
+        raise ValueError(f"unknown algorithm {algo!r}; expected 'auto' or one of {sorted(PRESETS)}")
+    fits = [name for name, kinds in ALGO_ACTION_SPACES.items() if isinstance(action_space, kinds)]
+    if algo == "auto":
+        if not fits:
+            raise ValueError(f"no algorithm of {sorted(PRESETS)} takes the action space {action_space!r}")
+        return fits[0]
+    if algo not in fits:
+        raise ValueError(f"--algo {algo} needs a {' or '.join(k.__name__ for k in ALGO_ACTION_SPACES[algo])} action "
+                         f"space, the env has {action_space!r}; use {' or '.join(fits) or 'another env'} "
+                         "(or --algo auto)")
+    return algo
+
+
 def check_config(config: TrainConfig) -> TaskSpace:
-    """Raise ``ValueError`` for a bad env id, env kwargs, algorithm, teacher or number; return the task space."""
-    if config.algo not in PRESETS:
-        raise ValueError(f"unknown algorithm {config.algo!r}; expected one of {sorted(PRESETS)}")
+    """Raise ``ValueError`` for a bad env id, env kwargs, algorithm, teacher, test set or number;
+    return the task space. ``config.algo == "auto"`` is replaced by the algorithm chosen."""
+    if config.algo != "auto" and config.algo not in PRESETS:
+        raise ValueError(f"unknown algorithm {config.algo!r}; expected 'auto' or one of {sorted(PRESETS)}")
     parse_teacher_spec(config.teacher)  # unknown teacher -> ValueError listing the known ones
     for name in ("steps", "n_envs", "eval_every", "checkpoint_every", "eval_envs"):
         if int(getattr(config, name)) < 1:
@@ -155,20 +225,18 @@ def check_config(config: TrainConfig) -> TaskSpace:
     if config.vec not in ("auto", "dummy", "subproc"):
         raise ValueError(f"unknown vec {config.vec!r}; expected 'auto', 'dummy' or 'subproc'")
     resolve_device(config.device)
-    check_overrides(config.algo, config.algo_kwargs)
-    if config.env not in gym.registry:
-        known = sorted(k for k in gym.registry if k.startswith("teachgym/"))
-        raise ValueError(f"unknown env id {config.env!r}; teachgym's envs are {known}")
+    check_env_id(config.env)
     try:
         env = gym.make(config.env, **config.env_kwargs)
     except TypeError as err:
         raise ValueError(f"env {config.env!r} does not take these kwargs {config.env_kwargs}: {err}") from err
     try:
         space = env_task_space(env)
-        if not callable(getattr(env.unwrapped, "test_set", None)):
-            raise ValueError(f"env {config.env!r} has no test_set(); evaluation needs fixed test tasks")
+        config.algo = choose_algo(config.algo, env.action_space)
+        load_test_set(config, env, space)  # a missing or bad test set -> ValueError now
     finally:
         env.close()
+    check_overrides(config.algo, config.algo_kwargs)
     name, hparams = parse_teacher_spec(config.teacher)
     make_teacher(name, space, seed=0, adapt=True, **hparams)  # bad hyper-parameters -> ValueError now
     if teacher_class(name).train_on_last_sample is not Teacher.train_on_last_sample:
@@ -178,6 +246,87 @@ def check_config(config: TrainConfig) -> TaskSpace:
             "leave out of their updates; use 'plr' here (robust PLR runs in teachgym bench toy / reasoning)"
         )
     return space
+
+
+# ----------------------------------------------------------------------------- test sets
+
+
+def load_test_set(config: TrainConfig, env: gym.Env, space: TaskSpace) -> np.ndarray:
+    """The evaluation tasks of a run, ``(n, dims)`` float64: ``config.test_set``'s, else the env's
+    ``test_set()``.
+
+    ``config.test_set``: a CSV path (:func:`read_test_set`) or ``"random:N"`` / ``"random:N:SEED"``
+    (N tasks drawn uniformly from the task space by a generator seeded with SEED, default 0: the
+    same tasks for every run, whatever its seed, so that runs compare).
+    """
+    spec = config.test_set
+    if spec is None:
+        if not callable(getattr(env.unwrapped, "test_set", None)):
+            raise ValueError(f"env {config.env!r} has no test_set(); evaluation needs fixed test tasks: pass "
+                             f"--test-set PATH (a CSV file with the header {','.join(space.names)}) or "
+                             "--test-set random:100 (100 tasks drawn from the task space)")
+        # Not checked against the task space: an env may test outside the box its teacher samples
+        # from (TeachMyAgent's climbing test set), and its reset says whether it takes the task.
+        tasks = np.asarray(env.unwrapped.test_set(), dtype=np.float64)
+        if not len(tasks):
+            raise ValueError(f"env {config.env!r}: test_set() returned no task")
+        return tasks
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"test_set must be a CSV path or 'random:N[:SEED]', got {spec!r}")
+    if spec.startswith("random:"):
+        parts = spec.split(":")[1:]
+        try:
+            n, seed = int(parts[0]), int(parts[1]) if len(parts) == 2 else 0
+            if len(parts) > 2 or not 1 <= n <= MAX_TEST_TASKS or seed < 0:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ValueError(f"--test-set {spec!r}: expected random:N or random:N:SEED with 1 <= N <= "
+                             f"{MAX_TEST_TASKS:,} and SEED >= 0, e.g. random:100") from None
+        return random_tasks(space, n, seed)
+    return read_test_set(spec, space)
+
+
+def random_tasks(space: TaskSpace, n: int, seed: int) -> np.ndarray:
+    """``n`` tasks drawn uniformly from ``space`` by ``default_rng(seed)``, as ``(n, dims)`` vectors."""
+    rng = np.random.default_rng(seed)
+    if space.is_box:
+        return space.denormalise(rng.random((n, space.dim)))
+    return rng.integers(space.low, space.high, endpoint=True, size=(n, space.dim)).astype(np.float64)
+
+
+def read_test_set(path: str | os.PathLike, space: TaskSpace) -> np.ndarray:
+    """The tasks of a CSV file: a header naming the task dimensions (``space.names``, in order),
+    then one task per row. ``ValueError`` naming the file and line for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--test-set {str(path)!r}: no such file; expected a CSV file with the header "
+                         f"{','.join(space.names)} or random:N")
+    limit = 64 * (MAX_TEST_TASKS + 1) * max(space.dim, 1)  # generous bytes per value; a bound on what is read
+    if path.stat().st_size > limit:
+        raise ValueError(f"--test-set {path}: {path.stat().st_size:,} bytes; expected at most {MAX_TEST_TASKS:,} tasks")
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"--test-set {path}: not a readable CSV file ({err})") from err
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    header = [cell.strip() for cell in rows[0]] if rows else []
+    if header != list(space.names):
+        raise ValueError(f"--test-set {path}: the header must name the task dimensions in order, "
+                         f"{','.join(space.names)}; got {','.join(header) or 'an empty file'}")
+    if len(rows) < 2:
+        raise ValueError(f"--test-set {path}: no task under the header")
+    if len(rows) - 1 > MAX_TEST_TASKS:
+        raise ValueError(f"--test-set {path}: {len(rows) - 1:,} tasks; expected at most {MAX_TEST_TASKS:,}")
+    tasks = np.empty((len(rows) - 1, space.dim))
+    for i, row in enumerate(rows[1:]):
+        try:
+            if len(row) != space.dim:
+                raise ValueError(f"expected {space.dim} values, got {len(row)}")
+            tasks[i] = space.vector([float(cell) for cell in row])  # out of bounds: names the dimension
+        except ValueError as err:
+            raise ValueError(f"--test-set {path}, row {i + 2}: {err}") from None
+    return tasks
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -237,20 +386,6 @@ def teacher_statistics(teacher: Teacher) -> dict[str, float]:
         for i, value in enumerate(p[:32]):
             stats[f"p_arm_{i}"] = float(value)
     return stats
-
-
-def task_heatmap(space: TaskSpace, tasks: np.ndarray, dims: tuple[int, int] = (0, 1),
-                 bins: int = 20) -> np.ndarray:
-    """Counts of ``tasks`` over two dimensions of the space as a ``bins`` x ``bins`` image in [0, 1].
-
-    Row 0 is the top (highest value of ``dims[1]``), as an image viewer shows it.
-    """
-    a, b = dims
-    counts, _, _ = np.histogram2d(tasks[:, a], tasks[:, b], bins=bins,
-                                  range=[(float(space.low[a]), float(space.high[a])),
-                                         (float(space.low[b]), float(space.high[b]))])
-    peak = counts.max()
-    return (counts.T[::-1] / peak if peak > 0 else counts.T).astype(np.float32)
 
 
 def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict[str, str]:
@@ -367,29 +502,6 @@ class RayLink(LocalLink):
         return self.remote.state_dict()
 
 
-class FlushEachStep(VecEnvWrapper):
-    """Flush the teacher link after every step and around every reset of the wrapped VecEnv.
-
-    The learner alone knows where a vector step ends: here the server applies that step's
-    updates in worker order and draws the workers' next tasks, before the next step starts.
-    """
-
-    def __init__(self, venv: VecEnv, flush: Callable[[], None]) -> None:
-        super().__init__(venv)
-        self._flush = flush
-
-    def reset(self) -> Any:
-        self._flush()  # the first tasks, drawn in worker order (none on resume: they were restored)
-        obs = self.venv.reset()
-        self._flush()
-        return obs
-
-    def step_wait(self) -> Any:
-        out = self.venv.step_wait()
-        self._flush()
-        return out
-
-
 # ----------------------------------------------------------------------------- run folder
 
 
@@ -417,12 +529,7 @@ class RunFolder:
                 raise ValueError(f"{self.root} already holds {what}; pass --resume to continue a run, "
                                  "or choose an empty --out")
             return None
-        if not self.run_json.exists():
-            raise ValueError(f"--resume: {self.root} is not a teachgym run (no run.json)")
-        try:
-            saved = json.loads(self.run_json.read_text())["config"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
+        saved = self.saved_config()
         try:
             self.saved = TrainConfig(**saved)
         except TypeError as err:
@@ -437,14 +544,32 @@ class RunFolder:
             return None
         return json.loads(self.latest.read_text())
 
-    def start(self, config: TrainConfig, resume: bool) -> None:
+    def saved_config(self) -> dict[str, Any]:
+        """The config ``run.json`` holds, as a dict (``ValueError`` when there is no run here)."""
+        if not self.run_json.exists():
+            raise ValueError(f"--resume: {self.root} is not a teachgym run (no run.json)")
+        try:
+            saved = json.loads(self.run_json.read_text())["config"]
+            if not isinstance(saved, dict):
+                raise TypeError(f"config is a {type(saved).__name__}, expected an object")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
+        return saved
+
+    def write_status(self, config: TrainConfig, status: str, space: TaskSpace) -> None:
+        """``run.json``: the config, the status and the task space (its bounds and names, for plots)."""
+        bounds = {"low": space.low.tolist(), "high": space.high.tolist()}  # flat, whatever the space's kind
+        write_json(self.run_json, {"config": dataclasses.asdict(config), "status": status,
+                                   "task_space": {**space.describe(), **bounds}})
+
+    def start(self, config: TrainConfig, resume: bool, space: TaskSpace) -> None:
         """Mark the run as running in ``run.json`` (after :meth:`check` and every other check passed).
 
         A resumed run with no checkpoint yet loses the tables its killed predecessor wrote, since
         it starts again from step 0.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        write_json(self.run_json, {"config": dataclasses.asdict(config), "status": "running"})
+        self.write_status(config, "running", space)
         if resume and not self.latest.exists():
             for stale in (self.eval_csv, self.teacher_csv, self.episodes_csv):
                 stale.unlink(missing_ok=True)
@@ -498,6 +623,9 @@ class _Trainer(BaseCallback):
 
     def _on_step(self) -> bool:
         self.run.progress_to(self.num_timesteps)
+        for i in np.flatnonzero(self.locals["dones"]):  # in env order, as the links apply their updates
+            success = self.locals["infos"][i].get("success")
+            self.run._ended.append((self.num_timesteps, int(i), "" if success is None else str(int(bool(success)))))
         return True
 
     def _on_rollout_start(self) -> None:
@@ -533,35 +661,25 @@ class Trainer:
         self.wall_before = 0.0
         self.bar = None
         self.tb = None
-        self.tb_note = ""
+        self.notes: list[str] = []  # for the user: printed at the start and returned in the summary
+        self._ended: list[tuple[int, int, str]] = []  # (step, env, success) of episodes ended since the last log
         self._value_env: gym.Env | None = None  # the envs the critic's V(s0) is read on
         self._period_tasks = np.empty((0, len(self.space.low)))  # tasks reported since the last evaluation
 
     def _test_tasks(self) -> np.ndarray:
         env = gym.make(self.config.env, **self.config.env_kwargs)
         try:
-            return np.asarray(env.unwrapped.test_set(), dtype=np.float64)
+            return load_test_set(self.config, env, self.space)
         finally:
             env.close()
 
     # ------------------------------------------------------------------------- set-up
     def _make_envs(self, link: LocalLink) -> VecEnv:
         config = self.config
-        env_id, env_kwargs = config.env, dict(config.env_kwargs)
-        fns = []
-        for i in range(config.n_envs):
-            client = link.client(i)
-            worker_seed = int(np.random.SeedSequence([config.seed, i]).generate_state(1)[0])
-
-            def make(client: Any = client, worker_seed: int = worker_seed) -> gym.Env:
-                env = gym.make(env_id, **env_kwargs)
-                return Monitor(EpisodeCurriculum(env, client, seed=worker_seed))
-
-            fns.append(make)
-        subproc = config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1)
-        if subproc:
-            env = SubprocVecEnv(fns, start_method="forkserver" if "forkserver" in _start_methods() else "spawn")
-            return FlushEachStep(env, link.flush)
+        fns = [env_maker(config.env, dict(config.env_kwargs), None, link.client(i), seed)
+               for i, seed in enumerate(worker_seeds(config.seed, config.n_envs))]
+        if config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1):
+            return FlushEachStep(SubprocVecEnv(fns, start_method=start_method_or_default()), link.flush)
         return DummyVecEnv(fns)
 
     def _bind_value_estimate(self) -> None:
@@ -581,7 +699,7 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            self.tb_note = "tensorboard is not installed: curves are in eval.csv and teacher.csv only"
+            self.notes.append("tensorboard is not installed: curves are in eval.csv and teacher.csv only")
             return
         self.tb = SummaryWriter(str(self.folder.root / "tb"), purge_step=purge_step)
 
@@ -604,12 +722,16 @@ class Trainer:
             self.model = make_student(config.algo, env, seed=config.seed, device=config.device, overrides=overrides)
             if config.backend != "ray":  # an actor's teacher cannot call back into this process
                 self._bind_value_estimate()
-            self.folder.start(config, self.resume)
+            self.folder.start(config, self.resume, self.space)
             if resuming:
                 self._load_checkpoint(env)
-            self._open_tensorboard(self.model.num_timesteps if resuming else None)
-            if self.tb_note and self.progress:
-                print(f"teachgym: {self.tb_note}", file=sys.stderr)
+            # Events past the checkpoint go (the resumed run writes them again); the checkpoint
+            # step's own were written before it was taken and stay.
+            self._open_tensorboard(self.model.num_timesteps + 1 if resuming else None)
+            self._note_eval_rhythm()
+            if self.progress:
+                for note in self.notes:
+                    print(f"teachgym: note: {note}", file=sys.stderr)
             self._open_bar()
             callback = _Trainer(self)
             while self.model.num_timesteps < config.steps:
@@ -626,7 +748,7 @@ class Trainer:
             if not self.eval_rows or self.eval_rows[-1]["step"] != step:
                 self._evaluate(step)
             self._checkpoint(step)
-            write_json(self.folder.run_json, {"config": dataclasses.asdict(config), "status": "complete"})
+            self.folder.write_status(config, "complete", self.space)
         finally:
             if self.bar is not None:
                 self.bar.close()
@@ -638,7 +760,23 @@ class Trainer:
                 self.tb.close()
         last = self.eval_rows[-1]
         return {"steps": last["step"], "mastered_pct": last["mastered_pct"], "episodes": last["episodes"],
-                "evaluations": len(self.eval_rows), "out": str(self.folder.root), "note": self.tb_note}
+                "evaluations": len(self.eval_rows), "out": str(self.folder.root), "note": "; ".join(self.notes)}
+
+    def _note_eval_rhythm(self) -> None:
+        """Say when ``eval_every`` is shorter than an SB3 iteration: evaluations then follow the rollouts."""
+        model, config = self.model, self.config
+        freq = getattr(model, "train_freq", None)
+        if hasattr(model, "n_steps"):
+            rollout = int(model.n_steps) * config.n_envs
+        elif freq is not None and getattr(freq.unit, "value", "step") == "step":
+            rollout = int(freq.frequency) * config.n_envs
+        else:
+            return  # rollouts of whole episodes: no fixed length
+        if config.eval_every % rollout:
+            self.notes.append(
+                f"eval_every={config.eval_every} is not a multiple of a rollout ({rollout} steps of {config.algo}): "
+                "each evaluation happens at the first rollout boundary at or past its multiple of eval_every, "
+                "and eval.csv records that step")
 
     def _open_bar(self) -> None:
         if not self.progress:
@@ -692,32 +830,49 @@ class Trainer:
                     self.tb.add_histogram(f"tasks/{name}", tasks[:, d], step)
             names = self.space.names
             if len(tasks) and len(names) >= 2:  # where the teacher sent the student since the last evaluation
-                self.tb.add_image(f"tasks/heatmap_{names[0]}_x_{names[1]}_y", task_heatmap(self.space, tasks),
-                                  step, dataformats="HW")
+                self._tb_heatmap(f"tasks/heatmap_{names[0]}_x_{names[1]}_y", tasks, step,
+                                 f"tasks sampled up to step {step}")
             if exploit is not None and len(names) >= 2:
-                self.tb.add_image(f"teacher/exploit_heatmap_{names[0]}_x_{names[1]}_y",
-                                  task_heatmap(self.space, exploit), step, dataformats="HW")
+                self._tb_heatmap(f"teacher/exploit_heatmap_{names[0]}_x_{names[1]}_y", exploit, step,
+                                 f"the teacher's curriculum at step {step} (no exploration)")
         self._period_tasks = np.empty((0, len(self.space.low)))
         while self.next_eval <= step:
             self.next_eval += config.eval_every
         if self.bar is not None:
             self.bar.set_postfix(mastered=f"{row['mastered_pct']:.1f}%")
 
+    def _tb_heatmap(self, tag: str, tasks: np.ndarray, step: int, title: str) -> None:
+        """A 2-D histogram of ``tasks`` over the first two task dimensions, axes in task units."""
+        from teachgym.benchmarks.plots import task_pair_figure  # matplotlib, only with TensorBoard
+
+        space = self.space
+        self.tb.add_figure(tag, task_pair_figure(tasks, space.low, space.high, space.names, title=title), step)
+
     def _log_episodes(self) -> None:
-        """Append the updates the teacher received since the last call to episodes.csv."""
+        """Append the updates the teacher received since the last call to episodes.csv, each with
+        the step and env index of its end (the callback's record of the same episodes: both in
+        vector-step order, env order within a step; with Ray, arrival order within a step)."""
         tasks, scores = self.link.drain_log()
+        ended, self._ended = self._ended, []
+        if not ended:  # a loop that keeps no record of episode ends (not SB3's learn): unknown, not made up
+            ended = [("", "", "")] * len(scores)
+        if len(ended) != len(scores):
+            raise RuntimeError(f"the teacher received {len(scores)} episodes where the envs ended {len(ended)}")
         self._period_tasks = np.concatenate([self._period_tasks, tasks])
         path = self.folder.episodes_csv
         new = not path.exists()
         with open(path, "a", newline="") as fh:
             writer = csv.writer(fh)
             if new:
-                writer.writerow([*self.space.names, "score"])
-            for task, score in zip(tasks.tolist(), scores.tolist()):
-                writer.writerow([*(f"{v:.17g}" for v in task), f"{score:.17g}"])
+                writer.writerow(self._episodes_header())
+            for (step, env, success), task, score in zip(ended, tasks.tolist(), scores.tolist()):
+                writer.writerow([step, env, *(f"{v:.17g}" for v in task), f"{score:.17g}", success])
             fh.flush()
             os.fsync(fh.fileno())
         self.episodes_logged += len(scores)
+
+    def _episodes_header(self) -> list[str]:
+        return ["step", "env", *self.space.names, "score", "success"]
 
     def _wall(self) -> float:
         return self.wall_before + time.perf_counter() - self.started
@@ -815,6 +970,20 @@ class Trainer:
         _write_table(self.folder.eval_csv, self.eval_rows)
         _write_table(self.folder.teacher_csv, self.teacher_rows)
         _truncate_lines(self.folder.episodes_csv, self.episodes_logged + 1)
+        _upgrade_episodes(self.folder.episodes_csv, self._episodes_header())
+
+
+def _upgrade_episodes(path: Path, header: list[str]) -> None:
+    """Give an episodes.csv written before the step, env and success columns existed those
+    columns, blank in its rows (what was not recorded stays unknown)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or rows[0] == header or rows[0] != header[2:-1]:
+        return
+    lines = [header] + [["", "", *row, ""] for row in rows[1:]]
+    write_text(path, "".join(",".join(row) + "\n" for row in lines))
 
 
 def _truncate_lines(path: Path, keep: int) -> None:
@@ -823,12 +992,6 @@ def _truncate_lines(path: Path, keep: int) -> None:
     with open(path, "rb") as fh:
         lines = fh.readlines()[:keep]
     write_text(path, b"".join(lines).decode())
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
 
 
 def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
@@ -893,39 +1056,73 @@ def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``teachgym train`` options to ``parser``."""
-    defaults = TrainConfig(env="")
-    parser.add_argument("--env", required=True, help="env id, e.g. teachgym/StumpTracks-v0")
-    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="keyword arguments of gym.make, e.g. body=classic_bipedal")
-    parser.add_argument("--teacher", default=defaults.teacher, help="teacher spec, e.g. alp-gmm or 'alp-gmm:fit_rate=100'")
-    parser.add_argument("--algo", default=defaults.algo, choices=sorted(PRESETS))
-    parser.add_argument("--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override the preset's SB3 arguments, e.g. learning_starts=1000 net_arch=[256,256]")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--n-envs", type=int, default=defaults.n_envs)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", default=defaults.device, help="auto (CUDA when present), cpu, cuda")
-    parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default steps/20)")
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default steps/10)")
-    parser.add_argument("--forget-every", type=int, default=0,
-                        help="forgetting student: reset networks and buffer every K steps (0: never)")
-    parser.add_argument("--backend", default=defaults.backend, choices=("local", "ray"),
-                        help="where the shared teacher lives: this process, or a Ray actor")
-    parser.add_argument("--vec", default=defaults.vec, choices=("auto", "dummy", "subproc"))
-    parser.add_argument("--eval-envs", type=int, default=defaults.eval_envs)
+    """Add the ``teachgym train`` options to ``parser``.
+
+    Every setting's parser default is None, so that :func:`config_from_args` knows which were
+    given (a resumed run takes the others from its ``run.json``); the help shows
+    :class:`TrainConfig`'s defaults.
+    """
+    d = TrainConfig(env="")
+
+    def default(value: Any) -> str:
+        return f" (default: {value})"
+
+    parser.add_argument("--env", help="env id, e.g. teachgym/StumpTracks-v0, or gymnasium's module:EnvId for an env "
+                        "of your own (the module registers it); needed unless --resume")
+    parser.add_argument("--env-kwargs", nargs="*", default=None, metavar="KEY=VALUE",
+                        help="keyword arguments of gym.make, e.g. body=classic_bipedal (default: none)")
+    parser.add_argument("--teacher", help="teacher spec, e.g. alp-gmm or 'alp-gmm:fit_rate=100' (teachgym teachers "
+                        "NAME describes one)" + default(d.teacher))
+    parser.add_argument("--algo", choices=["auto", *sorted(PRESETS)],
+                        help="SB3 algorithm; auto: sac on a Box action space, ppo otherwise" + default(d.algo))
+    parser.add_argument("--algo-kwargs", nargs="*", default=None, metavar="KEY=VALUE",
+                        help="override the preset's SB3 arguments, e.g. learning_starts=1000 net_arch=[256,256] "
+                        "(default: none)")
+    parser.add_argument("--steps", type=int, help="environment steps in all; with --resume, a larger value extends "
+                        "the run" + default(d.steps))
+    parser.add_argument("--n-envs", type=int, help="envs stepped together" + default(d.n_envs))
+    parser.add_argument("--seed", type=int, help="seeds the student, the teacher and the envs' episodes" + default(d.seed))
+    parser.add_argument("--device", help="auto (CUDA when present), cpu, cuda" + default(d.device))
+    parser.add_argument("--eval-every", type=int, help="steps between evaluations on the test set; SB3 stops only "
+                        "between rollouts, so each evaluation happens at the first rollout boundary at or past its "
+                        "multiple, and eval.csv records that step (default: steps/20)")
+    parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints, at rollout boundaries "
+                        "too (default: steps/10)")
+    parser.add_argument("--test-set", help="evaluation tasks: a CSV file whose header names the task dimensions, "
+                        "one task per row, or random:N[:SEED] (N tasks drawn uniformly from the task space; "
+                        "SEED 0 by default) (default: the env's test_set())")
+    parser.add_argument("--forget-every", type=int,
+                        help="forgetting student: reset networks and buffer every K steps (0: never)" + default(d.forget_every))
+    parser.add_argument("--backend", choices=("local", "ray"),
+                        help="where the shared teacher lives: this process, or a Ray actor" + default(d.backend))
+    parser.add_argument("--vec", choices=("auto", "dummy", "subproc"),
+                        help="auto: sub-processes when --n-envs > 1" + default(d.vec))
+    parser.add_argument("--eval-envs", type=int, help="envs stepped together during evaluations" + default(d.eval_envs))
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out; settings not given are "
+                        "read from its run.json (--steps may extend it; a setting that would change what is done "
+                        "is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` the parsed arguments describe."""
-    return TrainConfig(env=args.env, teacher=args.teacher, algo=args.algo, steps=args.steps, n_envs=args.n_envs,
-                       seed=args.seed, device=args.device, env_kwargs=parse_kwargs(args.env_kwargs),
-                       algo_kwargs=parse_kwargs(args.algo_kwargs), eval_every=args.eval_every,
-                       checkpoint_every=args.checkpoint_every, forget_every=args.forget_every,
-                       backend=args.backend, vec=args.vec, eval_envs=args.eval_envs)
+    """The :class:`TrainConfig` the parsed arguments describe: the settings given, and with
+    ``--resume`` the run's own ``run.json`` for the others (each :class:`TrainConfig` field is read
+    from the argument of the same name when that is not None)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    for key in ("env_kwargs", "algo_kwargs"):
+        if key in given:
+            given[key] = parse_kwargs(given[key])
+    if getattr(args, "resume", False):
+        given = {**RunFolder(args.out).saved_config(), **given}
+    if "env" not in given:
+        raise ValueError("--env is required for a new run (e.g. --env teachgym/StumpTracks-v0); "
+                         "--resume continues the run in --out with its own settings")
+    try:
+        return TrainConfig(**given)
+    except TypeError as err:  # a run.json of another version of teachgym
+        raise ValueError(f"{args.out}/run.json holds settings this version of teachgym does not know: {err}") from err
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -944,7 +1141,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="teachgym train", description="Train an RL student under a teacher.")
+    parser = argparse.ArgumentParser(
+        prog="teachgym train", description="Train an RL student (SB3) under a teacher, evaluating it on a fixed test "
+        "set and checkpointing it without pickle. Continue a run with: teachgym train --out RUN --resume [--steps N].")
     add_train_arguments(parser)
     return run_train(parser.parse_args(argv))
 

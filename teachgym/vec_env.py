@@ -7,7 +7,7 @@ refuses to run, naming this function). Here every worker gets a link to the one 
 - ``"dummy"``: SB3 ``DummyVecEnv``, the teacher used in-process;
 - ``"subproc"``: SB3 ``SubprocVecEnv``, the teacher behind a
   :class:`~teachgym.vector.TeacherServer` in its ordered mode, flushed after every vector step
-  (:class:`~teachgym.training.FlushEachStep`), so the same seeds give the same teacher;
+  (:class:`FlushEachStep`), so the same seeds give the same teacher;
 - ``"async"``: gymnasium ``AsyncVectorEnv``, the same server and flushes;
 - ``"ray"``: SB3 ``SubprocVecEnv`` whose workers reach a Ray actor holding the teacher
   (:func:`~teachgym.vector.ray_teacher`; updates arrive in the order they come, so two runs may
@@ -28,13 +28,35 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 
 from teachgym.teacher import Teacher
-from teachgym.training import FlushEachStep
 from teachgym.vector import EpisodeCurriculum, TeacherServer, ray_teacher
 
 VEC_ENVS = ("subproc", "dummy", "async", "ray")
+
+
+class FlushEachStep(VecEnvWrapper):
+    """Flush the teacher link after every step and around every reset of the wrapped VecEnv.
+
+    The learner alone knows where a vector step ends: here the server applies that step's
+    updates in worker order and draws the workers' next tasks, before the next step starts.
+    """
+
+    def __init__(self, venv: VecEnv, flush: Callable[[], None]) -> None:
+        super().__init__(venv)
+        self._flush = flush
+
+    def reset(self) -> Any:
+        self._flush()  # the first tasks, drawn in worker order (none on resume: they were restored)
+        obs = self.venv.reset()
+        self._flush()
+        return obs
+
+    def step_wait(self) -> Any:
+        out = self.venv.step_wait()
+        self._flush()
+        return out
 
 
 class ServedVecEnv(FlushEachStep):
@@ -78,10 +100,28 @@ class ServedVectorEnv(gym.vector.VectorWrapper):
             self.server.close()
 
 
-def _env_maker(env_id_or_fn: str | Callable[..., gym.Env], env_kwargs: dict[str, Any],
-               wrapper: Callable[[gym.Env], gym.Env] | None, link: Any, worker_seed: int | None,
-               monitor: bool) -> Callable[[], gym.Env]:
-    """The function a worker calls to build its env (picklable by cloudpickle)."""
+def worker_seeds(seed: int | None, n_envs: int) -> list[int | None]:
+    """Each worker's seed of episode seeds: ``SeedSequence([seed, i])`` for worker ``i`` (None: fresh entropy)."""
+    if seed is None:
+        return [None] * n_envs
+    return [int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0]) for i in range(n_envs)]
+
+
+def start_method_or_default(start_method: str | None = None) -> str:
+    """``start_method`` checked, or the default: ``"forkserver"`` where available, else ``"spawn"``."""
+    methods = multiprocessing.get_all_start_methods()
+    if start_method is None:
+        return "forkserver" if "forkserver" in methods else "spawn"
+    if start_method not in methods:
+        raise ValueError(f"start_method must be one of {methods}, got {start_method!r}")
+    return start_method
+
+
+def env_maker(env_id_or_fn: str | Callable[..., gym.Env], env_kwargs: dict[str, Any],
+              wrapper: Callable[[gym.Env], gym.Env] | None, link: Any, worker_seed: int | None,
+              monitor: bool = True) -> Callable[[], gym.Env]:
+    """The function a worker calls to build its env, ``Monitor(EpisodeCurriculum(env, link))``
+    (picklable by cloudpickle); :func:`make_vec_env` and :class:`teachgym.training.Trainer` use it."""
 
     def make() -> gym.Env:
         if isinstance(env_id_or_fn, str):
@@ -162,29 +202,24 @@ def make_vec_env(
         raise ValueError(f"env_kwargs must be a dict, got {type(env_kwargs).__name__}")
     if not (isinstance(env_id_or_fn, str) or callable(env_id_or_fn)):
         raise ValueError(f"env_id_or_fn must be an env id or a function returning an env, got {env_id_or_fn!r}")
-    methods = multiprocessing.get_all_start_methods()
-    if start_method is None:
-        start_method = "forkserver" if "forkserver" in methods else "spawn"
-    elif start_method not in methods:
-        raise ValueError(f"start_method must be one of {methods}, got {start_method!r}")
+    start_method = start_method_or_default(start_method)
     kwargs = dict(env_kwargs or {})
-    seeds = ([None] * n_envs if seed is None else
-             [int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0]) for i in range(n_envs)])
+    seeds = worker_seeds(seed, n_envs)
 
     if vec_env == "dummy":
-        venv = DummyVecEnv([_env_maker(env_id_or_fn, kwargs, wrapper_class, teacher, s, monitor) for s in seeds])
+        venv = DummyVecEnv([env_maker(env_id_or_fn, kwargs, wrapper_class, teacher, s, monitor) for s in seeds])
         venv.teacher_link = teacher
         return venv
     if vec_env == "ray":
         link = ray_teacher(teacher)
-        venv = SubprocVecEnv([_env_maker(env_id_or_fn, kwargs, wrapper_class, link, s, monitor) for s in seeds],
+        venv = SubprocVecEnv([env_maker(env_id_or_fn, kwargs, wrapper_class, link, s, monitor) for s in seeds],
                              start_method=start_method)
         venv.teacher_link = link
         return venv
     server = TeacherServer(teacher, workers=n_envs,
                            max_connections=max(TeacherServer.max_connections, n_envs + 1))
     try:
-        fns = [_env_maker(env_id_or_fn, kwargs, wrapper_class, server.client(i), s, monitor)
+        fns = [env_maker(env_id_or_fn, kwargs, wrapper_class, server.client(i), s, monitor)
                for i, s in enumerate(seeds)]
         if vec_env == "async":
             venv = ServedVectorEnv(gym.vector.AsyncVectorEnv(fns, context=start_method), server)

@@ -144,7 +144,8 @@ def test_per_run_folders_and_training_folders_load_with_their_task_counts(tmp_pa
     train = tmp_path / "rl" / "alp-gmm-seed1"
     train.mkdir(parents=True)
     (train / "run.json").write_text(json.dumps({"config": {"env": "teachgym/StumpTracks-v0", "teacher": "alp-gmm",
-                                                            "seed": 1, "env_kwargs": {"body": "classic_bipedal"}}}))
+                                                            "seed": 1, "env_kwargs": {"body": "classic_bipedal"}},
+                                                "task_space": {"low": [0, 0], "high": [3, 6], "names": ["height", "spacing"]}}))
     (train / "eval.csv").write_text("step,episodes,mastered_pct,mean_return,wall_s\n0,0,0.0,-90.5,0.1\n1000,12,3.0,-50.0,9.0\n")
     (train / "teacher.csv").write_text("step,teacher_updates,hist_height,hist_spacing\n0,0,0 0 0,0 0 0\n1000,12,4 4 4,12 0 0\n")
     runs = {r.teacher: r for r in find_runs(tmp_path)}
@@ -152,7 +153,10 @@ def test_per_run_folders_and_training_folders_load_with_their_task_counts(tmp_pa
     assert runs["alp-gmm"].suite == "train" and runs["alp-gmm"].challenge == "StumpTracks-v0/classic_bipedal"
     assert list(runs["alp-gmm"].curve.columns) == ["x", "mastered_pct", "mean_return"]
     counts = runs["alp-gmm"].task_counts
-    assert counts.names == ("height", "spacing") and counts.counts[1].tolist() == [[4, 4, 4], [12, 0, 0]]
+    assert counts.names == ("height", "spacing") and counts.counts.tolist() == [[[4, 4, 4], [12, 0, 0]]]
+    # in task units, and one period from the run's start to step 1000 (step 0 ends no period)
+    assert counts.low.tolist() == [0, 0] and counts.high.tolist() == [3, 6]
+    assert counts.start == 0 and counts.x.tolist() == [1000]
     table = load_results(tmp_path)
     assert set(table["x_name"]) == {"episode", "step"}
 

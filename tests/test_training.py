@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -167,6 +168,12 @@ def test_two_subprocess_workers_report_every_episode_once(tmp_path):
     episodes = pd.read_csv(tmp_path / "sub" / "episodes.csv")
     teacher_state = load_state(tmp_path / "sub" / "checkpoints" / "step-000000000256" / "teacher.npz")
     assert len(episodes) == summary["episodes"] == teacher_state["n_updates"] >= 256 // 20
+    # each row: the step its vector step ended at (two envs: even), which env, the task, score and success
+    assert list(episodes.columns) == ["step", "env", "pole_length", "pole_mass", "cart_mass", "gravity", "force_mag",
+                                      "score", "success"]
+    assert set(episodes["env"]) == {0, 1} and (episodes["step"] % 2 == 0).all()
+    assert episodes["step"].is_monotonic_increasing and episodes["step"].between(2, 256).all()
+    assert set(episodes["success"]) <= {0, 1}  # the env's info["success"] at each episode's end
 
 
 def test_sb3_zip_would_hold_pickled_data_which_our_checkpoints_avoid(tmp_path):
@@ -191,20 +198,25 @@ def test_tensorboard_gets_the_evaluations_teacher_scalars_and_a_task_heatmap(uni
     assert mastered == pytest.approx(pd.read_csv(uninterrupted / "eval.csv")["mastered_pct"].tolist())
     assert "teacher/gmm_components" in tags["scalars"]
     heatmaps = [t for t in tags["images"] if t.startswith("tasks/heatmap_length_x_mass_y")]
-    assert heatmaps and len(events.Images(heatmaps[0])) == 2  # one per evaluation after step 0
+    images = events.Images(heatmaps[0])
+    assert heatmaps and len(images) == 2  # one per evaluation after step 0
+    assert images[0].width >= 400 and images[0].height >= 300  # a figure with axes, not a 20 x 20 px array
     assert any(t.startswith("teacher/exploit_heatmap_length_x_mass_y") for t in tags["images"])
 
 
-def test_task_heatmap_counts_tasks_with_the_top_row_at_the_highest_value():
-    from gymnasium import spaces
+def test_task_heatmap_figure_has_axes_in_task_units_and_counts_each_task():
+    from teachgym.benchmarks.plots import task_pair_figure
 
-    from teachgym.spaces import TaskSpace
-    from teachgym.training import task_heatmap
-
-    space = TaskSpace(spaces.Box(0.0, 1.0, (2,)))
-    image = task_heatmap(space, np.array([[0.05, 0.95], [0.05, 0.95], [0.95, 0.05]]), bins=10)
-    assert image.shape == (10, 10) and image.max() == 1.0
-    assert image[0, 0] == 1.0 and image[9, 9] == 0.5  # top-left: low x, high y
+    tasks = np.array([[0.5, 9.5], [0.5, 9.5], [2.9, 0.1], [1.0, 5.0]])
+    fig = task_pair_figure(tasks, np.array([0.0, 0.0, 0.0]), np.array([3.0, 10.0, 1.0]), ("length", "mass", "noise"),
+                           bins=10, title="tasks")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("length", "mass")
+    assert ax.get_xlim() == (0.0, 3.0) and ax.get_ylim() == (0.0, 10.0)
+    counts = ax.collections[0].get_array()
+    assert counts.sum() == 4 and counts.max() == 2
+    assert "of 3" in ax.get_title()  # says the space has more dimensions than the two drawn
+    assert fig.axes[1].get_ylabel() == "tasks"  # the colour bar
 
 
 def test_ray_backend_subprocess_workers_report_every_episode_once(tmp_path):
@@ -361,6 +373,11 @@ def test_resume_with_a_larger_budget_continues_the_run_at_its_own_rhythm(tmp_pat
     assert run_train(_args([*SMALL_PPO, "--steps", "128", "--out", str(out)])) == 0  # evaluates every 128 // 20 = 6
     assert run_train(_args([*SMALL_PPO, "--steps", "192", "--out", str(out), "--resume"])) == 0
     assert pd.read_csv(out / "eval.csv")["step"].tolist() == [0, 64, 128, 192]
+    if importlib.util.find_spec("tensorboard") is not None:  # the point of the checkpoint's step stays
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(out / "tb")).Reload()
+        assert [e.step for e in events.Scalars("eval/mastered_pct")] == [0, 64, 128, 192]
     # the same as a run given the whole budget (and the same intervals) from the start
     assert run_train(_args([*SMALL_PPO, "--steps", "192", "--eval-every", "6", "--checkpoint-every", "12",
                             "--out", str(longer)])) == 0

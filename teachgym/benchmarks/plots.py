@@ -13,6 +13,29 @@ import pandas as pd  # noqa: E402
 
 from teachgym.io import atomic_path  # noqa: E402
 
+LINE_STYLES = ("-", "--", ":", "-.")
+#: The teachers most figures hold come first, so that they get tab10's first, most distinct colours.
+FIRST_TEACHERS = ("random", "alp-gmm", "covar-gmm", "riac", "adr", "goal-gan", "spdl", "setter-solver", "plr", "sfl")
+
+
+def teacher_styles(names: list[str]) -> dict[str, tuple[tuple, str]]:
+    """One (colour, line style) per teacher, the same in every figure of every results directory.
+
+    A registered teacher's name always gets the same pair (the common ones first, then the
+    registry in order: ten tab10 colours, solid, then dashed, dotted, dash-dotted); any other name
+    (a spec such as ``alp-gmm:fit_rate=100``, a baseline policy) takes the next pairs in
+    alphabetical order, so that two figures of the same names agree whatever order they list them in.
+    """
+    from teachgym.teacher import list_teachers
+
+    fixed = list(dict.fromkeys([*FIRST_TEACHERS, *list_teachers()]))
+    slots = {name: i for i, name in enumerate(fixed)}
+    others = sorted(n for n in dict.fromkeys(names) if n not in slots)
+    slots.update({name: len(fixed) + i for i, name in enumerate(others)})
+    colours = plt.get_cmap("tab10")
+    return {name: (colours(slots[name] % 10), LINE_STYLES[(slots[name] // 10) % len(LINE_STYLES)])
+            for name in dict.fromkeys(names)}
+
 
 def plot_learning_curves(
     curves: pd.DataFrame,
@@ -28,9 +51,7 @@ def plot_learning_curves(
     Panels are laid out three to a row; the legend sits under them.
     """
     panels = list(dict.fromkeys(curves[panel]))
-    lines = list(dict.fromkeys(curves[line]))
-    colours = plt.get_cmap("tab10")  # ten colours, then the same ten dashed, dotted, ...
-    styles = ("-", "--", ":", "-.")
+    styles = teacher_styles(list(dict.fromkeys(curves[line])))
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.6 * nrows + 0.4), squeeze=False, sharey=True)
@@ -38,9 +59,8 @@ def plot_learning_curves(
         sub = curves[curves[panel] == name]
         for label, group in sub.groupby(line, sort=False):
             stats = group.groupby(x)[y].agg(["median", "min", "max"])
-            i = lines.index(label)
-            colour = colours(i % 10)
-            ax.plot(stats.index, stats["median"], label=label, color=colour, linestyle=styles[(i // 10) % 4])
+            colour, style = styles[label]
+            ax.plot(stats.index, stats["median"], label=label, color=colour, linestyle=style)
             ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15)
         ax.set_title(str(name))
         ax.set_xlabel(x)
@@ -52,21 +72,13 @@ def plot_learning_curves(
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize="small", frameon=False)
     fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) - 1) // 6), 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 # ----------------------------------------------------------------------------- rliable-style figures
 # The functions below draw the tables of :mod:`teachgym.benchmarks.stats` and the extras of
 # :mod:`teachgym.benchmarks.results`; ``teachgym plot RUN_DIR`` (:mod:`teachgym.benchmarks.report`)
 # calls them all.
-
-
-def _colour_map(names: list[str]) -> dict[str, tuple]:
-    """Stable colour per name, in first-seen order (tab20 for more than ten names)."""
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> None:
@@ -85,20 +97,20 @@ def plot_curve_bands(
     """
     panels = sorted(dict.fromkeys(bands["challenge"]), key=lambda c: c != "all")
     teachers = list(dict.fromkeys(bands["teacher"]))
-    colours = _colour_map(teachers)
-    styles = ("-", "--", ":", "-.")
+    styles = teacher_styles(teachers)
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     legend_rows = -(-len(teachers) // 6)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.6 * nrows + 0.3 * legend_rows), squeeze=False)
     for ax, name in zip(axes.flat, panels):
         sub = bands[bands["challenge"] == name]
-        for i, teacher in enumerate(teachers):
+        for teacher in teachers:
             rows = sub[sub["teacher"] == teacher]
             if rows.empty:
                 continue
-            ax.plot(rows["x"], rows["iqm"], color=colours[teacher], linestyle=styles[(i // 10) % 4], label=teacher, lw=1.4)
-            ax.fill_between(rows["x"], rows["low"], rows["high"], color=colours[teacher], alpha=0.15, lw=0)
+            colour, style = styles[teacher]
+            ax.plot(rows["x"], rows["iqm"], color=colour, linestyle=style, label=teacher, lw=1.4)
+            ax.fill_between(rows["x"], rows["low"], rows["high"], color=colour, alpha=0.15, lw=0)
         ax.set_title("all challenges (stratified IQM)" if name == "all" else str(name))
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
@@ -169,7 +181,7 @@ def plot_radar(
     angles = np.linspace(0, 2 * np.pi, len(challenges), endpoint=False)
     closed = np.append(angles, angles[0])
     short = [c.split("/")[-1].replace("_", "\n") for c in challenges]
-    colours = _colour_map(teachers)
+    colours = {name: colour for name, (colour, _) in teacher_styles(teachers).items()}
     for ax, teacher in zip(axes.flat, teachers):
         if baseline in values.index and teacher != baseline:
             ax.plot(closed, np.append(values.loc[baseline], values.loc[baseline].iloc[0]), "--", color="grey", lw=1)
@@ -189,44 +201,99 @@ def plot_radar(
     _save(fig, path)
 
 
-def plot_task_heatmaps(items: list[tuple[str, object]], path: str | os.PathLike, max_dims: int = 2) -> None:
-    """Where teachers sampled over time: one row per item, one panel per task dimension.
+def pick_dims(names: tuple[str, ...] | list[str], wanted: str | tuple | list | None = None, count: int = 2) -> list[int]:
+    """Indices of the task dimensions to draw: ``wanted`` (names or indices, a comma-separated
+    string or a sequence), or the first ``count``. ``ValueError`` naming the dimensions there are."""
+    names = list(names)
+    if wanted is None:
+        return list(range(min(count, len(names))))
+    items = [w.strip() for w in wanted.split(",") if w.strip()] if isinstance(wanted, str) else list(wanted)
+    picked = []
+    for item in items:
+        if isinstance(item, str) and item in names:
+            picked.append(names.index(item))
+        elif str(item).lstrip("-").isdigit() and 0 <= int(item) < len(names):
+            picked.append(int(item))
+        else:
+            raise ValueError(f"no task dimension {item!r}; expected names or indices among "
+                             f"{', '.join(f'{i}: {n}' for i, n in enumerate(names))}")
+    if not picked or len(set(picked)) != len(picked):
+        raise ValueError(f"expected distinct task dimensions, got {wanted!r}")
+    return picked
+
+
+def dims_note(names: tuple[str, ...] | list[str], dims: list[int]) -> str:
+    """``"task dimensions length, mass of 5 (choose with --dims)"``; ``""`` when all are drawn."""
+    if len(dims) >= len(names):
+        return ""
+    return (f"task dimensions {', '.join(names[d] for d in dims)} of {len(names)}: "
+            f"{', '.join(names)} (choose with --dims)")
+
+
+def plot_task_heatmaps(items: list[tuple[str, object]], path: str | os.PathLike,
+                       dims: str | tuple | list | None = None) -> None:
+    """Where teachers sampled over time: one row per item, one panel per chosen task dimension.
 
     ``items``: (label, :class:`teachgym.benchmarks.results.TaskCounts`). Each column of a panel is
-    an evaluation period; colour is the fraction of that period's tasks falling in each bin.
+    an evaluation period, from the end of the previous one (the run's start for the first) to its
+    end; colour is the fraction of that period's tasks falling in each bin, the bins in task units.
+    ``dims``: names or indices (:func:`pick_dims`), default the first two; a note says how many
+    dimensions the space has when some are left out.
     """
     if not items:
         raise ValueError("no sampled-task counts to draw")
-    dims = min(max_dims, max(c.counts.shape[1] for _, c in items))
-    fig, axes = plt.subplots(len(items), dims, figsize=(4.2 * dims + 0.6, 1.9 * len(items) + 0.4), squeeze=False)
+    names = max((c.names for _, c in items), key=len)
+    chosen = pick_dims(names, dims)
+    fig, axes = plt.subplots(len(items), len(chosen), figsize=(4.2 * len(chosen) + 0.6, 1.9 * len(items) + 0.6),
+                             squeeze=False)
     image = None
     for row, (label, counts) in zip(axes, items):
         totals = counts.counts.sum(axis=2, keepdims=True)
         share = counts.counts / np.where(totals > 0, totals, 1)
-        x = np.asarray(counts.x, float)
-        x_edges = np.concatenate([[x[0] - (x[1] - x[0] if len(x) > 1 else 1)], x])
-        for d, ax in enumerate(row):
+        x_edges = np.concatenate([[counts.start], np.asarray(counts.x, float)])
+        for d, ax in zip(chosen, row):
             if d >= share.shape[1]:
                 ax.axis("off")
                 continue
             y_edges = np.linspace(counts.low[d], counts.high[d], share.shape[2] + 1)
             image = ax.pcolormesh(x_edges, y_edges, share[:, d, :].T, cmap="viridis", vmin=0, vmax=1, shading="flat")
-            ax.set_ylabel(f"{label}\n{counts.names[d]}" if d == 0 else counts.names[d], fontsize=8)
+            ax.set_ylabel(f"{label}\n{counts.names[d]}" if d == chosen[0] else counts.names[d], fontsize=8)
             ax.tick_params(labelsize=7)
-        row[0].yaxis.label.set_size(8)
     for ax in axes[-1]:
         ax.set_xlabel("end of period")
+    note = dims_note(names, chosen)
+    if note:
+        fig.suptitle(note, fontsize=8)
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, label="share of the period's tasks")
     _save(fig, path)
 
 
+def task_pair_figure(tasks: np.ndarray, low: np.ndarray, high: np.ndarray, names: tuple[str, ...] | list[str],
+                     dims: tuple[int, int] = (0, 1), bins: int = 20, title: str = "") -> plt.Figure:
+    """A 2-D histogram of ``tasks`` (``(n, dims)``, task units) over two dimensions, with axes in
+    task units and a colour bar (e.g. for TensorBoard's ``add_figure``, about 480 x 400 px)."""
+    a, b = dims
+    fig, ax = plt.subplots(figsize=(4.8, 4.0), dpi=100)
+    counts, x_edges, y_edges = np.histogram2d(tasks[:, a], tasks[:, b], bins=bins,
+                                              range=[(float(low[a]), float(high[a])), (float(low[b]), float(high[b]))])
+    image = ax.pcolormesh(x_edges, y_edges, counts.T, cmap="viridis", shading="flat")
+    ax.set_xlabel(names[a])
+    ax.set_ylabel(names[b])
+    note = dims_note(names, [a, b])
+    ax.set_title(f"{title}\n{note}" if note and title else title or note, fontsize=8)
+    fig.colorbar(image, ax=ax, label="tasks")
+    fig.tight_layout()
+    return fig
+
+
 def mixture_ellipses(state: dict, dims: tuple[int, int] = (0, 1)) -> dict | None:
     """A GMM teacher's mixture over two task dimensions, in task units, from its ``state_dict``.
 
     Returns ``{"means" (k, 2), "covariances" (k, 2, 2), "weights" (k,), "colour_values" (k,),
-    "colour_label", "low", "high", "names"}``, or None when the state holds no fitted mixture.
+    "colour_label", "low", "high", "names", "note"}``, or None when the state holds no fitted mixture
+    (``note`` says how many dimensions the space has when it has more than two).
     ALP-GMM colours components by their mean ALP (the last coordinate), others by weight.
     """
     inner = state.get("state", {}) if isinstance(state, dict) else {}
@@ -238,6 +305,7 @@ def mixture_ellipses(state: dict, dims: tuple[int, int] = (0, 1)) -> dict | None
     if low.size <= max(dims):
         return None
     width = (high - low)[list(dims)]
+    names = list(space.get("names") or [f"dim{d}" for d in range(low.size)])
     means = np.asarray(mixture["means"], float)
     covs = np.asarray(mixture["covariances"], float)
     idx = np.ix_(range(len(means)), dims)
@@ -249,12 +317,14 @@ def mixture_ellipses(state: dict, dims: tuple[int, int] = (0, 1)) -> dict | None
         "colour_values": means[:, -1] if alp else np.asarray(mixture["weights"], float),
         "colour_label": "component ALP" if alp else "component weight",
         "low": low[list(dims)], "high": high[list(dims)],
-        "names": [space.get("names", [f"dim{d}" for d in range(low.size)])[d] for d in dims],
+        "names": [names[d] for d in dims],
+        "note": dims_note(names, list(dims)),
     }
 
 
 def plot_gmm_ellipses(items: list[tuple[str, dict]], path: str | os.PathLike) -> None:
-    """Each GMM teacher's last mixture as 2-sigma ellipses over the first two task dimensions.
+    """Each GMM teacher's last mixture as 2-sigma ellipses over two task dimensions, coloured by
+    the component's ALP (or weight) with a colour bar.
 
     ``items``: (label, :func:`mixture_ellipses` output).
     """
@@ -270,6 +340,9 @@ def plot_gmm_ellipses(items: list[tuple[str, dict]], path: str | os.PathLike) ->
         values = mix["colour_values"]
         span = values.max() - values.min()
         scaled = (values - values.min()) / span if span > 0 else np.full_like(values, 0.5)
+        low_value, high_value = (values.min(), values.max()) if span > 0 else (values.min() - 0.5, values.min() + 0.5)
+        scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(low_value, high_value), cmap)
+        fig.colorbar(scale, ax=ax, label=mix["colour_label"], fraction=0.046, pad=0.03)
         for mean, cov, c in zip(mix["means"], mix["covariances"], scaled):
             eigval, eigvec = np.linalg.eigh(cov)
             eigval = np.maximum(eigval, 0)
@@ -281,7 +354,7 @@ def plot_gmm_ellipses(items: list[tuple[str, dict]], path: str | os.PathLike) ->
         ax.set_ylim(mix["low"][1], mix["high"][1])
         ax.set_xlabel(mix["names"][0])
         ax.set_ylabel(mix["names"][1])
-        ax.set_title(f"{label}\n{len(values)} components; colour: {mix['colour_label']}", fontsize=9)
+        ax.set_title(f"{label}: {len(values)} components" + (f"\n{mix['note']}" if mix.get("note") else ""), fontsize=9)
     for ax in axes.flat[len(items):]:
         ax.axis("off")
     fig.tight_layout()

@@ -45,6 +45,7 @@ def make_report(
     baseline: str | None = None,
     reps: int = stats.DEFAULT_REPS,
     seed: int = 0,
+    dims: str | tuple | list | None = None,
 ) -> list[Path]:
     """Write the figures, tables and ``report.md`` of ``run_dir``; return the written paths.
 
@@ -61,6 +62,10 @@ def make_report(
         data-generation suite's ``uniform``) when the runs hold it, else none.
     reps, seed
         Bootstrap replicates and the seed of their generator.
+    dims
+        The pair of task dimensions the sampling heatmaps and GMM ellipses show: names or indices,
+        ``"length,mass"`` or ``(0, 2)``; default the first two (the figures then say how many
+        dimensions there are).
 
     Raises
     ------
@@ -71,6 +76,13 @@ def make_report(
     if reps < 1:
         raise ValueError(f"reps must be a positive integer, got {reps!r}")
     runs = find_runs(run_dir)
+    if dims is not None:  # a bad choice is an error before anything is written
+        count = len([d for d in dims.split(",") if d.strip()]) if isinstance(dims, str) else len(dims)
+        if count != 2:
+            raise ValueError(f"dims: expected a pair of task dimensions such as 'length,mass' or '0,2', got {dims!r}")
+        for run in runs:
+            if run.task_counts is not None:
+                plots.pick_dims(run.task_counts.names, dims)
     table = runs_table(runs)
     metric = metric or default_metric(table)
     if metric not in set(table["metric"]):
@@ -113,8 +125,8 @@ def make_report(
                lambda p: plots.plot_radar(per_challenge, p, baseline=base, label=label, teachers=order))
     else:
         notes.append(f"Radar chart skipped: it needs three challenges or more, these results have {len(challenges)}.")
-    notes += _task_figures(runs, aggregate, out_dir, figure)
-    notes += _gmm_figures(runs, out_dir, figure)
+    notes += _task_figures(runs, aggregate, out_dir, figure, dims)
+    notes += _gmm_figures(runs, out_dir, figure, dims)
 
     for name, frame in (("aggregate.csv", aggregate), ("per_challenge.csv", per_challenge)):
         write_text(out_dir / name, frame.to_csv(index=False))
@@ -136,7 +148,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "challenge"
 
 
-def _task_figures(runs: list[Run], aggregate: pd.DataFrame, out_dir: Path, figure) -> list[str]:
+def _task_figures(runs: list[Run], aggregate: pd.DataFrame, out_dir: Path, figure, dims=None) -> list[str]:
     chosen = {k: r for k, r in _first_seed(runs).items() if r.task_counts is not None}
     if not chosen:
         return ["Sampling heatmaps skipped: no run stored the tasks its teacher sampled "
@@ -145,15 +157,17 @@ def _task_figures(runs: list[Run], aggregate: pd.DataFrame, out_dir: Path, figur
     for challenge in dict.fromkeys(c for c, _ in chosen):
         items = sorted(((t, r.task_counts) for (c, t), r in chosen.items() if c == challenge), key=lambda i: rank.get(i[0], 0))
         figure(f"tasks_{_slug(challenge)}.png", f"Where the teachers sampled over time — {challenge} (lowest seed)",
-               lambda p, items=items: plots.plot_task_heatmaps(items, p))
+               lambda p, items=items: plots.plot_task_heatmaps(items, p, dims))
     return []
 
 
-def _gmm_figures(runs: list[Run], out_dir: Path, figure) -> list[str]:
+def _gmm_figures(runs: list[Run], out_dir: Path, figure, dims=None) -> list[str]:
     found: dict[str, list[tuple[str, dict]]] = {}
     for (challenge, teacher), run in _first_seed(runs).items():
         state = run.teacher_state()
-        mix = None if state is None else plots.mixture_ellipses(state)
+        names = (state or {}).get("task_space", {}).get("names") if isinstance(state, dict) else None
+        pair = tuple(plots.pick_dims(names, dims)) if names and dims is not None else (0, 1)
+        mix = None if state is None else plots.mixture_ellipses(state, pair)
         if mix is not None:
             found.setdefault(challenge, []).append((teacher, mix))
     if not found:

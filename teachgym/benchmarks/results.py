@@ -20,7 +20,8 @@
 Optional extras, used by the plots when present:
 
 * **sampled-task counts** — ``teacher.csv`` in a run folder (``step`` + ``hist_<dim>`` columns,
-  space-separated counts in equal bins over the task bounds, as ``teachgym train`` writes), or in
+  space-separated counts in equal bins over the task bounds, as ``teachgym train`` writes; the
+  bounds from ``run.json``'s ``task_space``, or the stored teacher's), or in
   a run's ``result`` (runner JSON, or ``meta.json``'s ``result``): ``task_counts`` (``[period][dim][bin]`` counts of the tasks sampled
   since the previous evaluation, one period per curve point after the first), ``task_low``,
   ``task_high`` and ``task_names``. :func:`teachgym.spaces.count_tasks` computes the counts.
@@ -67,6 +68,7 @@ class TaskCounts:
     low: np.ndarray  # (dims,) bounds the bins span (0 and 1 when unknown)
     high: np.ndarray
     names: tuple[str, ...]
+    start: float = 0.0  # time at the start of the first period
 
 
 @dataclass
@@ -252,8 +254,9 @@ def _json_task_counts(result: dict[str, Any], x: np.ndarray, path: Path) -> Task
         names = tuple(result.get("task_names") or (f"dim{d}" for d in range(dims)))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: malformed task_counts ({err})") from err
-    periods = x[1:] if len(x) == len(counts) + 1 else np.arange(1, len(counts) + 1, dtype=float)
-    return TaskCounts(periods, counts, low, high, names)
+    if len(x) == len(counts) + 1:
+        return TaskCounts(x[1:], counts, low, high, names, float(x[0]))
+    return TaskCounts(np.arange(1, len(counts) + 1, dtype=float), counts, low, high, names)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -301,7 +304,14 @@ def _read_train_run(folder: Path) -> Run:
         manifest = _read_json(latest)
         name = manifest.get("dir") if isinstance(manifest, dict) else None
         state = _existing(folder / "checkpoints" / str(name) / "teacher.npz") if name else None
-    return Run(suite, challenge, teacher, seed, x_name, curve, folder, _csv_task_counts(folder, None), state, config)
+    # The task bounds: run.json's (teachgym train writes them), else the stored teacher's.
+    bounds = doc.get("task_space")
+    if not isinstance(bounds, dict) and state is not None:
+        bounds = load_state(state).get("task_space")
+    counts = _csv_task_counts(folder, bounds)
+    if counts is not None and len(counts.x) > 1 and counts.x[0] <= 0 and not counts.counts[0].any():
+        counts = TaskCounts(counts.x[1:], counts.counts[1:], counts.low, counts.high, counts.names)  # step 0: no period
+    return Run(suite, challenge, teacher, seed, x_name, curve, folder, counts, state, config)
 
 
 def _csv_task_counts(folder: Path, bounds: Any) -> TaskCounts | None:
@@ -320,8 +330,11 @@ def _csv_task_counts(folder: Path, bounds: Any) -> TaskCounts | None:
         raise ValueError(f"{path}: hist_ columns have differing numbers of bins")
     dims = counts.shape[1]
     bounds = bounds if isinstance(bounds, dict) else {}
-    low = np.asarray(bounds.get("low", np.zeros(dims)), float).reshape(dims)
-    high = np.asarray(bounds.get("high", np.ones(dims)), float).reshape(dims)
+    try:
+        low = np.asarray(bounds.get("low", np.zeros(dims)), float).reshape(dims)
+        high = np.asarray(bounds.get("high", np.ones(dims)), float).reshape(dims)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: the task bounds do not match its {dims} hist_ columns ({err})") from err
     names = tuple(str(c)[len("hist_"):] for c in hist)
     return TaskCounts(table["step"].to_numpy(float), counts, low, high, names)
 
