@@ -84,7 +84,7 @@ def test_hf_lora_student_fine_tunes_a_tiny_random_local_model_without_the_networ
 
     config = transformers.GPT2Config(vocab_size=128, n_positions=64, n_embd=32, n_layer=1, n_head=2)
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
-    student = HFLoRAStudent(str(tmp_path), tokenizer="char", target_modules=["c_attn"], lr=1e-2, max_len=32, seed=0)
+    student = HFLoRAStudent(str(tmp_path), tokenizer="char", target_modules=["c_attn"], lr=1e-2, max_len=32, max_new_tokens=12, seed=0)
     trainable = [p for p in student.model.parameters() if p.requires_grad]
     frozen = [p for p in student.model.parameters() if not p.requires_grad]
     assert trainable and frozen
@@ -93,6 +93,54 @@ def test_hf_lora_student_fine_tunes_a_tiny_random_local_model_without_the_networ
     last = student.fit(data, 30)
     assert last < first
     assert all(isinstance(p, str) for p in student.predict(data[:3]))
+
+
+def _tiny_gpt2(path, vocab_size=128):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    config = transformers.GPT2Config(vocab_size=vocab_size, n_positions=128, n_embd=32, n_layer=1, n_head=2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        transformers.GPT2LMHeadModel(config).save_pretrained(path)
+    return transformers
+
+
+def test_hf_student_decodes_in_batches_as_one_at_a_time_and_past_twelve_tokens(tmp_path):
+    _tiny_gpt2(tmp_path)
+    from teachgym.students.lm import HFLoRAStudent
+
+    student = HFLoRAStudent(str(tmp_path), tokenizer="char", target_modules=["c_attn"], max_len=96, max_new_tokens=40,
+                            eval_batch_size=8, seed=0)
+    # Prompts of different lengths share a batch: left padding must not change a greedy answer.
+    examples = [Example(0, 0, 0, "x" * i + "=", "") for i in range(1, 12)]
+    batched = student.predict(examples)
+    student.eval_batch_size = 1
+    assert batched == student.predict(examples)
+    # Answers run past the old cap of 12 tokens, in decoding and in training.
+    assert max(len(p) for p in batched) > 12
+    seq, start = student._pair(Example(0, 0, 0, "spell it", "abcdefghijklmnopqrstuvwxyzabcd"))
+    assert len(seq) - start == 31  # 30 answer tokens and EOS
+
+
+def test_hf_student_writes_prompts_with_the_tokenisers_chat_template(tmp_path):
+    transformers = _tiny_gpt2(tmp_path)
+    tokenizers = pytest.importorskip("tokenizers")
+    from teachgym.students.lm import HFLoRAStudent
+
+    chars = ["<pad>", "<eos>", "[UNK]"] + [chr(c) for c in range(32, 127)] + ["\n"]
+    tk = tokenizers.Tokenizer(tokenizers.models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = tokenizers.pre_tokenizers.Split(tokenizers.Regex("."), behavior="isolated")
+    tk.decoder = tokenizers.decoders.Fuse()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", pad_token="<pad>", unk_token="[UNK]")
+    tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}[assistant]{% endif %}")
+    tok.save_pretrained(tmp_path)
+    student = HFLoRAStudent(str(tmp_path), target_modules=["c_attn"], max_len=96, max_new_tokens=8, seed=0)
+    assert tok.decode(student.prompt_ids("2+3=")) == "[user]2+3=\n[assistant]"
+    plain = HFLoRAStudent(str(tmp_path), chat_template=False, target_modules=["c_attn"], max_len=96, max_new_tokens=8, seed=0)
+    assert "[user]" not in tok.decode(plain.prompt_ids("2+3="))
+    data = [Example(0, 0, 0, f"{a}+{a}=", str(2 * a)) for a in range(5)]
+    assert np.isfinite(student.fit(data, 2)) and all(isinstance(p, str) for p in student.predict(data))
 
 
 def test_vqa_student_fits_a_small_set_of_scenes_above_chance():

@@ -97,8 +97,8 @@ class Transcript:
         return content
 
     def replay(self, entries: Iterable[dict[str, Any]]) -> None:
-        """Queue recorded entries to answer the next calls, in order (after those already queued)."""
-        self._queue.extend(check_entry(e) for e in entries)
+        """Answer the next calls from recorded entries, in order (replacing any not used yet)."""
+        self._queue = deque(check_entry(e) for e in entries)
 
     @property
     def pending(self) -> int:
