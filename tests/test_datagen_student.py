@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_hf import CHAT_TEMPLATE, save_tiny_gpt2
 
 from teachgym.envs.datagen.domain import Example
 from teachgym.students.lm import CharTokenizer, TransformerStudent
@@ -95,18 +96,8 @@ def test_hf_lora_student_fine_tunes_a_tiny_random_local_model_without_the_networ
     assert all(isinstance(p, str) for p in student.predict(data[:3]))
 
 
-def _tiny_gpt2(path, vocab_size=128):
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("peft")
-    config = transformers.GPT2Config(vocab_size=vocab_size, n_positions=128, n_embd=32, n_layer=1, n_head=2)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        transformers.GPT2LMHeadModel(config).save_pretrained(path)
-    return transformers
-
-
 def test_hf_student_decodes_in_batches_as_one_at_a_time_and_past_twelve_tokens(tmp_path):
-    _tiny_gpt2(tmp_path)
+    save_tiny_gpt2(tmp_path)
     from teachgym.students.lm import HFLoRAStudent
 
     student = HFLoRAStudent(str(tmp_path), tokenizer="char", target_modules=["c_attn"], max_len=96, max_new_tokens=40,
@@ -123,18 +114,9 @@ def test_hf_student_decodes_in_batches_as_one_at_a_time_and_past_twelve_tokens(t
 
 
 def test_hf_student_writes_prompts_with_the_tokenisers_chat_template(tmp_path):
-    transformers = _tiny_gpt2(tmp_path)
-    tokenizers = pytest.importorskip("tokenizers")
+    tok = save_tiny_gpt2(tmp_path, tokenizer=True, chat_template=CHAT_TEMPLATE)
     from teachgym.students.lm import HFLoRAStudent
 
-    chars = ["<pad>", "<eos>", "[UNK]"] + [chr(c) for c in range(32, 127)] + ["\n"]
-    tk = tokenizers.Tokenizer(tokenizers.models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="[UNK]"))
-    tk.pre_tokenizer = tokenizers.pre_tokenizers.Split(tokenizers.Regex("."), behavior="isolated")
-    tk.decoder = tokenizers.decoders.Fuse()
-    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", pad_token="<pad>", unk_token="[UNK]")
-    tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
-                         "{% if add_generation_prompt %}[assistant]{% endif %}")
-    tok.save_pretrained(tmp_path)
     student = HFLoRAStudent(str(tmp_path), target_modules=["c_attn"], max_len=96, max_new_tokens=8, seed=0)
     assert tok.decode(student.prompt_ids("2+3=")) == "[user]2+3=\n[assistant]"
     plain = HFLoRAStudent(str(tmp_path), chat_template=False, target_modules=["c_attn"], max_len=96, max_new_tokens=8, seed=0)
