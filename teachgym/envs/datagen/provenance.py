@@ -119,7 +119,8 @@ class RecordingEngine:
 def _transcripts(env: Any, policy: Any) -> dict[str, Transcript]:
     """The transcripts of the chat clients in play (policy, engine), by ``who``; engines get one."""
     out: dict[str, Transcript] = {}
-    for owner, who in ((getattr(policy, "client", None), "policy"), (env.engine, "engine")):
+    engine = env.engine.inner if isinstance(env.engine, RecordingEngine) else env.engine
+    for owner, who in ((getattr(policy, "client", None), "policy"), (engine, "engine")):
         if owner is None or not callable(getattr(owner, "complete", None)):
             continue
         if getattr(owner, "transcript", None) is None:
