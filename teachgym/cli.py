@@ -7,6 +7,7 @@
 ``teachgym bench datagen``             data-generation teachers vs uniform allocation
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym bench reasoning``           curricula for GRPO on verifiable reasoning problems vs random
+``teachgym bench discovery``           LLM skill discovery (labels, subskill proposals) vs the templates' ground truth
 ``teachgym teachers [NAME]``           registered teachers, their default hyper-parameters and presets
 ``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
@@ -137,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model name sent to --base-url")
     p.add_argument("--api-key-env", default=None, help=f"environment variable holding the key (default: {dg['api_key_env']})")
 
+    p = suites.add_parser("discovery", help="LLM skill discovery (labels, subskill proposals) against the templates' ground truth")
+    p.add_argument("--base-url", required=True, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--model", required=True, help="model name sent to --base-url")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    p.add_argument("--domains", default="math,code", help="comma-separated: math, code, vqa")
+    p.add_argument("--per-subskill", type=positive_int, default=3, help="questions per (subskill, difficulty)")
+    p.add_argument("--batch-size", type=positive_int, default=20, help="questions labelled per call")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-propose", action="store_true", help="label only; skip the subskill proposals")
+    p.add_argument("--out", default="runs/discovery", help="folder for discovery.csv and calls.jsonl")
+
     rs = _defaults(ReasoningConfig)
     p = add_suite_arguments(suites.add_parser("reasoning", help=SUITES["reasoning"].help), "reasoning")
     p.description = f"Defaults: teachers {','.join(rs['teachers'])} ('hard-to-easy' / 'easy-to-hard': fixed orders)."
@@ -249,6 +261,12 @@ def _run(argv: list[str]) -> int:
         print(format_students(table, protocol_hours(table, config.protocol)))
     elif args.suite == "datagen":
         print(main_from_args("datagen", args, DATAGEN_FLAGS))
+    elif args.suite == "discovery":
+        from teachgym.benchmarks.discovery import DiscoveryConfig, bench_discovery, format_discovery
+
+        config = DiscoveryConfig(args.base_url, args.model, _names(args.domains), args.per_subskill, args.batch_size,
+                                 args.seed, args.api_key_env, propose=not args.no_propose)
+        print(format_discovery(bench_discovery(config, args.out)))
     elif args.suite == "reasoning":
         print(main_from_args("reasoning", args, REASONING_FLAGS))
     elif args.suite == "teacher-overhead":

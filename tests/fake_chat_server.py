@@ -3,8 +3,8 @@
 Script entries: ``("content", text)`` a completion whose message is ``text``; ``("usage", (text,
 usage))`` the same with a ``usage`` object; ``("raw", body)`` a 200 with ``body`` as is;
 ``("status", code)`` an empty reply with that status; ``("sleep", seconds)`` a reply of ``[]``
-after a pause; ``("slow", (seconds, text))`` ``text`` after a pause. An exhausted script answers
-``[]``. Every request is kept in ``requests`` (path, JSON body, Authorization header).
+after a pause; ``("slow", (seconds, text))`` ``text`` after a pause; ``("call", fn)`` the text
+``fn(request body)`` (a scripted model). An exhausted script answers ``[]``. Every request is kept in ``requests`` (path, JSON body, Authorization header).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class FakeChatServer:
                 elif kind == "slow":
                     time.sleep(payload[0])
                     kind, payload = "content", payload[1]
+                elif kind == "call":
+                    kind, payload = "content", payload(body)
                 elif kind == "usage":
                     kind, (payload, usage) = "content", payload
                 if kind == "status":
