@@ -204,7 +204,7 @@ def test_an_interrupted_episode_resumes_from_its_jsonl_without_asking_the_model_
     assert rec["plan"]["plan"][1] == [0, 4, 0] and not rec["plan"]["fallback"] and rec["kept"] == 12
     assert rec["calls"][0]["who"] == "policy" and rec["calls"][0]["usage"]["prompt_tokens"] == 50 and "fractions" in rec["calls"][0]["content"]
     assert len(rec["items"]) == 12 and all(i["kept"] for i in rec["items"]) and {(i["skill"], i["level"]) for i in rec["items"]} == {(1, 1)}
-    assert set(rec["accuracy"]) >= {"accuracy_by_level", "test_mean_accuracy"}
+    assert set(rec["accuracy"]) >= {"accuracy_by_level", "test_mean_accuracy"} and np.shape(rec["cells"]) == (6, 3, 3)
 
     second = servers(plans[2:])
     env = _env("skill_list", iterations=3)

@@ -7,7 +7,8 @@ iteration ``{"kind": "iteration", "iteration", "action" (the env's action as JSO
 LLM policy's checked plan, whether it was the fallback, its errors), "calls" (every chat call:
 prompt, raw reply, tokens, cost, seconds), "items" (each generated example and whether the
 quality check kept it), "kept", "reward", "accuracy" (the info's per-skill and per-(skill,
-difficulty) accuracies, validation and test), "engine" (the engine's counters)}``.
+difficulty) accuracies, validation and test), "cells" (validation accuracy per (skill, subskill,
+difficulty)), "engine" (the engine's counters)}``.
 
 Resuming: a killed process leaves whole records and at most one truncated last line, which
 :func:`read_records` drops (and the next append cuts off). The episode is then replayed from its
@@ -31,6 +32,7 @@ import numpy as np
 
 from teachgym.envs.datagen.engines import read_json
 from teachgym.envs.datagen.transcript import Transcript
+from teachgym.io import _plain
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +41,15 @@ EPISODE_FORMAT = "teachgym-episode/1"
 MAX_RECORD_CHARS = 64 * 2**20
 
 
-def plain(value: Any) -> Any:
-    """A JSON-able copy of an action, a plan or an info value (arrays as lists, tuples as lists)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+def _dumps(value: Any) -> str:
+    """One line of JSON (numpy values as plain numbers and lists; NaN refused)."""
+    return json.dumps(value, default=_plain, allow_nan=False)
 
 
 # ------------------------------------------------------------------ the file
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
     """Append ``record`` as one JSON line: a single ``write`` of the whole line, then ``fsync``."""
-    data = (json.dumps(plain(record), allow_nan=False) + "\n").encode()
+    data = (_dumps(record) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         view = memoryview(data)
@@ -168,13 +162,13 @@ def run_recorded_episode(env: Any, policy: Any, path: str | Path | None, seed: i
     """
     import time
 
-    header = {"kind": "header", "format": EPISODE_FORMAT, "run": plain(run or {}), "seed": int(seed)}
+    header = json.loads(_dumps({"kind": "header", "format": EPISODE_FORMAT, "run": run or {}, "seed": int(seed)}))
     records: list[dict[str, Any]] = []
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         records = read_records(path, repair=True)
-        if records and records[0] != json.loads(json.dumps(header)):
+        if records and records[0] != header:
             raise ValueError(f"{path} records another run ({records[0]}); expected {header}. Remove it to start over.")
         if not records:
             append_record(path, header)
@@ -219,6 +213,7 @@ def run_recorded_episode(env: Any, policy: Any, path: str | Path | None, seed: i
                 "items": _items(engine.last[: env.unwrapped.budget], env.unwrapped.train_data[before:]),
                 "kept": info.get("kept"), "reward": float(reward),
                 "accuracy": {k: info[k] for k in _ACCURACY_KEYS if k in info},
+                "cells": getattr(env.unwrapped, "cell_accuracy", None),
                 "engine": info.get("engine", {}), "seconds": round(seconds, 6),
             })
         infos.append(dict(info, reward=reward))
