@@ -105,13 +105,14 @@ def format_tree(observation: dict[str, Any], env: DataGenEnv) -> str:
         return _ABSENT
     acc = _rows(observation.get("accuracy"))
     skill_acc = _rows(observation.get("skill_accuracy"))
+    found_shape = np.shape(observation["discovered"])
     lines = []
     for i, (skill, subs) in enumerate(tree.items()):
         head = f"- {skill}" + (f" (accuracy {100 * skill_acc[i]:.0f}%)" if skill_acc is not None and skill_acc.shape == (len(tree),) else "")
         lines.append(head)
         for sub, n in subs.items():
             col = env.subskill_names[i].index(sub)
-            tail = f", accuracy {100 * acc[i, col]:.0f}%" if acc is not None and acc.ndim == 2 else ""
+            tail = f", accuracy {100 * acc[i, col]:.0f}%" if acc is not None and acc.shape == found_shape else ""
             lines.append(f"  - {sub}: {n} examples{tail}")
     return "\n".join(lines)
 
