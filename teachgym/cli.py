@@ -7,6 +7,7 @@
 ``teachgym bench datagen``             data-generation teachers vs uniform allocation
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym bench reasoning``           curricula for GRPO on verifiable reasoning problems vs random
+``teachgym bench discovery``           LLM skill discovery (labels, subskill proposals) vs the templates' ground truth
 ``teachgym teachers [NAME]``           registered teachers and presets; NAME: its paper, idea, hyper-parameters
 ``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
@@ -39,7 +40,8 @@ from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summa
 from teachgym.teacher import list_teachers, teacher_class
 
 # The datagen suite's own flags (beyond those of every suite), in DatagenConfig's names.
-DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device")
+DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device", "student", "engine",
+                 "base_url", "model", "api_key_env")
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
                    "warmup_steps", "eval_every", "device")
@@ -122,13 +124,30 @@ def build_parser() -> argparse.ArgumentParser:
     dg = _defaults(DatagenConfig)
     p = add_suite_arguments(suites.add_parser("datagen", help=SUITES["datagen"].help), "datagen")
     p.add_argument("--domains", default=None, help=f"comma-separated: math, code, vqa (default: {','.join(dg['domains'])})")
-    p.add_argument("--policies", default=None, help="uniform, balanced-fill, random-allocation, alternating or "
+    p.add_argument("--policies", default=None, help="uniform, balanced-fill, random-allocation, alternating, "
+                   "llm-open-ended, llm-skill-list, llm-skill-tree or "
                    f"teacher specs (default: {','.join(dg['policies'])})")
     p.add_argument("--iterations", type=int, default=None, help=f"default: {dg['iterations']}")
     p.add_argument("--budget", type=int, default=None, help="examples per iteration (default: the domain's)")
     p.add_argument("--train-steps", type=int, default=None)
     p.add_argument("--n-eval", type=int, default=None)
     p.add_argument("--device", default=None, help=f"default: {dg['device']}")
+    p.add_argument("--student", default=None, help="default (the domain's) or hf:PATH, a local Hugging Face causal LM fine-tuned with LoRA")
+    p.add_argument("--engine", default=None, choices=("template", "chat"), help="who writes the examples (default: template)")
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible server of the chat engine and llm-* policies, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--model", default=None, help="model name sent to --base-url")
+    p.add_argument("--api-key-env", default=None, help=f"environment variable holding the key (default: {dg['api_key_env']})")
+
+    p = suites.add_parser("discovery", help="LLM skill discovery (labels, subskill proposals) against the templates' ground truth")
+    p.add_argument("--base-url", required=True, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--model", required=True, help="model name sent to --base-url")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    p.add_argument("--domains", default="math,code", help="comma-separated: math, code, vqa")
+    p.add_argument("--per-subskill", type=positive_int, default=3, help="questions per (subskill, difficulty)")
+    p.add_argument("--batch-size", type=positive_int, default=20, help="questions labelled per call")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-propose", action="store_true", help="label only; skip the subskill proposals")
+    p.add_argument("--out", default="runs/discovery", help="folder for discovery.csv and calls.jsonl")
 
     rs = _defaults(ReasoningConfig)
     p = add_suite_arguments(suites.add_parser("reasoning", help=SUITES["reasoning"].help), "reasoning")
@@ -248,6 +267,12 @@ def _run(argv: list[str]) -> int:
         print(format_students(table, protocol_hours(table, config.protocol)))
     elif args.suite == "datagen":
         print(main_from_args("datagen", args, DATAGEN_FLAGS))
+    elif args.suite == "discovery":
+        from teachgym.benchmarks.discovery import DiscoveryConfig, bench_discovery, format_discovery
+
+        config = DiscoveryConfig(args.base_url, args.model, _names(args.domains), args.per_subskill, args.batch_size,
+                                 args.seed, args.api_key_env, propose=not args.no_propose)
+        print(format_discovery(bench_discovery(config, args.out)))
     elif args.suite == "reasoning":
         print(main_from_args("reasoning", args, REASONING_FLAGS))
     elif args.suite == "teacher-overhead":

@@ -11,54 +11,15 @@ import subprocess
 import threading
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from fake_chat_server import FakeChatServer as _Server
 
 from teachgym.envs.datagen.domain import Domain, Example
 from teachgym.envs.datagen.engines import ChatEngine, TaskSpec, parse_spec
 from teachgym.envs.datagen.env import DataGenEnv
 from teachgym.envs.datagen.math_skills import MATH
-
-
-class _Server:
-    """A chat-completions endpoint on 127.0.0.1 that replays a script of replies."""
-
-    def __init__(self, script):
-        self.script, self.requests = list(script), []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                kind, payload = server.script.pop(0) if server.script else ("content", "[]")
-                if kind == "sleep":
-                    time.sleep(payload)
-                    kind, payload = "content", "[]"
-                if kind == "status":
-                    self.send_response(payload)
-                    self.end_headers()
-                    return
-                reply = payload if kind == "raw" else json.dumps({"choices": [{"message": {"role": "assistant", "content": payload}}]})
-                data = reply.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

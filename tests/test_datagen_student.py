@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_hf import CHAT_TEMPLATE, save_tiny_gpt2
 
 from teachgym.envs.datagen.domain import Example
 from teachgym.students.lm import CharTokenizer, TransformerStudent
@@ -84,7 +85,7 @@ def test_hf_lora_student_fine_tunes_a_tiny_random_local_model_without_the_networ
 
     config = transformers.GPT2Config(vocab_size=128, n_positions=64, n_embd=32, n_layer=1, n_head=2)
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
-    student = HFLoRAStudent(str(tmp_path), tokenizer="char", target_modules=["c_attn"], lr=1e-2, max_len=32, seed=0)
+    student = HFLoRAStudent(str(tmp_path), tokenizer="char", target_modules=["c_attn"], lr=1e-2, max_len=32, max_new_tokens=12, seed=0)
     trainable = [p for p in student.model.parameters() if p.requires_grad]
     frozen = [p for p in student.model.parameters() if not p.requires_grad]
     assert trainable and frozen
@@ -93,6 +94,37 @@ def test_hf_lora_student_fine_tunes_a_tiny_random_local_model_without_the_networ
     last = student.fit(data, 30)
     assert last < first
     assert all(isinstance(p, str) for p in student.predict(data[:3]))
+
+
+def test_hf_student_decodes_in_batches_as_one_at_a_time_and_past_twelve_tokens(tmp_path):
+    save_tiny_gpt2(tmp_path)
+    from teachgym.students.lm import HFLoRAStudent
+
+    student = HFLoRAStudent(str(tmp_path), tokenizer="char", target_modules=["c_attn"], max_len=96, max_new_tokens=40,
+                            eval_batch_size=8, seed=0)
+    with torch.no_grad():  # logit 0 for PAD, BOS, SEP, EOS: a random model then never stops early
+        student.model.get_output_embeddings().weight[:4] = 0.0
+    # Prompts of different lengths share a batch: left padding must not change a greedy answer.
+    examples = [Example(0, 0, 0, "x" * i + "=", "") for i in range(1, 12)]
+    batched = student.predict(examples)
+    student.eval_batch_size = 1
+    assert batched == student.predict(examples)
+    # Answers run past the old cap of 12 tokens, in decoding and in training.
+    assert [len(p) for p in batched] == [40] * len(examples)
+    seq, start = student._pair(Example(0, 0, 0, "spell it", "abcdefghijklmnopqrstuvwxyzabcd"))
+    assert len(seq) - start == 31  # 30 answer tokens and EOS
+
+
+def test_hf_student_writes_prompts_with_the_tokenisers_chat_template(tmp_path):
+    tok = save_tiny_gpt2(tmp_path, tokenizer=True, chat_template=CHAT_TEMPLATE)
+    from teachgym.students.lm import HFLoRAStudent
+
+    student = HFLoRAStudent(str(tmp_path), target_modules=["c_attn"], max_len=96, max_new_tokens=8, seed=0)
+    assert tok.decode(student.prompt_ids("2+3=")) == "[user]2+3=\n[assistant]"
+    plain = HFLoRAStudent(str(tmp_path), chat_template=False, target_modules=["c_attn"], max_len=96, max_new_tokens=8, seed=0)
+    assert "[user]" not in tok.decode(plain.prompt_ids("2+3="))
+    data = [Example(0, 0, 0, f"{a}+{a}=", str(2 * a)) for a in range(5)]
+    assert np.isfinite(student.fit(data, 2)) and all(isinstance(p, str) for p in student.predict(data))
 
 
 def test_vqa_student_fits_a_small_set_of_scenes_above_chance():

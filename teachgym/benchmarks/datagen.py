@@ -27,6 +27,8 @@ from teachgym.teacher import parse_teacher_spec
 
 #: Baseline policies by name, and the env level each acts on; other names are teacher specs.
 BASELINES = {"uniform": "skill_list", "balanced-fill": "skill_list", "random-allocation": "skill_list", "alternating": "skill_tree"}
+#: The LLM policy (:class:`~teachgym.envs.datagen.llm_policy.LLMPolicy`) at each level.
+LLM_POLICIES = {"llm-open-ended": "open_ended", "llm-skill-list": "skill_list", "llm-skill-tree": "skill_tree"}
 
 
 @dataclass
@@ -38,6 +40,13 @@ class DatagenConfig:
     18 (skill, difficulty) cells) instead of its default 250, which 10 iterations never reach;
     SEC runs at the paper's lowest temperature, 0.2, because accuracy gains are small numbers.
     ``budget``, ``train_steps``, ``n_eval`` of None keep each domain's defaults.
+
+    ``llm-open-ended``, ``llm-skill-list``, ``llm-skill-tree`` are the LLM policy at each level and
+    ``engine="chat"`` writes the examples with a chat model; both talk to the OpenAI-compatible
+    server at ``base_url`` serving ``model``, with the key in the environment variable
+    ``api_key_env``. ``student``: ``"default"`` (the domain's) or ``"hf:PATH"``, a local Hugging
+    Face causal LM fine-tuned with LoRA (math and code). Every run records its episode, one JSONL
+    line per iteration, in ``OUT/work/<run>/episode.jsonl``, and a killed run resumes from it.
     """
 
     domains: tuple[str, ...] = ("math", "code")
@@ -49,6 +58,11 @@ class DatagenConfig:
     n_eval: int | None = None
     device: str = "auto"  # CUDA when present
     threads: int = 1
+    student: str = "default"
+    engine: str = "template"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
 
     def validate(self) -> None:
         """``ValueError`` for unknown domains/policies and non-positive sizes."""
@@ -57,25 +71,47 @@ class DatagenConfig:
         for d in self.domains:
             get_domain(d)
         for p in self.policies:
-            if p not in BASELINES:
+            if p not in BASELINES and p not in LLM_POLICIES:
                 try:
                     parse_teacher_spec(p)
                 except ValueError as err:
-                    raise ValueError(f"{err}; or a baseline policy: {', '.join(BASELINES)}") from None
+                    raise ValueError(f"{err}; or a baseline policy: {', '.join([*BASELINES, *LLM_POLICIES])}") from None
         for key in ("seeds", "iterations", "threads"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
         for key in ("budget", "train_steps", "n_eval"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer or None, got {getattr(self, key)!r}")
+        if self.engine not in ("template", "chat"):
+            raise ValueError(f"engine must be 'template' or 'chat', got {self.engine!r}")
+        if (self.engine == "chat" or any(p in LLM_POLICIES for p in self.policies)) and not (self.base_url and self.model):
+            raise ValueError("the chat engine and the llm-* policies need base_url and model (an OpenAI-compatible server)")
+        if self.student != "default":
+            if not self.student.startswith("hf:"):
+                raise ValueError(f"student must be 'default' or 'hf:PATH' (a local Hugging Face model), got {self.student!r}")
+            if not (Path(self.student[3:]) / "config.json").is_file():
+                raise ValueError(f"student {self.student!r}: expected a local model directory holding config.json")
+            if "vqa" in self.domains:
+                raise ValueError("an hf: student answers text: use it with the math and code domains, not vqa")
+
+    def llm(self) -> dict[str, Any]:
+        """What the runs record about the model server (never the key, only the variable holding it)."""
+        return {"base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env}
 
     def runs(self) -> list[dict[str, Any]]:
         """One description per (domain, policy, seed)."""
+        # Settings at their defaults stay out of the descriptions, so results of earlier versions still match.
+        extra: dict[str, Any] = {}
+        if self.student != "default":
+            extra["lm_student"] = self.student
+        if self.engine != "template":
+            extra["engine"] = self.engine
         return [
             {
                 "student": "datagen", "variant": d, "teacher": p, "seed": s, "iterations": self.iterations,
                 "budget": self.budget, "train_steps": self.train_steps, "n_eval": self.n_eval,
-                "device": self.device, "threads": self.threads,
+                "device": self.device, "threads": self.threads, **extra,
+                **({"llm": self.llm()} if self.engine == "chat" or p in LLM_POLICIES else {}),
             }
             for d in self.domains for p in self.policies for s in range(self.seeds)
         ]
@@ -92,49 +128,85 @@ def run_datagen(
     n_eval: int | None = None,
     device: str = "auto",
     threads: int = 1,
+    lm_student: str = "default",
+    engine: str = "template",
+    llm: dict[str, Any] | None = None,
+    work_dir: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """One episode of domain ``variant`` with policy ``teacher``; curves and final accuracies.
 
-    ``student`` is the suite's tag (``"datagen"``; the runner names files by it).
+    ``student`` is the suite's tag (``"datagen"``; the runner names files by it); ``lm_student``
+    the student (``"default"`` or ``"hf:PATH"``). With ``work_dir`` the episode is recorded in
+    ``work_dir/episode.jsonl`` and resumed from it
+    (:func:`~teachgym.envs.datagen.provenance.run_recorded_episode`).
     """
     import torch
 
     from teachgym.envs.datagen.env import DataGenEnv
     from teachgym.envs.datagen.policies import POLICIES, TeacherPolicy
+    from teachgym.envs.datagen.provenance import run_recorded_episode
 
     torch.set_num_threads(threads)
     env_seed, policy_seed = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(2))
-    level = BASELINES.get(teacher, "skill_list")
-    env = DataGenEnv(variant, level, iterations=iterations, budget=budget, n_eval=n_eval, train_steps=train_steps, device=device)
+    level = LLM_POLICIES.get(teacher, BASELINES.get(teacher, "skill_list"))
+    client = dict(llm or {})
+    env = DataGenEnv(variant, level, iterations=iterations, budget=budget, n_eval=n_eval, train_steps=train_steps, device=device,
+                     engine=engine, engine_kwargs=client if engine == "chat" else None, student=hf_student(lm_student))
     if teacher == "uniform":
         policy: Any = TeacherPolicy("random", env, seed=policy_seed)
+    elif teacher in LLM_POLICIES:
+        from teachgym.envs.datagen.llm_policy import LLMPolicy
+
+        policy = LLMPolicy(env, **client)
     elif teacher in POLICIES:
         policy = POLICIES[teacher](env, seed=policy_seed)
     else:
         policy = TeacherPolicy(teacher, env, seed=policy_seed)
     start = time.perf_counter()
-    obs, info = env.reset(seed=env_seed)
-    curve, seconds = [info["test_mean_accuracy"]], []
-    done = False
-    while not done:
-        t0 = time.perf_counter()
-        action = policy.act(obs, info)
-        obs, reward, done, _, info = env.step(action)
-        policy.observe(obs, reward, info)
-        seconds.append(time.perf_counter() - t0)
-        curve.append(info["test_mean_accuracy"])
+    seconds: list[float] = []
+
+    def step_done(info: dict[str, Any], took: float) -> None:
+        seconds.append(took)
         if progress is not None:
             progress(1)
+
+    path = Path(work_dir) / "episode.jsonl" if work_dir is not None else None
+    run = {"variant": variant, "teacher": teacher, "iterations": iterations, "budget": budget, "n_eval": n_eval,
+           "train_steps": train_steps, "lm_student": lm_student, "engine": engine, "llm": client}
+    episode = run_recorded_episode(env, policy, path, env_seed, run=run, on_step=step_done)
+    curve = [i["test_mean_accuracy"] for i in episode["infos"]]
+    info = episode["infos"][-1]
     return {
         "iteration": list(range(len(curve))),
         "test_accuracy": curve,
+        "replayed_iterations": episode["replayed"],
+        "resume_mismatches": episode["resume_mismatches"],
+        "llm_calls": episode["calls"],
+        "prompt_tokens": episode["prompt_tokens"],
+        "completion_tokens": episode["completion_tokens"],
+        "cost": episode["cost"],
         "final_test_accuracy": dict(zip(env.skill_names, info["test_accuracy"].tolist())),
         "final_validation_accuracy": dict(zip(env.skill_names, info["accuracy"].tolist())),
         "data_per_skill": dict(zip(env.skill_names, env._data.sum(1).tolist())),
         "iteration_seconds": seconds,
         "wall_seconds": time.perf_counter() - start,
     }
+
+
+def hf_student(spec: str) -> Callable[[int, str], Any] | None:
+    """The env's student factory for ``"hf:PATH"`` (None for ``"default"``: the domain's own)."""
+    if spec == "default":
+        return None
+    if not spec.startswith("hf:"):
+        raise ValueError(f"expected student 'default' or 'hf:PATH', got {spec!r}")
+
+    def make(seed: int, device: str) -> Any:
+        from teachgym.students.lm import HFLoRAStudent
+
+        return HFLoRAStudent(spec[3:], seed=seed, device=device)
+
+    return make
 
 
 def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | None = None,
@@ -148,7 +220,7 @@ def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | 
     config.validate()
     runs = config.runs()
     results = execute(run_datagen, runs, out, units=lambda r: r["iterations"], jobs=jobs, desc="datagen",
-                      curve=("iteration", "test_accuracy"), suite="datagen", backend=backend, unit="it")
+                      curve=("iteration", "test_accuracy"), suite="datagen", backend=backend, unit="it", work=True)
     curves = pd.DataFrame(
         {"domain": r["variant"], "policy": r["teacher"], "seed": r["seed"], "iteration": i, "test_accuracy": 100.0 * a}
         for r, res in zip(runs, results) for i, a in enumerate(res["test_accuracy"])

@@ -261,6 +261,11 @@ class TransformerStudent:
 class HFLoRAStudent:
     """A Hugging Face causal LM from a local path, fine-tuned with LoRA (optional ``lm`` extra).
 
+    A prompt is written with the tokeniser's chat template when it has one (the question as the
+    user's message, then the assistant's turn), else as ``BOS prompt SEP``; the answer follows,
+    then EOS, and only the answer carries loss. Answers are decoded greedily, ``eval_batch_size``
+    prompts at a time (left padding), up to ``max_new_tokens`` tokens.
+
     Parameters
     ----------
     path
@@ -269,9 +274,17 @@ class HFLoRAStudent:
     tokenizer
         ``"auto"``: the tokeniser saved in ``path``; ``"char"``: :class:`CharTokenizer` ids (for
         tiny random test models whose vocabulary holds at least 100 ids).
+    chat_template
+        Use the tokeniser's chat template: None (default) when it has one, True (an error if it
+        has none) or False.
     lora_r, lora_alpha, lora_dropout, target_modules
         LoRA settings (``target_modules=None`` lets peft pick the model's defaults).
-    lr, batch_size, max_len, max_answer, device, seed
+    max_len
+        Longest sequence (prompt, answer and EOS); longer prompts keep their end, and it must
+        leave at least 8 tokens of prompt beside ``max_new_tokens``.
+    max_new_tokens
+        Most tokens of an answer, generated or trained on (``max_answer`` is its older name).
+    lr, batch_size, eval_batch_size, device, seed
         As in :class:`TransformerStudent`.
     """
 
@@ -279,14 +292,17 @@ class HFLoRAStudent:
         self,
         path: str,
         tokenizer: str = "auto",
+        chat_template: bool | None = None,
         lora_r: int = 8,
         lora_alpha: int = 16,
         lora_dropout: float = 0.0,
         target_modules: Sequence[str] | None = None,
         lr: float = 1e-3,
         batch_size: int = 16,
+        eval_batch_size: int = 64,
         max_len: int = 256,
-        max_answer: int = 12,
+        max_new_tokens: int = 32,
+        max_answer: int | None = None,
         device: str = "auto",
         seed: int | None = None,
     ) -> None:
@@ -300,9 +316,15 @@ class HFLoRAStudent:
                 f"path must be a local model directory holding config.json and weights (nothing is "
                 f"downloaded), got {path!r}"
             )
+        self.max_new_tokens = int(max_answer if max_answer is not None else max_new_tokens)
+        self.max_len, self.batch_size, self.eval_batch_size = int(max_len), int(batch_size), int(eval_batch_size)
+        if min(self.max_new_tokens, self.batch_size, self.eval_batch_size) < 1 or self.max_len - self.max_new_tokens - 3 < 8:
+            raise ValueError(
+                "expected max_new_tokens, batch_size, eval_batch_size >= 1 and max_len >= max_new_tokens + 11; got "
+                f"{self.max_new_tokens}, {self.batch_size}, {self.eval_batch_size}, {self.max_len}"
+            )
         self.device = resolve_device(device)
         self.rng = np.random.default_rng(seed)
-        self.max_len, self.max_answer, self.batch_size = int(max_len), int(max_answer), int(batch_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.rng.integers(2**62)))
             base = transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
@@ -311,7 +333,13 @@ class HFLoRAStudent:
                 target_modules=list(target_modules) if target_modules else None, task_type="CAUSAL_LM",
             )
             self.model = peft.get_peft_model(base, config).to(self.device)
+        positions = getattr(base.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and self.max_len > positions:
+            raise ValueError(f"max_len {self.max_len} is longer than the model's {positions} positions")
+        self._template: Any = None
         if tokenizer == "char":
+            if chat_template:
+                raise ValueError("tokenizer='char' has no chat template")
             self._char = CharTokenizer()
             if self._char.vocab_size > base.config.vocab_size:
                 raise ValueError(f"tokenizer='char' needs a vocabulary of >= {self._char.vocab_size} ids")
@@ -324,11 +352,29 @@ class HFLoRAStudent:
             self._decode = lambda ids: tok.decode(ids[: ids.index(eos)] if eos in ids else ids)
             self._bos, self._sep, self._eos = eos, self._encode("\n")[0], eos
             self._pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+            if chat_template and not getattr(tok, "chat_template", None):
+                raise ValueError(f"chat_template=True, but the tokeniser in {path} has no chat template")
+            if chat_template is not False and getattr(tok, "chat_template", None):
+                self._template = tok
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=lr)
 
+    @property
+    def max_answer(self) -> int:
+        """The older name of :attr:`max_new_tokens` (the GRPO student reads it)."""
+        return self.max_new_tokens
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids up to where the answer starts: the chat template's, or ``BOS prompt SEP``."""
+        room = self.max_len - self.max_new_tokens - 3
+        if self._template is None:
+            return [self._bos] + self._encode(prompt)[-room:] + [self._sep]
+        ids = self._template.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)  # a BatchEncoding in some versions
+        return ids[-(room + 2):]
+
     def _pair(self, e: TextExample) -> tuple[list[int], int]:
-        head = [self._bos] + self._encode(e.prompt)[-(self.max_len - self.max_answer - 3) :] + [self._sep]
-        return head + self._encode(e.answer)[: self.max_answer] + [self._eos], len(head)
+        head = self.prompt_ids(e.prompt)
+        return head + self._encode(e.answer)[: self.max_new_tokens] + [self._eos], len(head)
 
     def fit(self, examples: Sequence[TextExample], steps: int) -> float:
         """LoRA steps on random batches; returns the mean loss."""
@@ -356,19 +402,22 @@ class HFLoRAStudent:
 
     @torch.no_grad()
     def predict(self, examples: Sequence[TextExample]) -> list[str]:
-        """Greedy answers, one prompt at a time (no padding subtleties across model families)."""
+        """Greedy answers, ``eval_batch_size`` prompts at a time (left padding, positions from the mask)."""
         self.model.eval()
-        out = []
-        for e in examples:
-            ids = torch.tensor([[self._bos] + self._encode(e.prompt)[-(self.max_len - self.max_answer - 3) :] + [self._sep]], device=self.device)
-            new: list[int] = []
-            for _ in range(self.max_answer + 1):
-                nxt = int(self.model(input_ids=ids).logits[0, -1].argmax())
-                if nxt == self._eos:
-                    break
-                new.append(nxt)
-                ids = torch.cat([ids, torch.tensor([[nxt]], device=self.device)], 1)
-            out.append(self._decode(new))
+        out: list[str] = []
+        for lo in range(0, len(examples), self.eval_batch_size):
+            heads = [self.prompt_ids(e.prompt) for e in examples[lo : lo + self.eval_batch_size]]
+            width = max(len(h) for h in heads)
+            ids = torch.full((len(heads), width), self._pad, dtype=torch.long)
+            attn = torch.zeros(len(heads), width, dtype=torch.long)
+            for row, h in enumerate(heads):
+                ids[row, width - len(h) :] = torch.tensor(h)
+                attn[row, width - len(h) :] = 1
+            new = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=attn.to(self.device), max_new_tokens=self.max_new_tokens,
+                do_sample=False, num_beams=1, eos_token_id=self._eos, pad_token_id=self._pad,
+            )[:, width:].tolist()
+            out.extend(self._decode(row[: row.index(self._eos)] if self._eos in row else row) for row in new)
         return out
 
 

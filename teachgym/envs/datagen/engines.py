@@ -255,7 +255,45 @@ _LENGTH = re.compile(r"\s*([0-9]+)\s*")
 _STATS = (
     "requests", "timeouts", "http_errors", "protocol_errors", "redirects", "oversized_replies",
     "failed_requests", "malformed_replies", "malformed_items", "extra_items", "bytes_read",
+    "prompt_tokens", "completion_tokens", "malformed_usage", "replayed_calls", "replay_mismatches",
 )
+#: Token counts a server may report per reply; a larger one is not a count (counted as malformed usage).
+MAX_USAGE_TOKENS = 10**9
+
+
+def new_stats() -> dict[str, Any]:
+    """Zeroed counters of a chat client (:class:`ChatEngine`); ``cost`` sums what servers report."""
+    return {**dict.fromkeys(_STATS, 0), "cost": 0.0}
+
+
+def read_usage(reply: Any, stats: dict[str, Any]) -> None:
+    """Add a completion's ``usage`` (token counts, and ``cost`` where the server reports one) to ``stats``.
+
+    The values are server text: only whole numbers in ``[0, MAX_USAGE_TOKENS]`` and a finite
+    non-negative ``cost`` are added; anything else present is counted in ``malformed_usage``.
+    """
+    usage = reply.get("usage") if isinstance(reply, dict) else None
+    if usage is None:
+        return
+    if not isinstance(usage, dict):
+        stats["malformed_usage"] += 1
+        return
+    ok = True
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_USAGE_TOKENS:
+            stats[key] += value
+        else:
+            ok = False
+    cost = usage.get("cost")
+    if cost is not None:
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and 0 <= cost < math.inf:
+            stats["cost"] += float(cost)
+        else:
+            ok = False
+    stats["malformed_usage"] += not ok
 
 
 class ChatEngine:
@@ -351,6 +389,9 @@ class ChatEngine:
             raise ValueError(f"expected a finite deadline_s > 0, got {deadline_s}")
         self.rng = np.random.default_rng(seed)
         self.sleep, self.clock, self.ssl_context = sleep, clock, ssl_context
+        #: A :class:`~teachgym.envs.datagen.transcript.Transcript` that records every call (and
+        #: answers from recorded replies first); None: calls go to the server unrecorded.
+        self.transcript: Any = None
 
     def _messages(self, spec: TaskSpec, n: int) -> list[dict[str, str]]:
         d = self.domain
@@ -459,6 +500,7 @@ class ChatEngine:
         """The message text of a chat completion; None (counted) for anything else."""
         try:
             reply = read_json(data.decode("utf-8"), self.max_reply_bytes)
+            read_usage(reply, stats)
             content = reply["choices"][0]["message"]["content"]
             if not isinstance(content, str):
                 raise TypeError(f"expected the message content as a string, got {type(content).__name__}")
@@ -466,6 +508,15 @@ class ChatEngine:
         except (ValueError, KeyError, IndexError, TypeError):  # UnicodeDecodeError is a ValueError
             stats["malformed_replies"] += 1  # an answer that is not a chat completion
             return None
+
+    def complete(self, messages: list[dict[str, str]], stats: dict[str, Any]) -> str | None:
+        """The text of one chat completion, None when it failed (counted in ``stats``, from :func:`new_stats`).
+
+        With a :attr:`transcript`, a recorded reply answers first and live calls are recorded.
+        """
+        if self.transcript is None:
+            return self._post(messages, stats)
+        return self.transcript.call(messages, lambda: self._post(messages, stats), stats)
 
     def _read(self, content: str, n: int, stats: dict[str, int]) -> list[Example]:
         """At most ``n`` examples from the model's text; the items past ``n`` are not read."""
@@ -487,14 +538,14 @@ class ChatEngine:
         return out
 
     def generate(self, specs: Sequence[TaskSpec], rng: np.random.Generator) -> tuple[list[Example], dict[str, int]]:
-        stats = dict.fromkeys(_STATS, 0)
+        stats = new_stats()
         out: list[Example] = []
         for spec in specs:
             left = spec.count
             while left > 0:
                 n = min(left, self.per_request)
                 left -= n
-                content = self._post(self._messages(spec, n), stats)
+                content = self.complete(self._messages(spec, n), stats)
                 if content is not None:
                     out.extend(self._read(content, n, stats))
         return out, stats

@@ -348,6 +348,11 @@ class DataGenEnv(gym.Env):
                 errors.append("".join(c for c in text if c in _TEXT)[:_MAX_TEXT])
         return cells, errors
 
+    @property
+    def cell_accuracy(self) -> np.ndarray:
+        """Validation accuracy per (skill, subskill, difficulty) cell after the last reset or step (for the records)."""
+        return self._val_cells.copy()
+
     def _info_accuracy(self) -> dict[str, Any]:
         return {
             "iteration": self.iteration,
