@@ -6,11 +6,12 @@ import pytest
 pytest.importorskip("trl")
 datasets = pytest.importorskip("datasets")
 torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 from trl import GRPOConfig  # noqa: E402
 
 from teachgym import make_teacher  # noqa: E402
+from teachgym.benchmarks.trl_overhead import tiny_model, tiny_tokenizer  # noqa: E402
 from teachgym.integrations.curriculum import TeacherCurriculum  # noqa: E402
 from teachgym.integrations.trl import (  # noqa: E402
     CHECKPOINT_FILE,
@@ -22,26 +23,6 @@ from teachgym.integrations.trl import (  # noqa: E402
 from teachgym.io import load_state  # noqa: E402
 
 LEVELS = 4
-
-
-def tiny_tokenizer():
-    """A character-level fast tokenizer, built without any download."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    chars = "0123456789+=ab"
-    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
-                                                unk_token="<unk>", padding_side="left")
-
-
-def tiny_model(seed=0):
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(vocab_size=17, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
-                                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
-                                      pad_token_id=0, eos_token_id=1, bos_token_id=1)
-    return transformers.LlamaForCausalLM(config)
 
 
 def prompts():

@@ -133,6 +133,8 @@ def time_run(config: TRLOverheadConfig, teacher: str | None, out: str) -> dict[s
 
     from teachgym.integrations.trl import CurriculumGRPOTrainer, TeacherCurriculum
 
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device here")
     torch.set_num_threads(config.threads)
     dataset = arithmetic_prompts(config.levels, config.prompts_per_level, config.seed)
     args = GRPOConfig(output_dir=out, per_device_train_batch_size=config.batch_size, num_generations=config.num_generations,

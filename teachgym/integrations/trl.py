@@ -299,8 +299,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------ sampling
     def _get_train_sampler(self, dataset=None) -> Sampler:
-        if dataset is not None and dataset is not self.train_dataset:
-            return super()._get_train_sampler(dataset)
+        # Only the train dataloader asks for this sampler (evaluation has _get_eval_sampler), and its
+        # dataset is the curriculum's (remove_unused_columns=False leaves it as it is).
         prompts = self.args.generation_batch_size // self.num_generations
         layout = (prompts, self.num_generations, self.num_iterations * self.args.steps_per_generation,
                   max(1, self.curriculum.n_rows // prompts))
