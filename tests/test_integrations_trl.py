@@ -195,3 +195,20 @@ def assert_same_state(a, b):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     else:
         assert a == b
+
+
+def test_the_overhead_benchmark_times_both_arms_and_the_curriculums_share():
+    from teachgym.benchmarks.trl_overhead import TRLOverheadConfig, bench_trl_overhead
+
+    config = TRLOverheadConfig(teachers=("sec",), steps=3, warmup_steps=1, repeats=1, batch_size=8, hidden_size=8,
+                               layers=1, max_completion_length=3, prompts_per_level=4)
+    summary, runs = bench_trl_overhead(config)
+    assert list(summary["teacher"]) == ["TRL RepeatSampler (no curriculum)", "sec"]
+    assert runs["updates"].tolist() == [0, 3 * 2]
+    share = summary.set_index("teacher").loc["sec", "curriculum_share_pct"]
+    assert 0 < share < 100 and np.isfinite(summary["vs_baseline_pct"]).all()
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TRLOverheadConfig(steps=2, warmup_steps=2).validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            TRLOverheadConfig(device="cuda").validate()

@@ -60,6 +60,11 @@ class TRLOverheadConfig:
             raise ValueError(f"expected 0 <= warmup_steps < steps, got {self.warmup_steps}, {self.steps}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("device 'cuda': torch sees no CUDA device here")
 
 
 def tiny_tokenizer():
@@ -129,12 +134,11 @@ class _StepClock:
 def time_run(config: TRLOverheadConfig, teacher: str | None, out: str) -> dict[str, Any]:
     """One GRPO run of ``config.steps`` steps; ``teacher=None``: TRL's own sampler."""
     import torch
+    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from teachgym.integrations.trl import CurriculumGRPOTrainer, TeacherCurriculum
 
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device here")
     torch.set_num_threads(config.threads)
     dataset = arithmetic_prompts(config.levels, config.prompts_per_level, config.seed)
     args = GRPOConfig(output_dir=out, per_device_train_batch_size=config.batch_size, num_generations=config.num_generations,
@@ -150,6 +154,7 @@ def time_run(config: TRLOverheadConfig, teacher: str | None, out: str) -> dict[s
     else:
         curriculum = TeacherCurriculum(teacher, dataset, "level", seed=config.seed, pass_threshold=0.5)
         trainer = CurriculumGRPOTrainer(curriculum, **common)
+    trainer.remove_callback(PrinterCallback)  # the table is the output, not every step's logs
     trainer.train()
     periods = np.diff(clock.ticks)[config.warmup_steps:]
     seconds = float(periods.sum())

@@ -117,6 +117,7 @@ class TeacherCurriculum:
         self.drawn = np.zeros(self.n_arms, dtype=np.int64)  # prompts drawn per category
         self.reported = np.zeros(self.n_arms, dtype=np.int64)  # prompts whose rewards came back
         self.seconds = 0.0  # time spent in the curriculum (draws, reports), for overhead measurements
+        self._depth = 0
 
     # ------------------------------------------------------------------ categories
     def label(self, arm: int) -> str:
@@ -126,12 +127,15 @@ class TeacherCurriculum:
 
     @contextmanager
     def timed(self):
-        """Add the time spent inside the block to :attr:`seconds`."""
+        """Add the time spent inside the block to :attr:`seconds` (nested blocks count once)."""
+        self._depth += 1
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.seconds += time.perf_counter() - start
+            self._depth -= 1
+            if self._depth == 0:
+                self.seconds += time.perf_counter() - start
 
     # -------------------------------------------------------------------- drawing
     def draw(self, n: int) -> np.ndarray:

@@ -16,7 +16,7 @@ filled, nothing else changed:
 - ``_calculate_rewards`` hands TRL's rewards (all reward functions and reward models, gathered
   over processes) back to the teacher, with the advantages computed by TRL's own formula
   (``scale_rewards``, ``multi_objective_aggregation``, ``reward_weights``), and logs the
-  curriculum's statistics through ``log_metric`` (TensorBoard / W&B as configured);
+  curriculum's statistics with TRL's own metrics (TensorBoard / W&B as configured);
 - a :class:`CurriculumCallback` writes the teacher and sampler into every ``checkpoint-N``
   (``teachgym_curriculum.npz``, no pickle); ``_load_optimizer_and_scheduler`` and
   ``get_resumed_dataloader`` restore them on ``train(resume_from_checkpoint=...)``, exactly.
@@ -332,11 +332,14 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             shape = (len(chunk.rows), self.num_generations)
             if rewards.numel() != shape[0] * shape[1]:
                 raise RuntimeError(f"got {rewards.numel()} rewards for {shape[0]} prompts x {shape[1]} generations")
-            self.last_report = (self.curriculum.row_arm[chunk.rows], rewards.cpu().numpy().reshape(shape), advantages.cpu().numpy().reshape(shape))
-        metrics = self.curriculum.report(*self.last_report)
-        for name, value in metrics.items():
-            if np.isfinite(value):
-                self._log_metric(name, value)
+            self.last_report = (self.curriculum.row_arm[chunk.rows], rewards.cpu().numpy().reshape(shape),
+                                advantages.cpu().numpy().reshape(shape))
+            metrics = self.curriculum.report(*self.last_report)
+            # TRL averages these lists over each logging interval and sends them wherever it logs
+            # (TensorBoard, W&B, ...). Every process holds the same teacher, so nothing is gathered.
+            for name, value in metrics.items():
+                if np.isfinite(value):
+                    self._metrics["train"][name].append(float(value))
 
     def curriculum_digest(self) -> str:
         """A hash of the curriculum's state (teacher included), to compare processes."""
