@@ -273,6 +273,14 @@ class CurriculumGRPOTrainer(GRPOTrainer):
     TRL's gathered rewards; the replicas are checked to agree at the start of training. Tested on
     one process. Not supported: an ``IterableDataset`` (categories need random access), robust
     PLR (it asks for prompts that are scored without training).
+
+    Resume is exact (teacher, prompt order, the generation batch drawn ahead) when checkpoints fall
+    between generation batches, as they always do by default. A checkpoint inside one
+    (``num_iterations * steps_per_generation`` above ``gradient_accumulation_steps``) makes TRL
+    generate that batch again on resume and shift its generation schedule: the teacher counts the
+    batch once, but the run then differs from an uninterrupted one. ``ignore_data_skip=True``
+    starts a new epoch of draws. ``dataloader_num_workers > 0`` works; the prompts are then drawn
+    that many batches further ahead of the rewards.
     """
 
     def __init__(self, curriculum: TeacherCurriculum, *args: Any, **kwargs: Any) -> None:
