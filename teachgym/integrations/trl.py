@@ -279,8 +279,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
     (``num_iterations * steps_per_generation`` above ``gradient_accumulation_steps``) makes TRL
     generate that batch again on resume and shift its generation schedule: the teacher counts the
     batch once, but the run then differs from an uninterrupted one. ``ignore_data_skip=True``
-    starts a new epoch of draws. ``dataloader_num_workers > 0`` works; the prompts are then drawn
-    that many batches further ahead of the rewards.
+    starts a new epoch of draws. With ``dataloader_num_workers > 0`` (not tested) the sampler still runs
+    in the main process and the prompts are drawn that many batches further ahead of the rewards.
     """
 
     def __init__(self, curriculum: TeacherCurriculum, *args: Any, **kwargs: Any) -> None:
