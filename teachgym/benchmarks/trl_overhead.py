@@ -158,8 +158,12 @@ def time_run(config: TRLOverheadConfig, teacher: str | None, out: str) -> dict[s
     trainer.train()
     periods = np.diff(clock.ticks)[config.warmup_steps:]
     seconds = float(periods.sum())
+    # Generation time follows the completions' length, which the prompts drawn change: also per token.
+    lengths = [e["completions/mean_length"] for e in trainer.state.log_history if "completions/mean_length" in e]
+    tokens = float(np.mean(lengths[config.warmup_steps:])) * config.batch_size
     return {"teacher": teacher or "TRL RepeatSampler (no curriculum)", "step_ms": 1000 * float(np.median(periods)),
-            "total_s": seconds, "curriculum_ms_per_step": 1000 * curriculum.seconds / config.steps if curriculum else 0.0,
+            "total_s": seconds, "completion_tokens_per_step": tokens,
+            "ms_per_token": 1000 * seconds / (len(periods) * tokens), "curriculum_ms_per_step": 1000 * curriculum.seconds / config.steps if curriculum else 0.0,
             "updates": curriculum.teacher.n_updates if curriculum else 0}
 
 
@@ -167,8 +171,10 @@ def bench_trl_overhead(config: TRLOverheadConfig) -> tuple[pd.DataFrame, pd.Data
     """Run every arm ``repeats`` times, interleaved; returns (summary, per-run rows).
 
     The summary has one row per arm: median step time (ms) over repeats, its ratio to the
-    baseline's step time in the same repeat (median, min, max, in %), and the curriculum's own time
-    per step (ms) and share of the step (%).
+    baseline's step time in the same repeat (median, min, max, in %), the completion tokens per step
+    and the time per token against the baseline's (generation time follows the completions'
+    length, which the prompts drawn change), and the curriculum's own time per step (ms) and share
+    of the step (%).
     """
     config.validate()
     arms: list[str | None] = [None, *config.teachers]
@@ -182,10 +188,14 @@ def bench_trl_overhead(config: TRLOverheadConfig) -> tuple[pd.DataFrame, pd.Data
     runs = pd.DataFrame(rows)
     base = runs[runs["updates"] == 0].set_index("repeat")["step_ms"]
     runs["vs_baseline_pct"] = 100 * (runs["step_ms"] / runs["repeat"].map(base) - 1)
+    base_token = runs[runs["updates"] == 0].set_index("repeat")["ms_per_token"]
+    runs["per_token_vs_baseline_pct"] = 100 * (runs["ms_per_token"] / runs["repeat"].map(base_token) - 1)
     runs["curriculum_share_pct"] = 100 * runs["curriculum_ms_per_step"] / runs["step_ms"]
     summary = (runs.groupby("teacher", sort=False)
                .agg(step_ms=("step_ms", "median"), vs_baseline_pct=("vs_baseline_pct", "median"),
                     vs_baseline_min=("vs_baseline_pct", "min"), vs_baseline_max=("vs_baseline_pct", "max"),
+                    tokens_per_step=("completion_tokens_per_step", "median"),
+                    per_token_vs_baseline_pct=("per_token_vs_baseline_pct", "median"),
                     curriculum_ms_per_step=("curriculum_ms_per_step", "median"),
                     curriculum_share_pct=("curriculum_share_pct", "median"))
                .reset_index())
