@@ -8,6 +8,7 @@
 ``teachgym bench fuzz``                random tasks (corners too) x extreme actions: no crash, NaN, bound break
 ``teachgym bench reasoning``           curricula for GRPO on verifiable reasoning problems vs random
 ``teachgym bench discovery``           LLM skill discovery (labels, subskill proposals) vs the templates' ground truth
+``teachgym bench trl``                 step time of TRL's GRPOTrainer with and without a teacher in charge
 ``teachgym teachers [NAME]``           registered teachers and presets; NAME: its paper, idea, hyper-parameters
 ``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
@@ -37,6 +38,7 @@ from teachgym.benchmarks.suites import (
     overrides_from_args,
 )
 from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summary
+from teachgym.benchmarks.trl_overhead import TRLOverheadConfig
 from teachgym.teacher import list_teachers, teacher_class
 
 # The datagen suite's own flags (beyond those of every suite), in DatagenConfig's names.
@@ -157,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
         kind = str if key == "device" else int
         p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, help=f"default: {rs[key]}")
 
+    tr = _defaults(TRLOverheadConfig)
+    p = suites.add_parser("trl", help="step time of TRL's GRPOTrainer with and without a teacher in charge (tiny model)")
+    p.add_argument("--teachers", default=",".join(tr["teachers"]), help="comma-separated teacher specs")
+    for key in ("steps", "warmup_steps", "repeats", "batch_size", "num_generations", "max_completion_length",
+                "hidden_size", "layers", "threads"):
+        p.add_argument(f"--{key.replace('_', '-')}", type=int, default=tr[key])
+    p.add_argument("--device", default=tr["device"], choices=("cpu", "cuda"))
+    p.add_argument("--out", default=None, help="also write the per-run rows to this CSV file")
+
     p = sub.add_parser("teachers", help="list teachers, their default hyper-parameters and presets")
     p.add_argument("name", nargs="?", default=None,
                    help="one teacher: its paper and idea, hyper-parameters (type, default, meaning), task spaces "
@@ -275,6 +286,21 @@ def _run(argv: list[str]) -> int:
         print(format_discovery(bench_discovery(config, args.out)))
     elif args.suite == "reasoning":
         print(main_from_args("reasoning", args, REASONING_FLAGS))
+    elif args.suite == "trl":
+        from teachgym.benchmarks.trl_overhead import bench_trl_overhead
+        from teachgym.io import write_text
+
+        keys = ("steps", "warmup_steps", "repeats", "batch_size", "num_generations", "max_completion_length",
+                "hidden_size", "layers", "threads", "device")
+        config = TRLOverheadConfig(teachers=_names(args.teachers), **{k: getattr(args, k) for k in keys})
+        summary, runs = bench_trl_overhead(config)
+        print(f"\nTRL GRPO step on {config.device}, tiny model ({config.layers} layers, width {config.hidden_size}), "
+              f"batch {config.batch_size} = {config.batch_size // config.num_generations} prompts x "
+              f"{config.num_generations}, median over {config.repeats} repeats of {config.steps - config.warmup_steps} steps:")
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        if args.out:
+            write_text(args.out, runs.to_csv(index=False))
+            print(f"wrote {args.out}")
     elif args.suite == "teacher-overhead":
         config = OverheadConfig(_teacher_list(args.teachers), args.seeds, args.episodes)
         table = bench_teacher_overhead(config)
