@@ -42,7 +42,7 @@ from teachgym.teacher import list_teachers, teacher_class
 DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device")
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
-                   "warmup_steps", "eval_every", "device", "source", "std")
+                   "warmup_steps", "eval_every", "device", "source", "std", "max_len")
 
 
 def positive_int(text: str) -> int:

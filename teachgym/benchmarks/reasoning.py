@@ -55,6 +55,9 @@ class ReasoningConfig:
     the group size; ``online-filter`` (per prompt) keeps [0.25, 0.75]; DUMP runs its paper's
     defaults. ``families`` empty: the source's default set (``arithmetic, countdown, sort`` for
     ``teachgym``; :data:`~teachgym.envs.reasoning.rgym.DEFAULT_TASKS` for ``reasoning-gym``).
+    ``max_len``: the student's longest sequence; a longer prompt keeps its end (reasoning-gym's
+    prompts open with a fixed instruction and end with the problem, so ``max_len=48`` keeps the
+    problem and halves the compute).
     """
 
     teachers: tuple[str, ...] = (
@@ -83,6 +86,7 @@ class ReasoningConfig:
     device: str = "auto"
     threads: int = 1
     std: str = "population"
+    max_len: int = 128
 
     def validate(self) -> None:
         """``ValueError`` for unknown teachers or families and bad sizes (n_samples < 2 included)."""
@@ -110,6 +114,8 @@ class ReasoningConfig:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
         if self.n_samples < 2:
             raise ValueError(f"GRPO needs n_samples >= 2, got {self.n_samples!r}")
+        if self.max_len < 24:
+            raise ValueError(f"max_len must be >= 24 (BOS, SEP, the answer and a few prompt characters), got {self.max_len!r}")
         if self.test_levels < self.train_levels or self.warmup_steps < 0:
             raise ValueError("expected test_levels >= train_levels and warmup_steps >= 0")
 
@@ -130,8 +136,8 @@ class ReasoningConfig:
         shared = {"families": list(self.family_names()), **{k: getattr(self, k) for k in keys}}
         # Only what differs from the first suite's settings enters a run's description, so that
         # results written before these options existed are still found and reused.
-        shared.update({k: getattr(self, k) for k, base in (("source", "teachgym"), ("std", "population"))
-                       if getattr(self, k) != base})
+        shared.update({k: getattr(self, k) for k, base in (("source", "teachgym"), ("std", "population"),
+                                                           ("max_len", 128)) if getattr(self, k) != base})
         variant = "reasoning" if self.source == "teachgym" else self.source
         return [
             {"student": "grpo", "variant": variant, "teacher": c, "seed": s, **shared}
@@ -223,6 +229,7 @@ def run_reasoning(
     threads: int = 1,
     source: str = "teachgym",
     std: str = "population",
+    max_len: int = 128,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """One GRPO run under curriculum ``teacher``; test accuracy curves and step timings.
@@ -249,7 +256,7 @@ def run_reasoning(
         env = ReasoningEnv(families, train_levels, test_levels, pool_size=pool_size, test_size=test_size, seed=env_seed)
     else:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    policy = GRPOStudent(n_samples=n_samples, lr=lr, std=std, device=device, seed=student_seed)
+    policy = GRPOStudent(n_samples=n_samples, lr=lr, std=std, device=device, seed=student_seed, max_len=max_len)
     if teacher in FIXED_ORDERS:
         curriculum: Any = FixedOrder(env.task_space, steps, teacher, seed=teacher_seed)
     elif prompt_filter is not None:  # the paper draws prompts uniformly, then filters them
