@@ -32,11 +32,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from teachgym.spaces import Task, TaskSpace, check_option_keys
+from teachgym.envs.reasoning.env import PoolEnv
+from teachgym.spaces import TaskSpace
 
 #: Generators the small character-level GRPO student makes progress on: short prompts, short
 #: numeric or copied answers, an easiest level it can learn in the warm-up.
@@ -76,8 +76,9 @@ class RGProblem:
     partial_credit: bool = False
 
     def score(self, answer: str) -> float:
-        """The verifier's score in [0, 1] (``ValueError`` if it returns anything else)."""
-        value = self.scorer(answer, self.entry)
+        """The verifier's score in [0, 1] (``ValueError`` if it returns anything else); the answer is
+        model output, cut at 16,384 characters before any verifier parses it."""
+        value = self.scorer(answer[:_MAX_TEXT], self.entry)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{self.family}'s score_answer returned {value!r}; expected a number in [0, 1]")
         return float(value)
@@ -88,7 +89,7 @@ class RGProblem:
         return value if self.partial_credit else float(value >= 1.0)
 
 
-class ReasoningGymEnv(gym.Env):
+class ReasoningGymEnv(PoolEnv):
     """reasoning-gym generators as a task space of (generator, difficulty level) categories.
 
     Parameters
@@ -115,15 +116,15 @@ class ReasoningGymEnv(gym.Env):
 
     Notes
     -----
-    ``reset(options={"task": t})`` serves the next unused problem of category ``t`` (a category
-    whose pool is used up raises ``ValueError``); without a task the category is drawn uniformly.
-    A seeded reset starts every pool over from a point the seed draws. The observation is the
-    prompt, the action the answer text; ``step`` terminates with the reward, and its info carries
-    ``success`` (full marks), ``score`` (the reward), ``task``, ``family``, ``level`` and ``answer``.
+    As :class:`~teachgym.envs.reasoning.ReasoningEnv` (the shared
+    :class:`~teachgym.envs.reasoning.env.PoolEnv`): ``reset(options={"task": t})`` serves the next
+    unused problem of category ``t`` (a category whose pool is used up raises ``ValueError``);
+    without a task the category is drawn uniformly. A seeded reset starts every pool over from a
+    point the seed draws. The observation is the prompt, the action the answer text; ``step``
+    terminates with the reward, and its info carries ``success`` (full marks), ``score`` (the
+    reward), ``task``, ``family``, ``level`` and ``answer``. The task space is
+    ``MultiDiscrete([generators, levels])`` even for one generator.
     """
-
-    metadata: dict[str, Any] = {"render_modes": []}
-    reset_options = ("task",)
 
     def __init__(
         self,
@@ -141,13 +142,10 @@ class ReasoningGymEnv(gym.Env):
         names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
         if not names or len(set(names)) != len(names):
             raise ValueError(f"expected at least one reasoning-gym dataset name, each once; got {names!r}")
-        for key, value in (("levels", levels), ("pool_size", pool_size), ("test_size", test_size)):
-            if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value >= 1):
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        if isinstance(test_levels, bool) or not (isinstance(test_levels, (int, np.integer)) and test_levels >= levels):
-            raise ValueError(f"test_levels must be an integer >= levels ({levels}), got {test_levels!r}")
         if level_mode not in LEVEL_MODES:
             raise ValueError(f"level_mode must be one of {LEVEL_MODES}, got {level_mode!r}")
+        self._setup(len(names), levels, test_levels, pool_size, test_size, seed, test_seed, ("generator", "level"),
+                    "levels", discrete_if_one=False)
         for name in names:
             if name not in factory.DATASETS:
                 raise ValueError(f"unknown reasoning-gym dataset {name!r}; expected one of {sorted(factory.DATASETS)}")
@@ -155,39 +153,16 @@ class ReasoningGymEnv(gym.Env):
                 raise ValueError(f"reasoning-gym dataset {name!r} has no curriculum, so no difficulty levels; "
                                  f"pick one of {sorted(factory.CURRICULA)}")
             available = max(len(a.levels) for a in factory.create_curriculum(name).attributes.values())
-            if available < test_levels:
+            if available < self.test_levels:
                 raise ValueError(f"reasoning-gym's curriculum of {name!r} has {available} levels; "
                                  f"test_levels={test_levels} needs at least that many")
         self.task_ids = names
         self.families = tuple(_Family(n) for n in names)  # .name, as the reasoning suite reads them
-        self.train_levels, self.test_levels = int(levels), int(test_levels)
-        self.pool_size, self.test_size = int(pool_size), int(test_size)
-        self.seed, self.test_seed = int(seed), int(test_seed)
         self.level_mode, self.partial_credit = level_mode, bool(partial_credit)
-        self.task_space: spaces.Space = spaces.MultiDiscrete([len(names), self.train_levels])
-        self.task_names: tuple[str, ...] = ("generator", "level")
-        self._tasks = TaskSpace(self.task_space, self.task_names)
         self.observation_space = spaces.Text(max_length=_MAX_TEXT, charset=_CHARSET)
         self.action_space = spaces.Text(max_length=_MAX_TEXT, min_length=0, charset=_CHARSET)
-        self.score_range = (0.0, 1.0)
-        self._test: dict[tuple[int, int], list[RGProblem]] = {}
-        self._pools: dict[tuple[int, int], list[RGProblem]] = {}
-        self._used = np.zeros((len(names), self.train_levels), dtype=np.int64)
-        self._start = np.zeros_like(self._used)
-        self._problem: RGProblem | None = None
-        self._task = np.zeros(2)
 
-    # ---------------------------------------------------------------------- categories
-    def category(self, task: Task) -> tuple[int, int]:
-        """``(generator index, level)`` of a task (``ValueError`` outside the task space)."""
-        vector = self._tasks.vector(task)
-        return int(vector[0]), int(vector[1])
-
-    def category_name(self, task: Task) -> str:
-        """``"chain_sum/2"`` for the category of ``task``."""
-        g, level = self.category(task)
-        return f"{self.task_ids[g]}/{level}"
-
+    # ---------------------------------------------------------------------- levels
     def config(self, generator: str, level: int) -> Any:
         """reasoning-gym's dataset config of ``generator`` at ``level`` (seed and size unset)."""
         _, factory = _reasoning_gym()
@@ -198,32 +173,6 @@ class ReasoningGymEnv(gym.Env):
         mode = RangeAttributeMode.INCLUSIVE if self.level_mode == "inclusive" else RangeAttributeMode.UPPER_BOUND
         return curriculum.generate_configuration(context=DefaultCurriculumContext(mode=mode))
 
-    def remaining(self, task: Task) -> int:
-        """Unused training problems of the category of ``task``."""
-        g, level = self.category(task)
-        return self.pool_size - int(self._used[g, level])
-
-    def next_problem(self, task: Task) -> RGProblem:
-        """The category's next unused training problem (``ValueError`` when its pool is used up)."""
-        g, level = self.category(task)
-        used = int(self._used[g, level])
-        if used >= self.pool_size:
-            raise ValueError(f"category {self.task_ids[g]}/{level} has no problems left: all {self.pool_size} of "
-                             "its training pool were used; build the env with a larger pool_size")
-        problem = self._pool(g, level)[(int(self._start[g, level]) + used) % self.pool_size]
-        self._used[g, level] = used + 1
-        return problem
-
-    # ------------------------------------------------------------------------ data sets
-    def pool(self, task: Task) -> list[RGProblem]:
-        """The whole training pool of the category of ``task`` (in serving order from a fresh env)."""
-        return list(self._pool(*self.category(task)))
-
-    def test_set(self, levels: Sequence[int] | None = None) -> list[RGProblem]:
-        """Held-out problems of every generator at ``levels`` (default: all ``test_levels``)."""
-        levels = range(self.test_levels) if levels is None else levels
-        return [p for g in range(len(self.task_ids)) for level in levels for p in self._test_problems(g, level)]
-
     def warmup_set(self, n: int, level: int = 0) -> list[RGProblem]:
         """``n`` problems of ``level`` per generator for a supervised warm-up (not from the pools)."""
         out: list[RGProblem] = []
@@ -232,14 +181,10 @@ class ReasoningGymEnv(gym.Env):
         return out
 
     def _test_problems(self, g: int, level: int) -> list[RGProblem]:
-        if not (isinstance(level, (int, np.integer)) and 0 <= level < self.test_levels):
-            raise ValueError(f"test levels are 0..{self.test_levels - 1}, got {level!r}")
+        self._check_test_level(level)
         if (g, level) not in self._test:
             self._test[g, level] = self._draw(g, int(level), self.test_size, _STREAM_TEST, self.test_seed, set())
         return self._test[g, level]
-
-    def _test_prompts(self, g: int, level: int) -> set[str]:
-        return {p.prompt for p in self._test_problems(g, level)} if level < self.test_levels else set()
 
     def _pool(self, g: int, level: int) -> list[RGProblem]:
         if (g, level) not in self._pools:
@@ -270,34 +215,6 @@ class ReasoningGymEnv(gym.Env):
                 return out
         raise ValueError(f"{name}/{level}: could not draw {n} problems outside the test set ({len(exclude)} prompts); "
                          "use a smaller test_size")
-
-    # -------------------------------------------------------------------------- gym API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        check_option_keys(options, self.reset_options, type(self).__name__)
-        super().reset(seed=seed)
-        if seed is not None:
-            self._start = self.np_random.integers(self.pool_size, size=self._used.shape)
-            self._used[:] = 0
-        task = (options or {}).get("task")
-        if task is None:
-            task = self._tasks.from_index(int(self.np_random.integers(self._tasks.n_tasks)))
-        self._task = self._tasks.vector(task).copy()
-        self._problem = self.next_problem(task)
-        return self._problem.prompt, self._info()
-
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        if self._problem is None:
-            raise RuntimeError("call reset() before step()")
-        if not isinstance(action, str):
-            raise ValueError(f"the action is the answer text (a str), got {type(action).__name__}: {action!r}")
-        reward = self._problem.reward(action[:_MAX_TEXT])
-        info = {**self._info(), "success": self._problem.score(action[:_MAX_TEXT]) >= 1.0, "score": reward,
-                "answer": self._problem.answer}
-        return self._problem.prompt, reward, True, False, info
-
-    def _info(self) -> dict[str, Any]:
-        assert self._problem is not None
-        return {"task": self._tasks.task(self._task), "family": self._problem.family, "level": self._problem.level}
 
 
 @dataclass(frozen=True)
@@ -366,4 +283,4 @@ def score_row(row: dict[str, Any], answer: str, partial_credit: bool = False) ->
              "metadata": json.loads(metadata) if isinstance(metadata, str) else dict(metadata)}
     problem = RGProblem(name, int(row.get("level", 0)), entry["question"], entry["answer"], entry,
                         factory.get_score_answer_fn(name), partial_credit)
-    return problem.reward(answer[:_MAX_TEXT])
+    return problem.reward(answer)
