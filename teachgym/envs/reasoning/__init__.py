@@ -16,8 +16,13 @@ Keyword arguments of ``gym.make`` go to :class:`ReasoningEnv` (``train_levels``,
 
 import gymnasium as gym
 
-from teachgym.envs.reasoning.env import ReasoningEnv
+from teachgym.envs.reasoning.env import PoolEnv, ReasoningEnv
 from teachgym.envs.reasoning.problems import FAMILIES, Problem, ProblemFamily, evaluate, get_family
+from teachgym.envs.reasoning.rgym import (  # imports reasoning-gym only when used
+    ReasoningGymEnv,
+    pool_dataset,
+    score_row,
+)
 
 ENV_IDS = {
     "teachgym/Reasoning-Arithmetic-v0": ("arithmetic",),
@@ -38,4 +43,5 @@ if "teachgym/ReasoningGym-v0" not in gym.registry:
     gym.register(id="teachgym/ReasoningGym-v0", entry_point="teachgym.envs.reasoning.rgym:ReasoningGymEnv",
                  max_episode_steps=1)
 
-__all__ = ["ENV_IDS", "FAMILIES", "Problem", "ProblemFamily", "ReasoningEnv", "evaluate", "get_family"]
+__all__ = ["ENV_IDS", "FAMILIES", "PoolEnv", "Problem", "ProblemFamily", "ReasoningEnv", "ReasoningGymEnv", "evaluate",
+           "get_family", "pool_dataset", "score_row"]
