@@ -38,8 +38,10 @@ from gymnasium import spaces
 from teachgym.envs.reasoning.env import PoolEnv
 from teachgym.spaces import TaskSpace
 
-#: Generators the small character-level GRPO student makes progress on: short prompts, short
-#: numeric or copied answers, an easiest level it can learn in the warm-up.
+#: Generators with short answers and the problem at the end of the prompt (a char-level student
+#: keeps a long prompt's end). Measured with the small GRPO student (docs/results/reasoning_gym):
+#: 300 warm-up steps on level 0 reach 95-100 % on spell_backward/0 but 0-15 % on the arithmetic
+#: ones, and 100 GRPO steps of 8 prompts move no held-out accuracy beyond noise.
 DEFAULT_TASKS = ("chain_sum", "basic_arithmetic", "spell_backward")
 LEVEL_MODES = ("inclusive", "upper_bound")
 _STREAM_POOL, _STREAM_TEST, _STREAM_WARMUP = 0, 1, 2
