@@ -46,7 +46,7 @@ DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "
                  "base_url", "model", "api_key_env")
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
-                   "warmup_steps", "eval_every", "device")
+                   "warmup_steps", "eval_every", "device", "source", "std", "max_len")
 
 
 def positive_int(text: str) -> int:
@@ -153,10 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rs = _defaults(ReasoningConfig)
     p = add_suite_arguments(suites.add_parser("reasoning", help=SUITES["reasoning"].help), "reasoning")
-    p.description = f"Defaults: teachers {','.join(rs['teachers'])} ('hard-to-easy' / 'easy-to-hard': fixed orders)."
-    p.add_argument("--families", default=None, help=f"comma-separated (default: {','.join(rs['families'])})")
+    p.description = (f"Defaults: teachers {','.join(rs['teachers'])} ('hard-to-easy' / 'easy-to-hard': fixed orders; "
+                     "'online-filter': the per-prompt filter).")
+    p.add_argument("--families", default=None,
+                   help="comma-separated (default: the source's set; reasoning-gym dataset names with --source reasoning-gym)")
     for key in REASONING_FLAGS[1:]:
-        kind = str if key == "device" else int
+        kind = str if key in ("device", "source", "std") else int
         p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, help=f"default: {rs[key]}")
 
     tr = _defaults(TRLOverheadConfig)

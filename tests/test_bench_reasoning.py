@@ -91,3 +91,42 @@ def test_cli_runs_the_suite_and_reports_bad_input(tmp_path, capsys):
     assert "random" in capsys.readouterr().out
     assert main([*args[:-2], "--n-samples", "1", "--out", str(tmp_path / "x")]) == 2
     assert "n_samples >= 2" in capsys.readouterr().err
+
+
+def test_config_checks_source_std_and_the_online_filter_spec():
+    with pytest.raises(ValueError, match="source"):
+        ReasoningConfig(source="nope").validate()
+    with pytest.raises(ValueError, match="std"):
+        ReasoningConfig(std="sample").validate()
+    with pytest.raises(ValueError, match="online-filter:key=value"):
+        ReasoningConfig(teachers=("online-filter:band=3",)).validate()
+    with pytest.raises(ValueError, match="low <= high"):
+        ReasoningConfig(teachers=("online-filter:low=0.9+high=0.1",)).validate()
+    run = ReasoningConfig(teachers=("online-filter:max_rounds=2",), **TINY).runs()[0]
+    assert "source" not in run and "std" not in run  # the first suite's settings keep their run descriptions
+    assert run["families"] == ["arithmetic", "countdown", "sort"]
+
+
+def test_the_online_filter_rolls_out_more_prompts_than_it_trains_on():
+    run = ReasoningConfig(teachers=("online-filter:low=0.25+high=0.75+max_rounds=3",), std="unbiased", **TINY).runs()[0]
+    assert run["std"] == "unbiased"
+    res = run_reasoning(**run)
+    assert len(res["prompts_rolled_out"]) == 2
+    assert all(4 <= k <= 12 and k % 4 == 0 for k in res["prompts_rolled_out"])
+    assert sum(res["problems_per_category"].values()) <= 2 * 4  # only kept prompts train
+
+
+def test_the_suite_runs_on_reasoning_gym_pools_with_the_other_suites_statistics(tmp_path):
+    pytest.importorskip("reasoning_gym")
+    config = ReasoningConfig(source="reasoning-gym", teachers=("random", "dump"), families=("chain_sum", "spell_backward"),
+                             train_levels=2, test_levels=3, max_len=48, **TINY)
+    (run,) = [r for r in config.runs() if r["teacher"] == "dump"]
+    assert run["variant"] == "reasoning-gym" and run["source"] == "reasoning-gym"
+    summary = bench_reasoning(config, tmp_path)
+    assert set(summary["curriculum"]) == {"random", "dump"}
+    per_run = pd.read_csv(tmp_path / "per_run.csv")
+    assert {"n:chain_sum/1", "n:spell_backward/0"} <= set(per_run.columns)
+    row = summary.set_index("curriculum").loc["dump"]
+    assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"] and 0.0 <= row["p_improve"] <= 1.0
+    assert np.isnan(summary.set_index("curriculum").loc["random", "p_improve"])
+    assert "P(>random)" in format_reasoning(summary)

@@ -125,3 +125,33 @@ def test_the_reasoning_loop_trains_only_on_robust_plr_replays():
     a, b = make_teacher("sec", space, seed=3), make_teacher("sec", space, seed=3)
     tasks, train = draw_batch(a, 16)
     assert all(train) and [t.tolist() for t in tasks] == [t.tolist() for t in b.sample_batch(16)]
+
+
+def test_unbiased_std_is_verls_and_shrinks_every_advantage_by_sqrt_n_minus_1_over_n():
+    rewards = np.array([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    population, unbiased = group_advantages(rewards), group_advantages(rewards, std="unbiased")
+    # Row 0 by hand: mean 0.5, unbiased std sqrt((4 * 0.25) / 3) = 0.57735; verl adds 1e-6.
+    np.testing.assert_allclose(unbiased[0], np.array([0.5, -0.5, -0.5, 0.5]) / (np.sqrt(1 / 3) + 1e-6))
+    np.testing.assert_array_equal(unbiased[1], 0.0)
+    np.testing.assert_allclose(unbiased, population * np.sqrt(3 / 4), rtol=1e-5)
+    np.testing.assert_allclose(np.abs(group_advantages(np.array([[1.0] + [0.0] * 7]), "unbiased")).mean()
+                               / np.abs(group_advantages(np.array([[1.0] + [0.0] * 7]))).mean(), np.sqrt(7 / 8), rtol=1e-5)
+    with pytest.raises(ValueError, match="std must be one of"):
+        group_advantages(rewards, std="sample")
+    with pytest.raises(ValueError, match="std must be one of"):
+        GRPOStudent(std="biased", **TINY)
+
+
+def test_the_student_uses_the_std_it_was_given_and_rollout_then_learn_is_step():
+    prompts = ["A:1", "A:2", "A:3"]
+
+    def reward(i, answer):
+        return float(answer[:1] == "1")
+
+    a, b = GRPOStudent(n_samples=4, seed=3, std="unbiased", **TINY), GRPOStudent(n_samples=4, seed=3, std="unbiased", **TINY)
+    stepped = a.step(prompts, reward)
+    split = b.learn(b.rollout(prompts, reward))
+    assert stepped.answers == split.answers and stepped.loss == split.loss
+    np.testing.assert_allclose(stepped.advantages, group_advantages(stepped.rewards, "unbiased"))
+    with pytest.raises(ValueError, match="samples per prompt"):
+        GRPOStudent(n_samples=2, seed=0, **TINY).learn(b.rollout(prompts, reward))

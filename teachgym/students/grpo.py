@@ -2,8 +2,11 @@
 
 Shao et al., "DeepSeekMath" (2024), Group Relative Policy Optimization. For each prompt the
 policy samples ``n`` answers; each answer's advantage is its reward minus the group's mean, over
-the group's standard deviation when that is non-zero (a group whose answers all score the same
-gets zero advantage and no gradient). The policy then takes ``epochs`` gradient steps on the
+the group's standard deviation (a group whose answers all score the same gets zero advantage and
+no gradient). ``std="population"`` (the default, and what every table of the reasoning suite
+uses) divides by the population std when it is non-zero; ``std="unbiased"`` divides by the
+unbiased (n - 1) std plus ε = 1e-6, as verl's ``compute_grpo_outcome_advantage`` does, which
+makes every |A| smaller by sqrt((n - 1) / n) (7 % at n = 8). The policy then takes ``epochs`` gradient steps on the
 PPO-style clipped objective ``min(ρ A, clip(ρ, 1 - ε, 1 + ε) A)``, ``ρ`` the per-token ratio to
 the sampling policy, averaged over each answer's tokens and then over all answers (no KL term).
 
@@ -52,12 +55,64 @@ class GRPOResult:
         return [{"advantages": a.tolist(), "plr_score": float(np.abs(a).mean())} for a in self.advantages]
 
 
-def group_advantages(rewards: np.ndarray) -> np.ndarray:
-    """``(r - mean) / std`` per row (population std); rows of equal rewards get 0."""
+#: How :func:`group_advantages` scales a group: the population std, or verl's unbiased std + ε.
+STD_MODES = ("population", "unbiased")
+UNBIASED_EPS = 1e-6
+
+
+def group_advantages(rewards: np.ndarray, std: str = "population") -> np.ndarray:
+    """``(r - mean) / std`` per row; rows of equal rewards get 0.
+
+    ``std="population"``: the population std (ddof 0), rows whose std is 0 left at 0;
+    ``"unbiased"``: the unbiased std (ddof 1) plus ``UNBIASED_EPS``, as verl (a row of one sample
+    has std 0 there, so its advantage is 0).
+    """
+    if std not in STD_MODES:
+        raise ValueError(f"std must be one of {STD_MODES}, got {std!r}")
     rewards = np.asarray(rewards, dtype=np.float64)
+    if rewards.ndim != 2:
+        raise ValueError(f"rewards must be a (prompts, samples) array, got shape {rewards.shape}")
     centred = rewards - rewards.mean(1, keepdims=True)
-    std = rewards.std(1, keepdims=True)
-    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-12)
+    if std == "unbiased":
+        spread = rewards.std(1, ddof=1, keepdims=True) if rewards.shape[1] > 1 else np.zeros_like(centred[:, :1])
+        return centred / (spread + UNBIASED_EPS)
+    spread = rewards.std(1, keepdims=True)
+    return np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 1e-12)
+
+
+@dataclass
+class Rollouts:
+    """Sampled, scored answers of a batch of prompts, before any update (``rewards``: ``(prompts, n)``).
+
+    ``heads`` and ``answer_ids`` hold the token ids of every sample, prompt-major (sample ``k`` of
+    prompt ``i`` at ``i * n + k``).
+    """
+
+    prompts: list[str]
+    heads: list[list[int]]
+    answer_ids: list[list[int]]
+    answers: list[list[str]]
+    rewards: np.ndarray
+
+    @property
+    def pass_rates(self) -> np.ndarray:
+        """Fraction of each prompt's samples with reward > 0."""
+        return (self.rewards > 0).mean(1)
+
+    def select(self, rows: Sequence[int]) -> Rollouts:
+        """The rollouts of the prompts at ``rows`` (in that order)."""
+        n = self.rewards.shape[1]
+        ids = [i * n + k for i in rows for k in range(n)]
+        return Rollouts([self.prompts[i] for i in rows], [self.heads[j] for j in ids],
+                        [self.answer_ids[j] for j in ids], [self.answers[i] for i in rows],
+                        self.rewards[list(rows)].reshape(len(rows), n))
+
+    @staticmethod
+    def concat(parts: Sequence[Rollouts]) -> Rollouts:
+        """One batch from several (same group size)."""
+        return Rollouts([p for r in parts for p in r.prompts], [h for r in parts for h in r.heads],
+                        [a for r in parts for a in r.answer_ids], [a for r in parts for a in r.answers],
+                        np.concatenate([r.rewards for r in parts], axis=0))
 
 
 class GRPOStudent:
@@ -75,6 +130,9 @@ class GRPOStudent:
         AdamW step size of the RL phase (the warm-up uses ``lm_kwargs["lr"]``).
     temperature
         Sampling temperature (> 0).
+    std
+        Group scaling of the advantages: ``"population"`` or ``"unbiased"`` (verl's, + 1e-6); see
+        :func:`group_advantages`.
     backend
         ``"transformer"`` (the small char-level model) or ``"hf-lora"`` (``path=`` a local model).
     device
@@ -92,6 +150,7 @@ class GRPOStudent:
         epochs: int = 2,
         lr: float = 1e-3,
         temperature: float = 1.0,
+        std: str = "population",
         backend: str = "transformer",
         device: str = "auto",
         seed: int | None = None,
@@ -104,7 +163,9 @@ class GRPOStudent:
         if not lr > 0.0 or not temperature > 0.0:
             raise ValueError(f"expected lr > 0 and temperature > 0, got {lr!r}, {temperature!r}")
         self.n_samples, self.clip, self.epochs = int(n_samples), float(clip), int(epochs)
-        self.lr, self.temperature = float(lr), float(temperature)
+        if std not in STD_MODES:
+            raise ValueError(f"std must be one of {STD_MODES}, got {std!r}")
+        self.lr, self.temperature, self.std = float(lr), float(temperature), std
         # Room for the longest answers of the reasoning envs (countdown at level 5: 13 characters).
         lm_kwargs.setdefault("max_answer", 16)
         self.lm = make_lm_student(backend, device=device, seed=seed, **lm_kwargs)
@@ -128,7 +189,7 @@ class GRPOStudent:
     def step(
         self, prompts: Sequence[str], reward: Callable[[int, str], float], train: Sequence[bool] | None = None
     ) -> GRPOResult:
-        """One GRPO update on a batch of prompts.
+        """One GRPO update on a batch of prompts: :meth:`rollout`, then :meth:`learn`.
 
         Parameters
         ----------
@@ -145,11 +206,20 @@ class GRPOStudent:
         ValueError
             If a reward is not a finite number (nothing is updated then).
         """
+        if train is not None and np.asarray(train).shape != (len(prompts),):
+            raise ValueError(f"train must hold one flag per prompt ({len(prompts)}), got {np.asarray(train).size}")
+        return self.learn(self.rollout(prompts, reward), train)
+
+    def rollout(self, prompts: Sequence[str], reward: Callable[[int, str], float]) -> Rollouts:
+        """Sample ``n_samples`` answers per prompt and score them; no update.
+
+        Raises
+        ------
+        ValueError
+            If there is no prompt, or a reward is not a finite number.
+        """
         if not prompts:
             raise ValueError("expected at least one prompt")
-        learn = np.ones(len(prompts), bool) if train is None else np.asarray(train, dtype=bool)
-        if learn.shape != (len(prompts),):
-            raise ValueError(f"train must hold one flag per prompt ({len(prompts)}), got {learn.size}")
         n = self.n_samples
         heads = [self._policy.prompt_ids(p) for p in prompts for _ in range(n)]
         with torch.no_grad():
@@ -161,11 +231,24 @@ class GRPOStudent:
             if isinstance(value, bool) or not isinstance(value, (Real, np.number)) or not np.isfinite(float(value)):
                 raise ValueError(f"reward must be a finite number, got {value!r} for answer {text!r} to {prompts[k // n]!r}")
             rewards[k // n, k % n] = float(value)
-        advantages = group_advantages(rewards)
+        return Rollouts(list(prompts), heads, answers_ids, [texts[i * n : (i + 1) * n] for i in range(len(prompts))],
+                        rewards)
+
+    def learn(self, rollouts: Rollouts, train: Sequence[bool] | None = None) -> GRPOResult:
+        """The GRPO update on scored rollouts (``train``: as :meth:`step`)."""
+        n = rollouts.rewards.shape[1]
+        if n != self.n_samples:
+            raise ValueError(f"rollouts hold {n} samples per prompt; this student samples {self.n_samples}")
+        count = len(rollouts.prompts)
+        learn = np.ones(count, bool) if train is None else np.asarray(train, dtype=bool)
+        if learn.shape != (count,):
+            raise ValueError(f"train must hold one flag per prompt ({count}), got {learn.size}")
+        advantages = group_advantages(rollouts.rewards, self.std)
         # The mean runs over the answers that train, so scored-only prompts do not shrink the step.
-        loss = self._optimise(heads, answers_ids, (advantages * learn[:, None]).reshape(-1), n * int(learn.sum()))
+        loss = self._optimise(rollouts.heads, rollouts.answer_ids, (advantages * learn[:, None]).reshape(-1),
+                              n * int(learn.sum()))
         self.rl_steps += 1
-        return GRPOResult([texts[i * n : (i + 1) * n] for i in range(len(prompts))], rewards, advantages, loss)
+        return GRPOResult(rollouts.answers, rollouts.rewards, advantages, loss)
 
     def _optimise(self, heads: list[list[int]], answers: list[list[int]], advantages: np.ndarray, count: int) -> float:
         """``epochs`` steps on the clipped objective, averaged over ``count`` answers; answers of
@@ -306,4 +389,4 @@ def _batch(heads: list[list[int]], answers: list[list[int]], pad: int, device: t
     return ids.to(device), real.to(device), target.to(device), mask.to(device)
 
 
-__all__ = ["GRPOResult", "GRPOStudent", "group_advantages"]
+__all__ = ["STD_MODES", "GRPOResult", "GRPOStudent", "Rollouts", "group_advantages"]

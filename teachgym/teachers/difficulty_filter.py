@@ -1,4 +1,4 @@
-"""Online difficulty filtering: train only on tasks of intermediate pass rate.
+"""Category-level online difficulty filtering: draw only categories of intermediate pass rate.
 
 Bae, Hong, Lee & Kim, "Online Difficulty Filtering for Reasoning Oriented Reinforcement Learning",
 2025 (arXiv:2504.03380). With GRPO, a prompt the policy always or never solves gives every rollout
@@ -6,6 +6,14 @@ the same reward, hence zero advantage and no gradient; the expected gain grows w
 ``p (1 - p)`` of the pass rate. The filter keeps the prompts whose pass rate over ``n`` rollouts
 lies strictly between ``low`` and ``high`` ((0, 1) by default; a band around 0.5 such as
 (0.25, 0.75) is the "balanced" variant) and fills batches with them.
+
+This teacher filters *categories* (tasks of a Discrete / MultiDiscrete space: difficulty levels,
+families), not prompts: it estimates each category's pass rate from its past results and draws
+categories, so it works through the teacher API in any loop, including one that cannot roll out
+a prompt before deciding to train on it. The paper's filter works per prompt, on the pass rate of
+that prompt's own rollouts, and oversamples to fill the batch:
+:class:`~teachgym.students.online_filter.OnlineDifficultyFilter` (``online-filter`` in the
+reasoning suite).
 
 Here the pass rate of each task is estimated from its last ``n_rollouts`` results (a pass is
 ``score >= success_threshold``, or the clipped score itself with ``None``). The kept set is
@@ -28,7 +36,7 @@ from teachgym.teacher import Teacher, register_teacher
 
 @register_teacher("difficulty-filter")
 class DifficultyFilter(Teacher):
-    """Online difficulty filtering over the tasks of a Discrete or MultiDiscrete space.
+    """Category-level online difficulty filtering over the tasks of a Discrete or MultiDiscrete space.
 
     Parameters
     ----------

@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 from teachgym.spaces import Task
 from teachgym.teacher import Teacher, register_teacher
+from teachgym.teachers._arms import draw_arm
 
 REWARDS = ("progress", "score")
 
@@ -67,8 +68,7 @@ class EXP3(Teacher):
     def _sample(self) -> Task:
         if self._cum is None:
             self._cum = np.cumsum(self.probabilities())
-        arm = int(np.searchsorted(self._cum, self.rng.random() * self._cum[-1], side="right"))
-        return self.task_space.from_index(min(arm, self.n_arms - 1))
+        return self.task_space.from_index(draw_arm(self.rng, self._cum))
 
     # ---------------------------------------------------------------- learning
     def _raw_reward(self, arm: int, score: float) -> float | None:

@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 from teachgym.spaces import Task
 from teachgym.teacher import Teacher, register_teacher
+from teachgym.teachers._arms import draw_arm
 
 
 @register_teacher("sec")
@@ -78,8 +79,7 @@ class SEC(Teacher):
     def _sample(self) -> Task:
         if self._cum is None:
             self._cum = np.cumsum(self.probabilities())
-        arm = int(np.searchsorted(self._cum, self.rng.random() * self._cum[-1], side="right"))
-        return self.task_space.from_index(min(arm, self.n_arms - 1))
+        return self.task_space.from_index(draw_arm(self.rng, self._cum))
 
     # ---------------------------------------------------------------- learning
     def _signal(self, arm: int, score: float, info: dict[str, Any]) -> float:
