@@ -13,7 +13,8 @@ A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % maste
 (every episode's task and score), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
 ``checkpoints/`` (``latest.json`` names the last complete one; each holds ``model.pt`` — state
 dicts and RNG tensors for ``torch.load(weights_only=True)`` — and ``.npz`` files for the
-replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations,
+replay buffer, the normalisation statistics (students that normalise observations and
+returns), the teacher and the loop). A checkpoint is taken between two SB3 iterations,
 usually in the middle of some episodes.
 
 Exact resume: a resumed run gives the uninterrupted run's numbers (``eval.csv`` and
@@ -63,13 +64,16 @@ from teachgym.io import atomic_path, load_state, save_state, write_json, write_t
 from teachgym.spaces import TaskSpace, count_tasks
 from teachgym.students.sb3 import (
     PRESETS,
+    acting_policy,
     check_overrides,
     forget,
     initial_state_values,
     is_off_policy,
+    load_normalize_state,
     load_replay_state,
     load_torch_state,
     make_student,
+    normalize_state,
     replay_state,
     resolve_device,
     torch_state,
@@ -665,7 +669,7 @@ class Trainer:
 
     def _evaluate(self, step: int) -> None:
         config = self.config
-        fraction, _, returns = evaluate(self.model, config.env, config.env_kwargs, self.test_tasks,
+        fraction, _, returns = evaluate(acting_policy(self.model), config.env, config.env_kwargs, self.test_tasks,
                                         config.eval_envs, config.mastery_return, seed=config.seed * 100_003)
         self._log_episodes()
         row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * fraction,
@@ -758,6 +762,7 @@ class Trainer:
         with atomic_path(folder / "model.pt") as tmp:  # the temporary file goes on any failure
             torch.save({"model": torch_state(model), "torch_rng": torch_rng}, tmp)
         save_state(folder / "replay.npz", replay_state(model) or {"empty": True})
+        save_state(folder / "normalize.npz", normalize_state(model) or {"empty": True})
         save_state(folder / "teacher.npz", self.link.teacher_state())
         workers = model.get_env().env_method("curriculum_state")
         next_checkpoint = self.next_checkpoint
@@ -773,6 +778,31 @@ class Trainer:
             "next_forget": -1 if self.next_forget is None else self.next_forget,
             "wall_s": self._wall(), "period_tasks": self._period_tasks,
         })
+
+    def _replayed_observations(self, path: Path) -> np.ndarray:
+        """Reset the envs (each replays its episode in progress) and return the learner's observations.
+
+        With normalisation, the statistics are the checkpoint's and stay so through the reset
+        (the uninterrupted run did not see these observations twice); its per-env discounted
+        returns, which the reset zeroes, are the checkpoint's too. A checkpoint of teachgym
+        before normalisation has no ``normalize.npz``: it had none.
+        """
+        model = self.model
+        saved = load_state(path) if path.exists() else {}
+        saved = {} if "empty" in saved else saved
+        load_normalize_state(model, saved)
+        norm = model.get_vec_normalize_env()
+        if norm is None:
+            return model.get_env().reset()
+        norm.training = False
+        try:
+            obs = model.get_env().reset()
+        finally:
+            norm.training = True
+        norm.returns = np.asarray(saved["returns"], dtype=np.float64).copy()
+        if is_off_policy(model):  # the replay buffer stores raw observations
+            model._last_original_obs = norm.get_original_obs()
+        return obs
 
     def _load_checkpoint(self, env: VecEnv) -> None:
         folder = self._ckpt_dir()
@@ -797,7 +827,7 @@ class Trainer:
             self.link.load_next_tasks(json.loads(loop["next_tasks"]))
         # Each worker resets to its saved episode and takes its actions again; PPO's advantages
         # need to know which of these observations start an episode (learn() would say all).
-        model._last_obs = model.get_env().reset()
+        model._last_obs = self._replayed_observations(folder / "normalize.npz")
         model._last_episode_starts = np.asarray(loop.get("episode_starts", np.ones(len(workers))), dtype=bool)
         _load_rng_state(model, loop["rng"])
         torch.set_rng_state(saved["torch_rng"]["cpu"])

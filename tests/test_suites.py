@@ -122,9 +122,18 @@ def test_every_shipped_config_is_valid_for_its_suite():
 
 def test_walkers_and_control_suites_differ_only_where_the_suite_says():
     walkers, control = make_config("walkers"), make_config("control")
-    assert walkers.algo == "sac" and walkers.suite == "walkers" and walkers.env_kwargs == {"body": "classic_bipedal"}
+    assert walkers.algo == "walker-ppo" and walkers.suite == "walkers" and walkers.env_kwargs == {"body": "classic_bipedal"}
+    assert walkers.variants == ("teachgym/StumpTracks-v0",) and walkers.seeds == 3 and walkers.n_envs == 16
+    assert walkers.teachers == ("random", "alp-gmm", "alp-revisit", "alp-gmm@teachmyagent")
+    assert len(walkers.runs()) == 12 and walkers.steps // walkers.eval_every == 10
     assert control.algo == CurriculumConfig().algo and control.variants == CurriculumConfig().variants
-    assert walkers.teachers == control.teachers == CurriculumConfig().teachers
+    assert control.teachers == CurriculumConfig().teachers
+
+
+def test_walkers_20m_keeps_teachmyagents_sac_protocol_whatever_the_default_suite():
+    config = make_config("walkers", "walkers-20M")
+    assert (config.algo, config.algo_kwargs, config.n_envs, config.steps) == ("sac", {}, 1, 20_000_000)
+    assert config.env_kwargs == {"body": "classic_bipedal"} and config.eval_every == 500_000
     assert set(SUITES) >= {"toy", "control", "walkers", "datagen"}
 
 

@@ -121,8 +121,9 @@ class CurriculumConfig:
     """Teachers x envs x seeds of :func:`teachgym.training.train`, the same budget each.
 
     ``variants`` are env ids (each gets ``env_kwargs``); the defaults are a budget for one
-    machine (the ``control`` suite). The suite configs in ``teachgym/benchmarks/configs/`` set
-    the walkers protocol (SAC, % of the 100 test tasks with return > 230).
+    machine (the ``control`` suite). The ``walkers`` suite's defaults train the ``walker-ppo``
+    student on Stump Tracks at a one-machine budget; the shipped config ``walkers-20M`` is
+    TeachMyAgent's protocol (SAC, 20M steps, % of the 100 test tasks with return > 230).
     """
 
     variants: tuple[str, ...] = ("teachgym/ContextualCartPole-v0",)
