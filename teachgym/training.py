@@ -8,7 +8,8 @@ actor, ``--backend ray``). At fixed step intervals the student is evaluated on t
 ``test_set()`` (% mastered: ``info["success"]`` at the episode's end where the env gives it,
 return > 230 otherwise) and the run is checkpointed without pickle.
 
-A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % mastered, ...),
+A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % mastered, ..., and
+which test tasks are mastered),
 ``teacher.csv`` (teacher statistics and task histograms at each evaluation), ``episodes.csv``
 (every episode's task and score), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
 ``checkpoints/`` (``latest.json`` names the last complete one; each holds ``model.pt`` — state
@@ -55,6 +56,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
@@ -226,6 +228,33 @@ def evaluate(model: Any, env_id: str, env_kwargs: dict[str, Any], tasks: np.ndar
         for env in envs:
             env.close()
     return float(mastered.mean()), mastered, returns
+
+
+def mastered_string(mastered: np.ndarray) -> str:
+    """Per-test-task mastery as text, ``"+"`` mastered and ``"-"`` not, in test-set order (the
+    ``test_mastered`` column of ``eval.csv``: the share of any subset of the test set is read
+    from it, e.g. Stump Tracks' easy half)."""
+    return "".join("+" if m else "-" for m in np.asarray(mastered, dtype=bool))
+
+
+def mastered_pct_of(eval_csv: str | os.PathLike, subset: np.ndarray) -> pd.DataFrame:
+    """``step`` and the % of the test tasks selected by the boolean ``subset`` mastered at each
+    evaluation of a run's ``eval.csv``.
+
+    Raises
+    ------
+    ValueError
+        An ``eval.csv`` without the ``test_mastered`` column (teachgym before it), or a subset
+        of another length than the test set.
+    """
+    table = pd.read_csv(eval_csv, dtype={"test_mastered": str})
+    if "test_mastered" not in table:
+        raise ValueError(f"{eval_csv} has no test_mastered column (a run of an older teachgym)")
+    subset = np.asarray(subset, dtype=bool)
+    flags = [np.frombuffer(text.encode(), dtype=np.uint8) == ord("+") for text in table["test_mastered"]]
+    if any(len(f) != len(subset) for f in flags):
+        raise ValueError(f"subset of {len(subset)} tasks; {eval_csv} has {len(flags[0])} test tasks")
+    return pd.DataFrame({"step": table["step"], "mastered_pct": [100.0 * f[subset].mean() for f in flags]})
 
 
 def teacher_statistics(teacher: Teacher) -> dict[str, float]:
@@ -669,11 +698,13 @@ class Trainer:
 
     def _evaluate(self, step: int) -> None:
         config = self.config
-        fraction, _, returns = evaluate(acting_policy(self.model), config.env, config.env_kwargs, self.test_tasks,
-                                        config.eval_envs, config.mastery_return, seed=config.seed * 100_003)
+        fraction, mastered, returns = evaluate(acting_policy(self.model), config.env, config.env_kwargs,
+                                               self.test_tasks, config.eval_envs, config.mastery_return,
+                                               seed=config.seed * 100_003)
         self._log_episodes()
         row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * fraction,
-               "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1)}
+               "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1),
+               "test_mastered": mastered_string(mastered)}
         self.eval_rows.append(row)
         stats = {"step": step, **teacher_statistics(self.link.teacher)}
         tasks = self._period_tasks

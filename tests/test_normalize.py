@@ -25,7 +25,7 @@ from teachgym.students.sb3 import (
     make_student,
     normalize_state,
 )
-from teachgym.training import TrainConfig, Trainer, check_config, train
+from teachgym.training import TrainConfig, Trainer, check_config, mastered_pct_of, mastered_string, train
 from teachgym.wrappers import rescale_score
 
 PENDULUM = "teachgym/ContextualPendulum-v0"
@@ -178,3 +178,22 @@ def test_the_teacher_gets_raw_returns_under_normalisation(tmp_path: Path):
     assert len(raw) == len(scores) >= 6
     # Monitor rounds its returns to 6 digits
     np.testing.assert_allclose(scores, [rescale_score(r, score_range) for r in raw], atol=1e-5)
+    evals = pd.read_csv(tmp_path / "run" / "eval.csv", dtype={"test_mastered": str})
+    n_test = len(gym.make(PENDULUM, **PENDULUM_KWARGS).unwrapped.test_set())
+    assert evals["test_mastered"].str.len().eq(n_test).all()
+    # the column gives the whole test set's share back, and any subset's
+    whole = mastered_pct_of(tmp_path / "run" / "eval.csv", np.ones(n_test, dtype=bool))
+    np.testing.assert_allclose(whole["mastered_pct"], evals["mastered_pct"], atol=1e-4)
+
+
+def test_the_share_of_a_subset_of_the_test_set_is_read_from_eval_csv(tmp_path):
+    path = tmp_path / "eval.csv"
+    path.write_text("step,mastered_pct,test_mastered\n0,0,----\n10,50,++--\n20,75,+-++\n")
+    assert mastered_string(np.array([True, False, False])) == "+--"
+    easy = mastered_pct_of(path, np.array([True, True, False, False]))
+    assert easy["step"].tolist() == [0, 10, 20] and easy["mastered_pct"].tolist() == [0.0, 100.0, 50.0]
+    with pytest.raises(ValueError, match="subset of 3 tasks"):
+        mastered_pct_of(path, np.ones(3, dtype=bool))
+    path.write_text("step,mastered_pct\n0,0\n")
+    with pytest.raises(ValueError, match="no test_mastered column"):
+        mastered_pct_of(path, np.ones(4, dtype=bool))
