@@ -38,9 +38,10 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 CONFIG_PACKAGE = "teachgym.benchmarks.configs"
 MAX_CONFIG_BYTES = 1 << 20  # config files are a few hundred bytes; a bigger one is a mistake
-# Steps per run of the default walkers suite: ~30 min of one CPU core each, evaluations included
-# (walker-ppo's measured steps/s in the README's Walkers section).
-WALKERS_STEPS = 3_000_000
+# Steps per run of the default walkers suite: ~25-30 min of one CPU core each with its 6
+# evaluations of the 100 test tasks (walker-ppo trains at ~1.3k steps per CPU-second on a core
+# shared with other work, ~2k on an idle one; an evaluation costs up to 200k env steps, ~1 min).
+WALKERS_STEPS = 2_500_000
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ def _register_builtin() -> None:
                          defaults={"suite": "walkers", "variants": ("teachgym/StumpTracks-v0",),
                                    "teachers": ("random", "alp-gmm", "alp-revisit", "alp-gmm@teachmyagent"),
                                    "env_kwargs": {"body": "classic_bipedal"}, "algo": "walker-ppo", "algo_kwargs": {},
-                                   "n_envs": 16, "steps": WALKERS_STEPS, "eval_every": WALKERS_STEPS // 10,
+                                   "n_envs": 16, "steps": WALKERS_STEPS, "eval_every": WALKERS_STEPS // 5,
                                    "seeds": 3}))
     register_suite(Suite("datagen", DatagenConfig, _bench_datagen, _format_datagen,
                          "data-generation teachers vs uniform allocation (math, code, vqa)"))

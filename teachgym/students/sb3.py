@@ -49,8 +49,8 @@ class Preset:
     normalize: bool = False
 
 
-# Measured on Stump Tracks with the classic bipedal (teachgym/benchmarks/results/walkers/): see
-# the README's Walkers section for the learning curve these settings give.
+# The walkers suite's student: see the README's Walkers section for its speed and learning curve
+# on Stump Tracks with the classic bipedal.
 WALKER_PPO: dict[str, Any] = dict(n_steps=512, batch_size=256, gamma=0.999, gae_lambda=0.95, n_epochs=10,
                                   ent_coef=0.001, learning_rate=2.5e-4, clip_range=0.18)
 
