@@ -197,3 +197,12 @@ def test_the_share_of_a_subset_of_the_test_set_is_read_from_eval_csv(tmp_path):
     path.write_text("step,mastered_pct\n0,0\n")
     with pytest.raises(ValueError, match="no test_mastered column"):
         mastered_pct_of(path, np.ones(4, dtype=bool))
+
+
+def test_statistics_missing_from_a_checkpoint_are_refused_by_name():
+    model = _trained()
+    state = normalize_state(model)
+    with pytest.raises(ValueError, match="expected obs_rms and ret_rms"):
+        load_normalize_state(model, {k: v for k, v in state.items() if k != "ret_rms"})
+    with pytest.raises(ValueError, match="expected obs_rms and ret_rms"):
+        load_normalize_state(model, {**state, "obs_rms": {"mean": [0.0]}})

@@ -5,8 +5,9 @@ curriculum papers trained their students with, overridable one by one. ``device=
 CUDA when present. A preset with ``normalize`` trains on SB3's ``VecNormalize`` (running mean
 and variance of the observations and of the discounted returns); :func:`normalize_state` /
 :func:`load_normalize_state` give those statistics as arrays, and :class:`FrozenNormalization`
-is the policy seen through the frozen statistics, for evaluation. :func:`forget` is the forgetting-student challenge of TeachMyAgent: the
-student's networks, optimisers and replay buffer start again from scratch, every K steps.
+is the policy seen through the frozen statistics, for evaluation. :func:`forget` is the
+forgetting-student challenge of TeachMyAgent: the student's networks, optimisers and replay
+buffer start again from scratch, every K steps (normalisation statistics are kept).
 Checkpoints hold no pickle: :func:`torch_state` / :func:`load_torch_state` give the weights,
 optimiser states and learnt scalars as tensors for ``torch.save`` (read back with
 ``weights_only=True``), :func:`replay_state` / :func:`load_replay_state` the replay buffer as
@@ -174,7 +175,7 @@ def make_student(algo: str, env: VecEnv, seed: int | None = None, device: str = 
     Parameters
     ----------
     algo
-        A key of :data:`PRESETS` (``"sac"``, ``"ppo"``, ``"td3"``).
+        A key of :data:`PRESETS` (``"sac"``, ``"ppo"``, ``"td3"``, ``"walker-ppo"``).
     env
         The vectorised training env; wrapped in ``VecNormalize`` when the preset (or
         ``overrides["normalize"]``) says so (``model.get_vec_normalize_env()`` returns it).
@@ -385,13 +386,19 @@ def load_normalize_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
     mine = _norm_settings(norm)
     if state.get("settings") != mine:
         raise ValueError(f"normalisation settings: checkpoint {state.get('settings')}, model {mine}")
-    for name in ("obs_rms", "ret_rms"):
-        rms, saved = getattr(norm, name), state[name]
-        mean, var = np.asarray(saved["mean"], dtype=np.float64), np.asarray(saved["var"], dtype=np.float64)
+    try:
+        stats = {name: (np.asarray(state[name]["mean"], dtype=np.float64),
+                        np.asarray(state[name]["var"], dtype=np.float64), float(state[name]["count"]))
+                 for name in ("obs_rms", "ret_rms")}
+        returns = np.asarray(state["returns"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"normalisation statistics: expected obs_rms and ret_rms (mean, var, count) and "
+                         f"returns, got {sorted(state)}: {err!r}") from err
+    for name, (mean, var, count) in stats.items():
+        rms = getattr(norm, name)
         if mean.shape != np.shape(rms.mean) or var.shape != np.shape(rms.var):
             raise ValueError(f"normalisation {name}: checkpoint shape {mean.shape}, model {np.shape(rms.mean)}")
-        rms.mean, rms.var, rms.count = mean.copy(), var.copy(), float(saved["count"])
-    returns = np.asarray(state["returns"], dtype=np.float64)
+        rms.mean, rms.var, rms.count = mean, var, count
     if returns.shape != np.shape(norm.returns):
         raise ValueError(f"normalisation returns: checkpoint holds {returns.shape}, model {np.shape(norm.returns)}")
     norm.returns = returns.copy()
