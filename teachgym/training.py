@@ -18,13 +18,15 @@ CSV file whose header names the task dimensions) or ``--test-set random:N`` (N t
 uniformly from the task space with seed 0, or ``random:N:SEED``). ``--algo auto`` picks SAC for a
 ``Box`` action space and PPO otherwise.
 
-A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % mastered, ...),
+A run folder holds ``run.json`` (config and status), ``eval.csv`` (step, % mastered, ..., and
+which test tasks are mastered),
 ``teacher.csv`` (teacher statistics and task histograms at each evaluation), ``episodes.csv``
 (every episode: the step its vector step ended at, the env index, the task, the score given to
 the teacher and ``info["success"]``, blank where the env gives none), ``tb/`` (TensorBoard, when ``tensorboard`` is installed) and
 ``checkpoints/`` (``latest.json`` names the last complete one; each holds ``model.pt`` — state
 dicts and RNG tensors for ``torch.load(weights_only=True)`` — and ``.npz`` files for the
-replay buffer, the teacher and the loop). A checkpoint is taken between two SB3 iterations,
+replay buffer, the normalisation statistics (students that normalise observations and
+returns), the teacher and the loop). A checkpoint is taken between two SB3 iterations,
 usually in the middle of some episodes.
 
 Exact resume: a resumed run gives the uninterrupted run's numbers (``eval.csv`` and
@@ -71,6 +73,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
@@ -80,13 +83,16 @@ from teachgym.io import atomic_path, load_state, save_state, write_json, write_t
 from teachgym.spaces import TaskSpace, count_tasks, did_you_mean
 from teachgym.students.sb3 import (
     PRESETS,
+    acting_policy,
     check_overrides,
     forget,
     initial_state_values,
     is_off_policy,
+    load_normalize_state,
     load_replay_state,
     load_torch_state,
     make_student,
+    normalize_state,
     replay_state,
     resolve_device,
     torch_state,
@@ -371,6 +377,33 @@ def evaluate(model: Any, env_id: str, env_kwargs: dict[str, Any], tasks: np.ndar
         for env in envs:
             env.close()
     return float(mastered.mean()), mastered, returns
+
+
+def mastered_string(mastered: np.ndarray) -> str:
+    """Per-test-task mastery as text, ``"+"`` mastered and ``"-"`` not, in test-set order (the
+    ``test_mastered`` column of ``eval.csv``: the share of any subset of the test set is read
+    from it, e.g. Stump Tracks' easy half)."""
+    return "".join("+" if m else "-" for m in np.asarray(mastered, dtype=bool))
+
+
+def mastered_pct_of(eval_csv: str | os.PathLike, subset: np.ndarray) -> pd.DataFrame:
+    """``step`` and the % of the test tasks selected by the boolean ``subset`` mastered at each
+    evaluation of a run's ``eval.csv``.
+
+    Raises
+    ------
+    ValueError
+        An ``eval.csv`` without the ``test_mastered`` column (teachgym before it), or a subset
+        of another length than the test set.
+    """
+    table = pd.read_csv(eval_csv, dtype={"test_mastered": str})
+    if "test_mastered" not in table:
+        raise ValueError(f"{eval_csv} has no test_mastered column (a run of an older teachgym)")
+    subset = np.asarray(subset, dtype=bool)
+    flags = [np.frombuffer(text.encode(), dtype=np.uint8) == ord("+") for text in table["test_mastered"]]
+    if any(len(f) != len(subset) for f in flags):
+        raise ValueError(f"subset of {len(subset)} tasks; {eval_csv} has {len(flags[0])} test tasks")
+    return pd.DataFrame({"step": table["step"], "mastered_pct": [100.0 * f[subset].mean() for f in flags]})
 
 
 def teacher_statistics(teacher: Teacher) -> dict[str, float]:
@@ -803,11 +836,13 @@ class Trainer:
 
     def _evaluate(self, step: int) -> None:
         config = self.config
-        fraction, _, returns = evaluate(self.model, config.env, config.env_kwargs, self.test_tasks,
-                                        config.eval_envs, config.mastery_return, seed=config.seed * 100_003)
+        fraction, mastered, returns = evaluate(acting_policy(self.model), config.env, config.env_kwargs,
+                                               self.test_tasks, config.eval_envs, config.mastery_return,
+                                               seed=config.seed * 100_003)
         self._log_episodes()
         row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * fraction,
-               "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1)}
+               "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1),
+               "test_mastered": mastered_string(mastered)}
         self.eval_rows.append(row)
         stats = {"step": step, **teacher_statistics(self.link.teacher)}
         tasks = self._period_tasks
@@ -913,6 +948,7 @@ class Trainer:
         with atomic_path(folder / "model.pt") as tmp:  # the temporary file goes on any failure
             torch.save({"model": torch_state(model), "torch_rng": torch_rng}, tmp)
         save_state(folder / "replay.npz", replay_state(model) or {"empty": True})
+        save_state(folder / "normalize.npz", normalize_state(model) or {"empty": True})
         save_state(folder / "teacher.npz", self.link.teacher_state())
         workers = model.get_env().env_method("curriculum_state")
         next_checkpoint = self.next_checkpoint
@@ -928,6 +964,31 @@ class Trainer:
             "next_forget": -1 if self.next_forget is None else self.next_forget,
             "wall_s": self._wall(), "period_tasks": self._period_tasks,
         })
+
+    def _replayed_observations(self, path: Path) -> np.ndarray:
+        """Reset the envs (each replays its episode in progress) and return the learner's observations.
+
+        With normalisation, the statistics are the checkpoint's and stay so through the reset
+        (the uninterrupted run did not see these observations twice); its per-env discounted
+        returns, which the reset zeroes, are the checkpoint's too. A checkpoint of teachgym
+        before normalisation has no ``normalize.npz``: it had none.
+        """
+        model = self.model
+        saved = load_state(path) if path.exists() else {}
+        saved = {} if "empty" in saved else saved
+        load_normalize_state(model, saved)
+        norm = model.get_vec_normalize_env()
+        if norm is None:
+            return model.get_env().reset()
+        norm.training = False
+        try:
+            obs = model.get_env().reset()
+        finally:
+            norm.training = True
+        norm.returns = np.asarray(saved["returns"], dtype=np.float64).copy()
+        if is_off_policy(model):  # the replay buffer stores raw observations
+            model._last_original_obs = norm.get_original_obs()
+        return obs
 
     def _load_checkpoint(self, env: VecEnv) -> None:
         folder = self._ckpt_dir()
@@ -952,7 +1013,7 @@ class Trainer:
             self.link.load_next_tasks(json.loads(loop["next_tasks"]))
         # Each worker resets to its saved episode and takes its actions again; PPO's advantages
         # need to know which of these observations start an episode (learn() would say all).
-        model._last_obs = model.get_env().reset()
+        model._last_obs = self._replayed_observations(folder / "normalize.npz")
         model._last_episode_starts = np.asarray(loop.get("episode_starts", np.ones(len(workers))), dtype=bool)
         _load_rng_state(model, loop["rng"])
         torch.set_rng_state(saved["torch_rng"]["cpu"])

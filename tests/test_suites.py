@@ -122,9 +122,18 @@ def test_every_shipped_config_is_valid_for_its_suite():
 
 def test_walkers_and_control_suites_differ_only_where_the_suite_says():
     walkers, control = make_config("walkers"), make_config("control")
-    assert walkers.algo == "sac" and walkers.suite == "walkers" and walkers.env_kwargs == {"body": "classic_bipedal"}
+    assert walkers.algo == "walker-ppo" and walkers.suite == "walkers" and walkers.env_kwargs == {"body": "classic_bipedal"}
+    assert walkers.variants == ("teachgym/StumpTracks-v0",) and walkers.seeds == 3 and walkers.n_envs == 16
+    assert walkers.teachers == ("random", "alp-gmm", "alp-revisit", "alp-gmm@teachmyagent")
+    assert len(walkers.runs()) == 12 and walkers.steps // walkers.eval_every == 5
     assert control.algo == CurriculumConfig().algo and control.variants == CurriculumConfig().variants
-    assert walkers.teachers == control.teachers == CurriculumConfig().teachers
+    assert control.teachers == CurriculumConfig().teachers
+
+
+def test_walkers_20m_keeps_teachmyagents_sac_protocol_whatever_the_default_suite():
+    config = make_config("walkers", "walkers-20M")
+    assert (config.algo, config.algo_kwargs, config.n_envs, config.steps) == ("sac", {}, 1, 20_000_000)
+    assert config.env_kwargs == {"body": "classic_bipedal"} and config.eval_every == 500_000
     assert set(SUITES) >= {"toy", "control", "walkers", "datagen"}
 
 
@@ -142,3 +151,21 @@ def test_control_suite_runs_through_the_runner_and_reuses_finished_runs(tmp_path
     assert main(args) == 0
     assert (run / "meta.json").stat().st_mtime_ns == stamp
     assert pd.read_csv(out / "summary.csv")["teacher"].tolist() == ["random"]
+
+
+def test_walker_curves_on_the_easy_half_are_read_from_the_runs_test_mastered(tmp_path):
+    from teachgym.benchmarks.train import subset_curves
+
+    with pytest.raises(ValueError, match="no run with evaluations"):
+        subset_curves(tmp_path)
+    run = tmp_path / "work" / "walkers-StumpTracks-v0__random__seed2"
+    run.mkdir(parents=True)
+    config = {"env": "teachgym/StumpTracks-v0", "env_kwargs": {"body": "classic_bipedal"}, "teacher": "random", "seed": 2}
+    (run / "run.json").write_text(json.dumps({"config": config, "status": "running"}))
+    easy_only = "+" * 10 + "-" * 90  # the ten tasks of stump height 0 (test set in height-major order)
+    (run / "eval.csv").write_text(f"step,mastered_pct,test_mastered\n0,0,{'-' * 100}\n500000,10,{easy_only}\n")
+    curves = subset_curves(tmp_path)
+    easy = curves[curves["subset"].str.startswith("easy")]
+    whole = curves[curves["subset"] == "whole test set"]
+    assert easy["mastered_pct"].tolist() == [0.0, 20.0] and whole["mastered_pct"].tolist() == [0.0, 10.0]
+    assert set(curves["teacher"]) == {"random"} and set(curves["seed"]) == {2} and easy["step"].tolist() == [0, 500000]

@@ -10,11 +10,15 @@
   ``control`` suite) or walker tracks (``walkers``); % of each env's fixed test set mastered
   along training, several seeds, through the suite runner (skip finished runs, resume killed
   ones from their checkpoints, local processes or Ray), curves PNG.
+- :func:`subset_curves`: the same runs' curves on parts of the test set (Stump Tracks' easy
+  half), read from which test tasks each evaluation mastered.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,8 +125,9 @@ class CurriculumConfig:
     """Teachers x envs x seeds of :func:`teachgym.training.train`, the same budget each.
 
     ``variants`` are env ids (each gets ``env_kwargs``); the defaults are a budget for one
-    machine (the ``control`` suite). The suite configs in ``teachgym/benchmarks/configs/`` set
-    the walkers protocol (SAC, % of the 100 test tasks with return > 230).
+    machine (the ``control`` suite). The ``walkers`` suite's defaults train the ``walker-ppo``
+    student on Stump Tracks at a one-machine budget; the shipped config ``walkers-20M`` is
+    TeachMyAgent's protocol (SAC, 20M steps, % of the 100 test tasks with return > 230).
     """
 
     variants: tuple[str, ...] = ("teachgym/ContextualCartPole-v0",)
@@ -232,3 +237,46 @@ def bench_curriculum(config: CurriculumConfig, out: str, jobs: int | None = 2, b
     plot_learning_curves(curves, png or root / "curves.png", x="step", panel="panel",
                          ylabel="% test tasks mastered")
     return curves, summary
+
+
+# Stump Tracks' test set is a 10 x 10 grid over (stump height in [0, 3], spacing in [0, 6]): the
+# tasks with mean stump height below 1.5 are its easy half (heights 0 to 1.33, 50 tasks).
+STUMP_TRACKS_SUBSETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "easy half (stump height < 1.5)": lambda tasks: tasks[:, 0] < 1.5,
+    "whole test set": lambda tasks: np.ones(len(tasks), dtype=bool),
+}
+
+
+def subset_curves(out: str | Path, subsets: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None
+                  ) -> pd.DataFrame:
+    """% of each subset of the test set mastered at each evaluation of every run under ``out/work/``.
+
+    ``subsets`` maps a name to a function of the ``(n, dim)`` test tasks giving a boolean mask
+    (default: :data:`STUMP_TRACKS_SUBSETS`). Reads each run's ``run.json`` (env, teacher, seed)
+    and the ``test_mastered`` column of its ``eval.csv``; runs still in progress give the
+    evaluations they have. Columns: step, mastered_pct, subset, teacher, seed, env.
+
+    Raises
+    ------
+    ValueError
+        No run under ``out/work/``, or runs of a teachgym before ``test_mastered``.
+    """
+    from teachgym.training import mastered_pct_of
+
+    subsets = subsets or STUMP_TRACKS_SUBSETS
+    frames = []
+    for run_json in sorted(Path(out).glob("work/*/run.json")):
+        config = json.loads(run_json.read_text())["config"]
+        if not (run_json.parent / "eval.csv").exists():
+            continue
+        env = gym.make(config["env"], **config["env_kwargs"])
+        try:
+            tasks = np.asarray(env.unwrapped.test_set(), dtype=np.float64)
+        finally:
+            env.close()
+        for name, select in subsets.items():
+            frames.append(mastered_pct_of(run_json.parent / "eval.csv", select(tasks)).assign(
+                subset=name, teacher=config["teacher"], seed=config["seed"], env=config["env"]))
+    if not frames:
+        raise ValueError(f"no run with evaluations under {Path(out) / 'work'}; expected a curriculum suite's --out")
+    return pd.concat(frames, ignore_index=True)
