@@ -106,12 +106,14 @@ EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution 
 MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
 EVAL_COLUMNS = ("step", "episodes", "mastered_pct", "mean_return", "wall_s")
 RESUME_MAY_CHANGE = ("steps", "device", "eval_every", "checkpoint_every")  # all other settings shape the run
-#: Action spaces each algorithm takes (SB3's own lists); ``algo="auto"`` takes the first that fits.
+#: Action spaces each SB3 algorithm class takes (SB3's own lists), by class name: presets such as
+#: ``walker-ppo`` take what their class takes.
 ALGO_ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
-    "sac": (spaces.Box,),
-    "ppo": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
-    "td3": (spaces.Box,),
+    "SAC": (spaces.Box,),
+    "PPO": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "TD3": (spaces.Box,),
 }
+AUTO_ALGOS = ("sac", "ppo", "td3")  # ``algo="auto"`` takes the first of these that fits
 MAX_TEST_TASKS = 100_000  # rows of a --test-set (each is one evaluation episode)
 
 
@@ -198,13 +200,14 @@ def choose_algo(algo: str, action_space: spaces.Space) -> str:
     (SAC on a ``Box``, PPO on ``Discrete``, ``MultiDiscrete`` and ``MultiBinary``)."""
     if algo != "auto" and algo not in PRESETS:
         raise ValueError(f"unknown algorithm {algo!r}; expected 'auto' or one of {sorted(PRESETS)}")
-    fits = [name for name, kinds in ALGO_ACTION_SPACES.items() if isinstance(action_space, kinds)]
+    kinds = {name: ALGO_ACTION_SPACES[preset.algo.__name__] for name, preset in PRESETS.items()}
+    fits = [name for name in AUTO_ALGOS if isinstance(action_space, kinds[name])]
     if algo == "auto":
         if not fits:
             raise ValueError(f"no algorithm of {sorted(PRESETS)} takes the action space {action_space!r}")
         return fits[0]
-    if algo not in fits:
-        raise ValueError(f"--algo {algo} needs a {' or '.join(k.__name__ for k in ALGO_ACTION_SPACES[algo])} action "
+    if not isinstance(action_space, kinds[algo]):
+        raise ValueError(f"--algo {algo} needs a {' or '.join(k.__name__ for k in kinds[algo])} action "
                          f"space, the env has {action_space!r}; use {' or '.join(fits) or 'another env'} "
                          "(or --algo auto)")
     return algo

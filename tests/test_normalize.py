@@ -206,3 +206,12 @@ def test_statistics_missing_from_a_checkpoint_are_refused_by_name():
         load_normalize_state(model, {k: v for k, v in state.items() if k != "ret_rms"})
     with pytest.raises(ValueError, match="expected obs_rms and ret_rms"):
         load_normalize_state(model, {**state, "obs_rms": {"mean": [0.0]}})
+
+
+def test_students_leave_no_sb3_log_folder_in_the_temp_dir(tmp_path, monkeypatch):
+    # SB3's learn() without a logger of its own makes an empty SB3-<date> folder in /tmp each call.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _trained("ppo")
+    assert list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import get_device
@@ -200,10 +202,14 @@ def make_student(algo: str, env: VecEnv, seed: int | None = None, device: str = 
         n = env.action_space.shape[-1]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
     try:
-        return preset.algo("MlpPolicy", env, policy_kwargs={"net_arch": net_arch}, seed=seed,
-                           device=resolve_device(device), verbose=verbose, **kwargs)
+        model = preset.algo("MlpPolicy", env, policy_kwargs={"net_arch": net_arch}, seed=seed,
+                            device=resolve_device(device), verbose=verbose, **kwargs)
     except (TypeError, ValueError, AssertionError) as err:  # SB3's own checks of values (assert batch_size > 1)
         raise ValueError(f"bad {algo} hyper-parameter: {err}") from err
+    if kwargs.get("tensorboard_log") is None:
+        # Without a logger of its own, SB3's learn() makes an empty SB3-<date> folder in /tmp every call.
+        model.set_logger(Logger(None, [HumanOutputFormat(sys.stdout)] if verbose else []))
+    return model
 
 
 def initial_state_values(model: BaseAlgorithm, env: gym.Env, tasks: np.ndarray, seed: int) -> np.ndarray:
