@@ -39,7 +39,7 @@ from teachgym.benchmarks.toy import STUDENTS, ToyConfig, bench_toy, format_summa
 from teachgym.teacher import list_teachers, teacher_class
 
 # The datagen suite's own flags (beyond those of every suite), in DatagenConfig's names.
-DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device")
+DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device", "student_reset")
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
                    "warmup_steps", "eval_every", "device")
@@ -122,13 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     dg = _defaults(DatagenConfig)
     p = add_suite_arguments(suites.add_parser("datagen", help=SUITES["datagen"].help), "datagen")
     p.add_argument("--domains", default=None, help=f"comma-separated: math, code, vqa (default: {','.join(dg['domains'])})")
-    p.add_argument("--policies", default=None, help="uniform, balanced-fill, random-allocation, alternating or "
+    p.add_argument("--policies", default=None, help="uniform, alternating, fill-balanced, random-explore-exploit (DataEnvGym's), "
+                   "even-allocation, dirichlet-allocation, explore-weakest, no-new-data (the reward's control), abs-gain-bandit or "
                    f"teacher specs (default: {','.join(dg['policies'])})")
     p.add_argument("--iterations", type=int, default=None, help=f"default: {dg['iterations']}")
     p.add_argument("--budget", type=int, default=None, help="examples per iteration (default: the domain's)")
     p.add_argument("--train-steps", type=int, default=None)
     p.add_argument("--n-eval", type=int, default=None)
     p.add_argument("--device", default=None, help=f"default: {dg['device']}")
+    p.add_argument("--student-reset", default=None, choices=("base", "warm"),
+                   help=f"base: retrain from the initial weights on all data each iteration (DataEnvGym's); warm: keep training "
+                        f"(default: {dg['student_reset']})")
 
     rs = _defaults(ReasoningConfig)
     p = add_suite_arguments(suites.add_parser("reasoning", help=SUITES["reasoning"].help), "reasoning")

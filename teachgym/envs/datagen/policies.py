@@ -234,12 +234,13 @@ class FillBalancedSkillTreePolicy(_SkillTreeBaseline):
     ``max_data_per_subskill`` examples, at most ``max_allocation_per_subskill`` per iteration
     (a full subskill gets zero).
 
-    Defaults (none in DataEnvGym): 6 subskills per skill, each allocated a sixth of the skill's
-    part of the budget per iteration and filled up to four times that.
+    Defaults (DataEnvGym's examples set none): 4 subskills per skill (reached at the third
+    iteration, so that a short episode fills), each allocated a quarter of the skill's part of
+    the budget per iteration and filled up to four times that.
     """
 
     def __init__(self, env: Any, seed: int | None = None, n_new: int = 2, new_allocation: int | None = None,
-                 max_subskills: int = 6, max_data_per_subskill: int | None = None,
+                 max_subskills: int = 4, max_data_per_subskill: int | None = None,
                  max_allocation_per_subskill: int | None = None) -> None:
         super().__init__(env)
         k = self.env.domain.n_skills
