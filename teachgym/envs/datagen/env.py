@@ -135,7 +135,7 @@ class DataGenEnv(gym.Env):
     max_subskills
         Skill tree: most subskills per skill (default: templates x levels of the domain).
     proposer
-        Skill tree: ``(domain, skill, existing_names, n) -> names`` for an Explore that names no
+        Skill tree: ``(domain, skill, existing_names, n, levels) -> names`` for an Explore that names no
         subskills (default :class:`~teachgym.envs.datagen.skill_tree.TemplateProposer`).
 
     Notes

@@ -80,29 +80,25 @@ def check_name(name: Any) -> str:
 class TemplateProposer:
     """Default subskill proposer: the domain's templates at each difficulty, easiest level first.
 
-    Called as ``proposer(domain, skill, existing_names, n) -> names``; names already in the tree
-    are skipped. Past the templates it names subskills ``"<skill>_<i>"``, as DataEnvGym's
+    Called as ``proposer(domain, skill, existing_names, n, levels) -> names``, ``levels`` holding
+    the difficulty asked for each new subskill (None: any); names already in the tree are
+    skipped. Past the templates it names subskills ``"<skill>_<i>"``, as DataEnvGym's
     ``StubSubskillProposalPolicy`` does (the template engine serves them with any template).
     An LLM proposer is any callable of the same signature.
     """
 
-    def __call__(self, domain: Domain, skill: int, existing: Sequence[str], n: int) -> list[str]:
+    def __call__(self, domain: Domain, skill: int, existing: Sequence[str], n: int, levels: Sequence[int | None] | None = None) -> list[str]:
         taken = set(existing)
         out = []
-        subs = domain.skills[skill].subskills
-        for level in range(domain.n_levels):
-            for sub in subs:
-                name = f"{sub.name} (difficulty {level})"
-                if len(out) < n and name not in taken:
-                    out.append(name)
-                    taken.add(name)
-        i = 0
-        while len(out) < n:
-            name = f"{domain.skill_names[skill]}_{i}"
-            if name not in taken:
-                out.append(name)
-                taken.add(name)
-            i += 1
+        for want in (levels if levels is not None else [None] * n)[:n]:
+            name = next((f"{sub.name} (difficulty {lvl})" for lvl in range(domain.n_levels) for sub in domain.skills[skill].subskills
+                         if want in (None, lvl) and f"{sub.name} (difficulty {lvl})" not in taken), None)
+            i = 0
+            while name is None:
+                name = f"{domain.skill_names[skill]}_{i}" if f"{domain.skill_names[skill]}_{i}" not in taken else None
+                i += 1
+            out.append(name)
+            taken.add(name)
         return out
 
 
@@ -127,7 +123,7 @@ class SkillForest:
     max_subskills
         Most subskills per tree (the observation's width); Explores past it are refused and counted.
     proposer
-        ``(domain, skill, existing_names, n) -> names`` for Explores without ``names``.
+        ``(domain, skill, existing_names, n, levels) -> names`` for Explores without ``names``.
     """
 
     def __init__(self, domain: Domain, max_subskills: int, proposer: Callable[..., Sequence[str]]) -> None:
@@ -182,13 +178,22 @@ class SkillForest:
         n_new = read_int(a.get("n_new", 1), "n_new")
         if n_new < 0:
             raise ValueError(f"n_new must be >= 0, got {n_new}")
+        levels = a.get("difficulty")
+        levels = [levels] * n_new if levels is None or not isinstance(levels, (list, tuple, np.ndarray)) else list(levels)
+        if len(levels) != n_new:
+            raise ValueError(f"expected one difficulty per new subskill ({n_new}), got {reprlib.repr(a.get('difficulty'))}")
+        for i, level in enumerate(levels):
+            if level is not None:
+                levels[i] = read_int(level, "difficulty")
+                if not 0 <= levels[i] < self.domain.n_levels:
+                    raise ValueError(f"difficulty {levels[i]} outside 0..{self.domain.n_levels - 1}")
         names = a.get("names")
         names = [check_name(x) for x in names] if names is not None else []
         existing = [node.name for node in tree]
         names = [x for x in dict.fromkeys(names) if x not in existing][:n_new]
         if len(names) < n_new:
-            names += list(self.proposer(self.domain, skill, existing + names, n_new - len(names)))[: n_new - len(names)]
-            names = [check_name(x) for x in names]
+            proposed = self.proposer(self.domain, skill, existing + names, n_new - len(names), levels[len(names):])
+            names += [check_name(x) for x in list(proposed)[: n_new - len(names)]]
         room = self.max_subskills - len(tree)
         refused = max(0, len(names) - room)
         names = names[: max(0, room)]
@@ -196,16 +201,8 @@ class SkillForest:
         new_alloc = np.broadcast_to(new_alloc, (n_new,)) if new_alloc.ndim == 0 else _counts(new_alloc, "new_allocation", n_new)
         if np.any(new_alloc < 0):
             raise ValueError(f"expected non-negative new allocations, got {new_alloc.tolist()}")
-        levels = a.get("difficulty")
-        levels = [levels] * n_new if levels is None or not isinstance(levels, (list, tuple, np.ndarray)) else list(levels)
-        if len(levels) != n_new:
-            raise ValueError(f"expected one difficulty per new subskill ({n_new}), got {reprlib.repr(a.get('difficulty'))}")
         for name, count, level in zip(names, new_alloc, levels):
             template, named_level = resolve_name(self.domain, skill, name)
-            if level is not None:
-                level = read_int(level, "difficulty")
-                if not 0 <= level < self.domain.n_levels:
-                    raise ValueError(f"difficulty {level} outside 0..{self.domain.n_levels - 1}")
             tree.append(SubskillNode(name, template, named_level if level is None else level, int(count)))
         return refused
 

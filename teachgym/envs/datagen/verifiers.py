@@ -36,8 +36,8 @@ import numpy as np
 if TYPE_CHECKING:  # the domain imports this module
     from teachgym.envs.datagen.domain import Example
 
-#: Every tier's name, in the order they run (a domain uses some of them).
-TIERS = ("format", "level", "template", "math", "code", "scene", "judge", "none")
+#: Every tier's name, in the order they run (a domain uses some of them); "off_plan": the env drops an item that was not asked for.
+TIERS = ("off_plan", "format", "level", "template", "math", "code", "scene", "judge", "none")
 
 _NUMBER = re.compile(r"\d+")
 
