@@ -173,8 +173,9 @@ def test_vqa_env_with_chat_engine_skips_prose_and_trains_on_verified_scenes_only
     weights[0, 0] = weights[1, 0] = 1.0  # two cells: two requests, the first answered with prose
     _, _, terminated, _, info = env.step(weights)
     assert terminated and info["engine"]["requests"] == 2 and info["engine"]["malformed_replies"] == 1
-    assert info["generated"] == 4 and info["kept"] == 2 and info["dropped"] == 2
-    assert [e.answer for e in env.train_data] == ["1", "blue"] and env._data[0, 0] == env._data[1, 0] == 1
+    # the reply to the colour request holds a count, a position and a three-shape (level 1) item: not asked for
+    assert info["generated"] == 4 and info["kept"] == 1 and info["off_plan"] == 3 and info["dropped"] == 3
+    assert [e.answer for e in env.train_data] == ["blue"] and env._data[1, 0] == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,8 +553,11 @@ def test_the_math_check_refuses_a_5000_digit_number_and_checks_long_ones_fast():
     huge = Example(0, 0, 0, "9" * 5000 + "+1=", "1" + "0" * 5000)
     assert MATH.verify([huge]) == [False]  # int() of 5,000 digits raised ValueError out of verify
     a = "9" * 495
+    assert MATH.verify([Example(0, 0, 0, "1+1=", "2")]) == [True]  # the level bounds are computed once, here
     t0 = time.monotonic()
-    assert MATH.verify([Example(0, 0, 2, f"{a}*{a}=", str(int(a) ** 2)), Example(0, 0, 2, f"{a}*{a}=", "1")]) == [True, False]
+    # no level of the templates has 495-digit numbers: the claimed level refuses both, before any arithmetic
+    assert MATH.verify_tiers([Example(0, 2, 2, f"{a}*{a}=", str(int(a) ** 2)), Example(0, 2, 2, f"{a}*{a}=", "1")]) == [(False, "level")] * 2
+    assert MATH._template_check([Example(0, 2, 2, f"{a}*{a}=", str(int(a) ** 2)), Example(0, 2, 2, f"{a}*{a}=", "1")]) == [True, None]
     assert time.monotonic() - t0 < 1.0
 
 
