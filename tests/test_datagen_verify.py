@@ -10,8 +10,8 @@ import pytest
 from teachgym.envs.datagen.code_skills import CODE
 from teachgym.envs.datagen.domain import Example
 from teachgym.envs.datagen.env import DataGenEnv
-from teachgym.envs.datagen.mathparse import answer_value, question_value
 from teachgym.envs.datagen.math_skills import MATH
+from teachgym.envs.datagen.mathparse import answer_value, question_value
 from teachgym.envs.datagen.verifiers import summarise
 
 
