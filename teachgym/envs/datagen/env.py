@@ -26,7 +26,17 @@ Three levels of structure (``level=``):
   allocation weights over (skill, difficulty), shape ``(n_skills, n_levels)``.
 * ``"skill_tree"``: DataEnvGym's skill forest (:mod:`~teachgym.envs.datagen.skill_tree`): per
   skill a tree of free-form subskills with absolute example counts and the student's accuracy
-  on the data generated for each; action = one Explore or Exploit per skill.
+  on the data generated for each; action = one Explore or Exploit per skill. Observation: a
+  dict of ``subskills`` (per skill, the tuple of subskill names, in order), and per (skill,
+  subskill slot), ``max_subskills`` slots wide: ``difficulty`` (-1: any level, or an empty
+  slot), ``allocation`` (examples asked per iteration), ``generated`` (kept this iteration),
+  ``data`` (kept so far), ``accuracy`` (the student's on the examples kept for it this
+  iteration, answered before training on them; 0 when none), plus ``skill_accuracy``
+  (validation accuracy per skill, DataEnvGym's ``past_performance``) and ``iteration``.
+
+``info`` of a step adds to the accuracies: ``skill_rewards``, ``generated``, ``kept``,
+``dropped``, ``off_plan``, ``invalid_specs``, ``train_size``, ``train_steps``, ``engine`` (the
+engine's counts) and ``verify`` (per tier that decided: passed, rejected, pass rate).
 
 Every level also exposes ``task_space`` = ``MultiDiscrete([n_skills, n_levels])`` (the (skill,
 difficulty) of one generated example) and :meth:`DataGenEnv.action_from_tasks`, through which any
