@@ -42,8 +42,8 @@ from teachgym.benchmarks.trl_overhead import TRLOverheadConfig
 from teachgym.teacher import list_teachers, teacher_class
 
 # The datagen suite's own flags (beyond those of every suite), in DatagenConfig's names.
-DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device", "student", "engine",
-                 "base_url", "model", "api_key_env")
+DATAGEN_FLAGS = ("domains", "policies", "iterations", "budget", "train_steps", "n_eval", "device", "student_reset", "student",
+                 "engine", "base_url", "model", "api_key_env")
 # The reasoning suite's own flags (beyond those of every suite), in ReasoningConfig's names.
 REASONING_FLAGS = ("families", "steps", "batch_size", "n_samples", "train_levels", "test_levels", "test_size",
                    "warmup_steps", "eval_every", "device", "source", "std", "max_len")
@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     dg = _defaults(DatagenConfig)
     p = add_suite_arguments(suites.add_parser("datagen", help=SUITES["datagen"].help), "datagen")
     p.add_argument("--domains", default=None, help=f"comma-separated: math, code, vqa (default: {','.join(dg['domains'])})")
-    p.add_argument("--policies", default=None, help="uniform, balanced-fill, random-allocation, alternating, "
+    p.add_argument("--policies", default=None, help="uniform, alternating, fill-balanced, random-explore-exploit (DataEnvGym's), "
+                   "even-allocation, dirichlet-allocation, explore-weakest, no-new-data (the reward's control), abs-gain-bandit, "
                    "llm-open-ended, llm-skill-list, llm-skill-tree or "
                    f"teacher specs (default: {','.join(dg['policies'])})")
     p.add_argument("--iterations", type=int, default=None, help=f"default: {dg['iterations']}")
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, default=None)
     p.add_argument("--n-eval", type=int, default=None)
     p.add_argument("--device", default=None, help=f"default: {dg['device']}")
+    p.add_argument("--student-reset", default=None, choices=("base", "warm"),
+                   help=f"base: retrain from the initial weights on all data each iteration (DataEnvGym's); warm: keep training "
+                        f"(default: {dg['student_reset']})")
     p.add_argument("--student", default=None, help="default (the domain's) or hf:PATH, a local Hugging Face causal LM fine-tuned with LoRA")
     p.add_argument("--engine", default=None, choices=("template", "chat"), help="who writes the examples (default: template)")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible server of the chat engine and llm-* policies, e.g. http://127.0.0.1:8000/v1")

@@ -134,8 +134,9 @@ def test_vqa_env_with_chat_engine_skips_prose_and_trains_on_verified_scenes_only
     weights[0, 0] = weights[1, 0] = 1.0  # two cells: two requests, the first answered with prose
     _, _, terminated, _, info = env.step(weights)
     assert terminated and info["engine"]["requests"] == 2 and info["engine"]["malformed_replies"] == 1
-    assert info["generated"] == 4 and info["kept"] == 2 and info["dropped"] == 2
-    assert [e.answer for e in env.train_data] == ["1", "blue"] and env._data[0, 0] == env._data[1, 0] == 1
+    # the reply to the colour request holds a count, a position and a three-shape (level 1) item: not asked for
+    assert info["generated"] == 4 and info["kept"] == 1 and info["off_plan"] == 3 and info["dropped"] == 3
+    assert [e.answer for e in env.train_data] == ["blue"] and env._data[1, 0] == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,8 +514,11 @@ def test_the_math_check_refuses_a_5000_digit_number_and_checks_long_ones_fast():
     huge = Example(0, 0, 0, "9" * 5000 + "+1=", "1" + "0" * 5000)
     assert MATH.verify([huge]) == [False]  # int() of 5,000 digits raised ValueError out of verify
     a = "9" * 495
+    assert MATH.verify([Example(0, 0, 0, "1+1=", "2")]) == [True]  # the level bounds are computed once, here
     t0 = time.monotonic()
-    assert MATH.verify([Example(0, 0, 2, f"{a}*{a}=", str(int(a) ** 2)), Example(0, 0, 2, f"{a}*{a}=", "1")]) == [True, False]
+    # no level of the templates has 495-digit numbers: the claimed level refuses both, before any arithmetic
+    assert MATH.verify_tiers([Example(0, 2, 2, f"{a}*{a}=", str(int(a) ** 2)), Example(0, 2, 2, f"{a}*{a}=", "1")]) == [(False, "level")] * 2
+    assert MATH._template_check([Example(0, 2, 2, f"{a}*{a}=", str(int(a) ** 2)), Example(0, 2, 2, f"{a}*{a}=", "1")]) == [True, None]
     assert time.monotonic() - t0 < 1.0
 
 
@@ -540,3 +544,60 @@ def test_an_open_ended_plan_is_model_text_bounded_in_size_and_never_raises():
 def test_settings_out_of_range_are_value_errors(kwargs):
     with pytest.raises(ValueError, match="expected"):
         ChatEngine(MATH, "http://127.0.0.1:9/v1", "tiny", **kwargs)
+
+
+PARAPHRASES = json.dumps({"examples": [
+    {"skill": "arithmetic", "difficulty": 0, "question": "2 + 3 =", "answer": "5"},
+    {"skill": "arithmetic", "difficulty": 0, "question": "What is 2 plus 3?", "answer": "5.0"},
+    {"skill": "arithmetic", "difficulty": 0, "question": "What is 2 plus 3?", "answer": "6"},  # wrong
+    {"skill": "fractions", "difficulty": 0, "question": "1/2+1/4=", "answer": "3/4"},  # a skill not asked for
+    {"skill": "arithmetic", "difficulty": 0, "question": "250+3=", "answer": "253"},  # not level 0
+]})
+
+
+@pytest.mark.parametrize("server", [[("content", PARAPHRASES)]], indirect=True)
+def test_a_chat_models_correct_paraphrases_pass_wrong_off_plan_and_mislevelled_items_are_dropped_and_counted(server):
+    env = DataGenEnv(
+        "math", "skill_list", iterations=1, budget=5, n_eval=1, train_steps=1,
+        engine="chat", engine_kwargs={"base_url": server.url, "model": "tiny", "timeout_s": 5}, student_kwargs={"d_model": 16, "n_heads": 2},
+    )
+    env.reset(seed=0)
+    weights = np.zeros((6, 3))
+    weights[0, 0] = 1.0
+    _, _, _, _, info = env.step(weights)
+    assert info["generated"] == 5 and info["kept"] == 2 and info["off_plan"] == 1
+    assert info["verify"]["math"] == {"passed": 2, "rejected": 1, "pass_rate": pytest.approx(2 / 3)}
+    assert info["verify"]["level"]["rejected"] == 1
+    assert [(e.prompt, e.answer) for e in env.train_data] == [("2 + 3 =", "5"), ("What is 2 plus 3?", "5")]  # the templates' form
+
+
+WORD = Example(5, 0, -1, "Ann has 3 apples and buys 4 more. How many apples does she have now?", "7")
+
+
+@pytest.mark.parametrize("server", [[("content", '```json\n{"correct": true}\n```'), ("content", "Yes, it is right."),
+                                     ("content", '{"correct": false}')]], indirect=True)
+def test_the_llm_judge_decides_only_what_no_other_tier_could_and_a_reply_that_is_no_verdict_drops_the_item(server):
+    from teachgym.envs.datagen.verifiers import ChatJudge
+
+    judge = ChatJudge(MATH, base_url=server.url, model="tiny", timeout_s=5)
+    template = Example(0, 0, 0, "2+3=", "5")
+    verdicts = MATH.verify_tiers([template, WORD, WORD, WORD], judge=judge)
+    assert verdicts == [(True, "template"), (True, "judge"), (False, "none"), (False, "judge")]
+    assert len(server.requests) == 3 and judge.stats["malformed_replies"] == 1
+    assert "Ann has 3 apples" in server.requests[0]["body"]["messages"][-1]["content"]
+    env = DataGenEnv("math", "skill_list", judge="chat", judge_kwargs={"base_url": server.url, "model": "tiny"})
+    assert isinstance(env.judge, ChatJudge)
+    with pytest.raises(ValueError, match="judge"):
+        DataGenEnv("math", "skill_list", judge="gpt")
+
+
+@pytest.mark.parametrize("server", [[("content", "[]")]], indirect=True)
+def test_a_skill_tree_subskills_free_form_name_reaches_the_chat_engine(server):
+    env = DataGenEnv(
+        "math", "skill_tree", iterations=1, budget=4, n_eval=1, train_steps=1,
+        engine="chat", engine_kwargs={"base_url": server.url, "model": "tiny", "timeout_s": 5}, student_kwargs={"d_model": 16, "n_heads": 2},
+    )
+    env.reset(seed=0)
+    env.step({"fractions": {"explore": 1, "n_new": 1, "new_allocation": 4, "names": ["mixed numbers"], "difficulty": 1}})
+    prompt = server.requests[0]["body"]["messages"][-1]["content"]
+    assert "'fractions'" in prompt and "'mixed numbers'" in prompt and "difficulty 1" in prompt

@@ -28,12 +28,14 @@ def test_math_check_rejects_a_wrong_answer_and_an_unparseable_question():
     examples = _all(MATH, per_cell=1, seed=1)
     wrong = [Example(e.skill, e.level, e.subskill, e.prompt, e.answer + "1") for e in examples]
     assert not any(MATH.verify(wrong))
-    assert MATH.verify([Example(0, 0, -1, "12+30=", "42"), Example(0, 0, -1, "twelve plus 30", "42")]) == [True, False]
+    assert MATH.verify([Example(0, 1, -1, "12+30=", "42"), Example(0, 1, -1, "twelve plus 30", "42")]) == [True, False]
 
 
-def test_math_answers_are_exact_reduced_fractions():
+def test_math_answers_are_checked_by_value_and_kept_as_exact_reduced_fractions():
     e = Example(1, 0, 0, "1/2+1/3=", "5/6")
-    assert MATH.verify([e, Example(1, 0, 0, "1/2+1/3=", "10/12")]) == [True, False]
+    same = Example(1, 0, 0, "1/2+1/3=", "10/12")
+    assert MATH.verify_tiers([e, same, Example(1, 0, 0, "1/2+1/3=", "4/6")]) == [(True, "template"), (True, "math"), (False, "math")]
+    assert MATH.canonical(same).answer == "5/6" and MATH.canonical(e) is e
 
 
 def test_math_levels_make_bigger_numbers():

@@ -14,9 +14,9 @@ from teachgym.envs.datagen.domain import Example
 from teachgym.envs.datagen.env import DataGenEnv
 from teachgym.envs.datagen.math_skills import MATH
 from teachgym.envs.datagen.policies import (
-    AlternatingPolicy,
-    BalancedFillPolicy,
-    RandomAllocationPolicy,
+    AlternatingExploreExploitPolicy,
+    DirichletAllocationPolicy,
+    EvenAllocationPolicy,
     TeacherPolicy,
     run_episode,
 )
@@ -64,17 +64,21 @@ def test_skill_list_allocation_sets_the_data_of_each_skill_and_difficulty_within
 
 
 def test_quality_check_drops_examples_whose_answer_is_wrong():
-    class Sloppy:
+    class Sloppy:  # every other example of each specification has a wrong answer
         def generate(self, specs, rng):
-            good = [MATH.generate(0, 0, 0, rng) for _ in range(6)]
-            bad = [Example(e.skill, e.level, e.subskill, e.prompt, e.answer + "0") for e in good[:4]]
-            return good + bad, {}
+            out = []
+            for spec in specs:
+                for i in range(spec.count):
+                    e = MATH.generate(spec.skill, 0, spec.level, rng)
+                    out.append(e if i % 2 == 0 else Example(e.skill, e.level, e.subskill, e.prompt, e.answer + "1"))
+            return out, {}
 
     env = DataGenEnv("math", "skill_list", engine=Sloppy(), student_kwargs=SMALL_LM, **TINY)
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.ones((6, 3)))
-    assert info["generated"] == 10 and info["kept"] == 6 and info["dropped"] == 4
-    assert all(MATH.verify(env.train_data))
+    counts = allocate(np.ones(18), 24)
+    assert info["generated"] == 24 and info["kept"] == sum((c + 1) // 2 for c in counts) and info["dropped"] == sum(c // 2 for c in counts)
+    assert all(MATH.verify(env.train_data)) and info["off_plan"] == 0
 
 
 def test_open_ended_plans_read_json_specs_count_bad_ones_and_show_errors_as_text():
@@ -93,18 +97,17 @@ def test_parse_spec_accepts_names_and_indices_and_rejects_out_of_range_levels():
     assert parse_spec("anything", MATH, 9).skill == -1
 
 
-def test_skill_tree_explore_discovers_subskills_and_data_follows_the_allocation():
+def test_skill_tree_explore_adds_named_subskills_and_data_follows_the_counts():
     env = _make(level="SkillTree")
     obs, _ = env.reset(seed=0)
-    assert obs["discovered"].sum() == 6
-    alloc = np.zeros((6, 3), np.float32)
-    alloc[2, 1] = 1.0
-    obs, _, _, _, info = env.step({"explore": 1, "skill": 2, "allocation": alloc})
-    assert obs["discovered"][2].tolist() == [1, 1, 0] and obs["discovered"].sum() == 7
-    assert {(e.skill, e.subskill) for e in env.unwrapped.train_data} == {(2, 1)}
-    env.step({"explore": 0, "skill": 0, "allocation": alloc * 0 + 1})  # exploit: every discovered subskill
-    subs = {(e.skill, e.subskill) for e in env.unwrapped.train_data[24:]}
-    assert (2, 2) not in subs and (2, 1) in subs
+    assert obs["subskills"] == ((),) * 6  # trees start empty, as DataEnvGym's
+    act = [None] * 6
+    act[2] = {"explore": 1, "n_new": 2, "new_allocation": 5}
+    obs, _, _, _, info = env.step(act)
+    assert obs["subskills"][2] == ("ax=b (difficulty 0)", "ax+b=c (difficulty 0)") and obs["allocation"][2, :2].tolist() == [5, 5]
+    assert sorted((e.skill, e.subskill, e.level) for e in env.unwrapped.train_data) == [(2, 0, 0)] * 5 + [(2, 1, 0)] * 5
+    env.step({"linear_equations": {"explore": 0, "allocation": [0, 7]}})  # exploit: new absolute counts
+    assert {(e.skill, e.subskill) for e in env.unwrapped.train_data[10:]} == {(2, 1)} and len(env.unwrapped.train_data) == 17
 
 
 def test_same_seed_same_episode():
@@ -130,18 +133,19 @@ def test_teacher_policy_samples_the_budget_and_reports_each_chosen_cell_once():
     assert alp.teacher.n_updates > 0 and len(infos) == 3
 
 
-@pytest.mark.parametrize("policy", [BalancedFillPolicy, RandomAllocationPolicy])
+@pytest.mark.parametrize("policy", [EvenAllocationPolicy, DirichletAllocationPolicy])
 def test_allocation_baselines_spend_the_whole_budget(policy):
     env = _make()
     infos = run_episode(env, policy(env, seed=0), seed=0)
     assert [i["kept"] for i in infos[1:]] == [24, 24]
 
 
-def test_alternating_policy_explores_then_exploits():
+def test_alternating_policy_explores_then_zeroes_every_allocation_as_dataenvgym_does():
     env = _make(level="SkillTree", iterations=3)
-    infos = run_episode(env, AlternatingPolicy(env), seed=0)
-    assert env.unwrapped._discovered.sum() == 6 + 2  # explore at iterations 0 and 2
-    assert all(i["kept"] == 24 for i in infos[1:])
+    infos = run_episode(env, AlternatingExploreExploitPolicy(env), seed=0)
+    # budget 24 over 6 skills: 2 new subskills of 2 examples per skill; the Exploit after an Explore sets all to 0
+    assert [i["kept"] for i in infos[1:]] == [24, 0, 24]
+    assert [len(t) for t in env.unwrapped.forest.trees] == [4] * 6
 
 
 def test_allocate_is_exact_and_proportional():
@@ -162,12 +166,12 @@ def test_bench_datagen_writes_tables_and_compares_to_uniform(tmp_path):
         DatagenConfig(domains=("chess",)).validate()
 
 
-def test_alternating_policy_discovers_every_vqa_subskill_and_is_a_row_of_the_vqa_bench(tmp_path):
+def test_alternating_policy_covers_every_vqa_subskill_and_is_a_row_of_the_vqa_bench(tmp_path):
     from teachgym.benchmarks.datagen import DatagenConfig, bench_datagen
 
-    env = _make("VQA", "SkillTree", iterations=7, budget=16)
-    infos = run_episode(env, AlternatingPolicy(env), seed=0)
-    assert env.unwrapped._discovered.all() and [i["kept"] for i in infos[1:]] == [16] * 7  # 4 + 4 explores
+    env = _make("VQA", "SkillTree", iterations=5, budget=16)
+    infos = run_episode(env, AlternatingExploreExploitPolicy(env), seed=0)
+    assert [i["kept"] for i in infos[1:]] == [16, 0, 16, 0, 16]  # 4 skills x 2 new subskills x 2 examples
     assert {(e.skill, e.subskill) for e in env.unwrapped.train_data} == {(s, j) for s in range(4) for j in range(2)}
     config = DatagenConfig(domains=("vqa",), policies=("uniform", "alternating"), seeds=1, iterations=1, budget=8, train_steps=1, n_eval=1)
     means = bench_datagen(config, str(tmp_path), jobs=1).query("skill == 'mean'").set_index("policy")
@@ -194,6 +198,7 @@ def test_datagen_envs_pass_check_env_and_refuse_a_task_at_reset():
 
     env = _make("Math", "SkillList", iterations=2, budget=8)
     check_env(env.unwrapped, skip_render_check=True)
+    check_env(_make("Math", "SkillTree", iterations=2, budget=8).unwrapped, skip_render_check=True)
     with pytest.raises(ValueError, match="teacher environment"):
         env.reset(options={"task": [0, 0]})
     env.reset(seed=0)

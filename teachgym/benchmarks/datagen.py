@@ -3,10 +3,18 @@
 For each domain (math, code, VQA), ``seeds`` episodes of ``iterations`` data-generation steps
 per policy, all at the same data budget per step and on the same validation/test sets:
 teacher-driven allocation over (skill, difficulty) — any teachgym teacher through
-:class:`~teachgym.envs.datagen.policies.TeacherPolicy` on the Skill-List level (e.g. ALP-GMM,
-the SEC bandit), DataEnvGym's alternating Explore/Exploit baseline on the Skill-Tree level —
-against ``uniform`` (each example's skill and difficulty uniformly random). Writes per-run
-curves, a table of final test accuracy per skill and a learning-curve PNG.
+:class:`~teachgym.envs.datagen.policies.TeacherPolicy` on the Skill-List level (e.g. ALP-GMM;
+``abs-gain-bandit``: teachgym's SEC teacher, which without GRPO advantages is a softmax bandit
+on each arm's |Δ validation accuracy|, not SEC) — and DataEnvGym's Skill-Tree baselines
+(``alternating``, ``fill-balanced``, ``random-explore-exploit``, as DataEnvGym defines them),
+against ``uniform`` (each example's skill and difficulty uniformly random).
+
+The student is retrained from its initial weights on all data every iteration by default
+(``student_reset="base"``, DataEnvGym's protocol). The ``no-new-data`` control generates the
+budget once and nothing after: its later rewards are what the env pays for no data, and their
+root mean square (``floor``, in accuracy points) is printed beside every policy's mean reward
+per iteration. Writes per-run curves, a table of final test accuracy per skill and a
+learning-curve PNG.
 """
 
 from __future__ import annotations
@@ -26,20 +34,38 @@ from teachgym.io import write_text
 from teachgym.teacher import parse_teacher_spec
 
 #: Baseline policies by name, and the env level each acts on; other names are teacher specs.
-BASELINES = {"uniform": "skill_list", "balanced-fill": "skill_list", "random-allocation": "skill_list", "alternating": "skill_tree"}
+BASELINES = {
+    "uniform": "skill_list", "even-allocation": "skill_list", "dirichlet-allocation": "skill_list",
+    "alternating": "skill_tree", "fill-balanced": "skill_tree", "random-explore-exploit": "skill_tree",
+    "explore-weakest": "skill_tree", "no-new-data": "skill_tree",
+}
 #: The LLM policy (:class:`~teachgym.envs.datagen.llm_policy.LLMPolicy`) at each level.
 LLM_POLICIES = {"llm-open-ended": "open_ended", "llm-skill-list": "skill_list", "llm-skill-tree": "skill_tree"}
+#: Named teacher specs: SEC's bandit fed |Δ accuracy| of each arm (no GRPO advantages here), at τ = 0.2.
+ALIASES = {"abs-gain-bandit": "sec:temperature=0.2"}
+#: The policy whose later rewards are the noise floor.
+CONTROL = "no-new-data"
+
+
+def policy_label(policy: str) -> str:
+    """The name a table shows: a SEC spec is an |Δacc| bandit here (its arms get no advantages)."""
+    spec = ALIASES.get(policy, policy)
+    if spec.split(":")[0] == "sec":
+        return f"|Δacc| bandit ({spec.partition(':')[2] or 'defaults'})"
+    return policy
 
 
 @dataclass
 class DatagenConfig:
     """What ``teachgym bench datagen`` runs; the CLI reads these defaults.
 
-    ``policies``: ``uniform``, ``balanced-fill``, ``random-allocation``, ``alternating`` or teacher
-    specs (``"alp-gmm:fit_rate=36"``). ALP-GMM refits every 36 reports (two iterations of the
-    18 (skill, difficulty) cells) instead of its default 250, which 10 iterations never reach;
-    SEC runs at the paper's lowest temperature, 0.2, because accuracy gains are small numbers.
-    ``budget``, ``train_steps``, ``n_eval`` of None keep each domain's defaults.
+    ``policies``: names of :data:`BASELINES`, ``abs-gain-bandit`` or teacher specs
+    (``"alp-gmm:fit_rate=36"``). ALP-GMM refits every 36 reports (two iterations of the 18
+    (skill, difficulty) cells) instead of its default 250, which 10 iterations never reach; the
+    |Δacc| bandit runs at τ = 0.2 because accuracy gains are small numbers. ``no-new-data`` is
+    the reward's control (see the module docstring). ``budget``, ``train_steps``, ``n_eval`` of
+    None keep each domain's defaults; ``student_reset``: ``"base"`` or ``"warm"``
+    (:class:`~teachgym.envs.datagen.env.DataGenEnv`).
 
     ``llm-open-ended``, ``llm-skill-list``, ``llm-skill-tree`` are the LLM policy at each level and
     ``engine="chat"`` writes the examples with a chat model; both talk to the OpenAI-compatible
@@ -50,7 +76,10 @@ class DatagenConfig:
     """
 
     domains: tuple[str, ...] = ("math", "code")
-    policies: tuple[str, ...] = ("uniform", "alp-gmm:fit_rate=36", "sec:temperature=0.2", "alternating")
+    policies: tuple[str, ...] = (
+        "uniform", "alp-gmm:fit_rate=36", "abs-gain-bandit", "alternating", "fill-balanced", "random-explore-exploit", CONTROL,
+    )
+    student_reset: str = "base"
     seeds: int = 3
     iterations: int = 10
     budget: int | None = None
@@ -70,12 +99,16 @@ class DatagenConfig:
 
         for d in self.domains:
             get_domain(d)
+        from teachgym.envs.datagen.env import RESETS
+
+        if self.student_reset not in RESETS:
+            raise ValueError(f"student_reset must be one of {RESETS}, got {self.student_reset!r}")
         for p in self.policies:
-            if p not in BASELINES and p not in LLM_POLICIES:
+            if p not in BASELINES and p not in ALIASES and p not in LLM_POLICIES:
                 try:
                     parse_teacher_spec(p)
                 except ValueError as err:
-                    raise ValueError(f"{err}; or a baseline policy: {', '.join([*BASELINES, *LLM_POLICIES])}") from None
+                    raise ValueError(f"{err}; or a baseline policy: {', '.join([*BASELINES, *ALIASES, *LLM_POLICIES])}") from None
         for key in ("seeds", "iterations", "threads"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -110,7 +143,7 @@ class DatagenConfig:
             {
                 "student": "datagen", "variant": d, "teacher": p, "seed": s, "iterations": self.iterations,
                 "budget": self.budget, "train_steps": self.train_steps, "n_eval": self.n_eval,
-                "device": self.device, "threads": self.threads, **extra,
+                "device": self.device, "threads": self.threads, "student_reset": self.student_reset, **extra,
                 **({"llm": self.llm()} if self.engine == "chat" or p in LLM_POLICIES else {}),
             }
             for d in self.domains for p in self.policies for s in range(self.seeds)
@@ -133,6 +166,7 @@ def run_datagen(
     llm: dict[str, Any] | None = None,
     work_dir: str | None = None,
     progress: Callable[[int], None] | None = None,
+    student_reset: str = "warm",
 ) -> dict[str, Any]:
     """One episode of domain ``variant`` with policy ``teacher``; curves and final accuracies.
 
@@ -152,7 +186,8 @@ def run_datagen(
     level = LLM_POLICIES.get(teacher, BASELINES.get(teacher, "skill_list"))
     client = dict(llm or {})
     env = DataGenEnv(variant, level, iterations=iterations, budget=budget, n_eval=n_eval, train_steps=train_steps, device=device,
-                     engine=engine, engine_kwargs=client if engine == "chat" else None, student=hf_student(lm_student))
+                     engine=engine, engine_kwargs=client if engine == "chat" else None, student=hf_student(lm_student),
+                     student_reset=student_reset)
     if teacher == "uniform":
         policy: Any = TeacherPolicy("random", env, seed=policy_seed)
     elif teacher in LLM_POLICIES:
@@ -162,7 +197,7 @@ def run_datagen(
     elif teacher in POLICIES:
         policy = POLICIES[teacher](env, seed=policy_seed)
     else:
-        policy = TeacherPolicy(teacher, env, seed=policy_seed)
+        policy = TeacherPolicy(ALIASES.get(teacher, teacher), env, seed=policy_seed)
     start = time.perf_counter()
     seconds: list[float] = []
 
@@ -173,9 +208,12 @@ def run_datagen(
 
     path = Path(work_dir) / "episode.jsonl" if work_dir is not None else None
     run = {"variant": variant, "teacher": teacher, "iterations": iterations, "budget": budget, "n_eval": n_eval,
-           "train_steps": train_steps, "lm_student": lm_student, "engine": engine, "llm": client}
+           "train_steps": train_steps, "lm_student": lm_student, "engine": engine, "llm": client,
+           "student_reset": student_reset}
     episode = run_recorded_episode(env, policy, path, env_seed, run=run, on_step=step_done)
     curve = [i["test_mean_accuracy"] for i in episode["infos"]]
+    rewards = [float(i["reward"]) for i in episode["infos"]]
+    kept = [int(i.get("kept", 0)) for i in episode["infos"]]
     info = episode["infos"][-1]
     return {
         "iteration": list(range(len(curve))),
@@ -186,6 +224,8 @@ def run_datagen(
         "prompt_tokens": episode["prompt_tokens"],
         "completion_tokens": episode["completion_tokens"],
         "cost": episode["cost"],
+        "reward": rewards,
+        "kept": kept,
         "final_test_accuracy": dict(zip(env.skill_names, info["test_accuracy"].tolist())),
         "final_validation_accuracy": dict(zip(env.skill_names, info["accuracy"].tolist())),
         "data_per_skill": dict(zip(env.skill_names, env._data.sum(1).tolist())),
@@ -215,7 +255,9 @@ def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | 
 
     The summary has one row per (domain, policy, skill) — skill ``"mean"`` is the mean over
     skills — with the final test accuracy's mean, min and max over seeds and, for ``mean``, the
-    difference to ``uniform`` and the median seconds per iteration.
+    difference to ``uniform``, the mean reward per iteration (``reward``, in accuracy points),
+    the ``floor`` (root mean square of the ``no-new-data`` control's rewards after its one
+    iteration with data; NaN without the control) and the median seconds per iteration.
     """
     config.validate()
     runs = config.runs()
@@ -231,14 +273,19 @@ def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | 
         base = {"domain": r["variant"], "policy": r["teacher"], "seed": r["seed"]}
         rows += [{**base, "skill": k, "test_accuracy": 100.0 * v, "data": res["data_per_skill"][k]} for k, v in final.items()]
         rows.append({**base, "skill": "mean", "test_accuracy": 100.0 * float(np.mean(list(final.values()))),
-                     "data": float(sum(res["data_per_skill"].values())), "iteration_seconds": float(np.median(res["iteration_seconds"]))})
+                     "data": float(sum(res["data_per_skill"].values())), "iteration_seconds": float(np.median(res["iteration_seconds"])),
+                     "reward": 100.0 * float(np.mean(res["reward"][1:]))})
     per_run = pd.DataFrame(rows)
     summary = (
         per_run.groupby(["domain", "policy", "skill"], sort=False)
         .agg(mean=("test_accuracy", "mean"), min=("test_accuracy", "min"), max=("test_accuracy", "max"),
-             data=("data", "mean"), iteration_seconds=("iteration_seconds", "median"), seeds=("seed", "count"))
+             data=("data", "mean"), iteration_seconds=("iteration_seconds", "median"), seeds=("seed", "count"),
+             reward=("reward", "mean"))
         .reset_index()
     )
+    floor = {d: noise_floor([res for r, res in zip(runs, results) if r["variant"] == d and r["teacher"] == CONTROL])
+             for d in dict.fromkeys(r["variant"] for r in runs)}
+    summary["floor"] = [floor[d] if k == "mean" else np.nan for d, k in zip(summary["domain"], summary["skill"])]
     uniform = summary[(summary["policy"] == "uniform")].set_index(["domain", "skill"])["mean"]
     summary["vs_uniform"] = [
         m - uniform.get((d, k), np.nan) for d, k, m in zip(summary["domain"], summary["skill"], summary["mean"])
@@ -251,14 +298,26 @@ def bench_datagen(config: DatagenConfig, out: str = "runs/datagen", jobs: int | 
     return summary
 
 
+def noise_floor(control_results: list[dict[str, Any]]) -> float:
+    """Root mean square (accuracy points) of the control's rewards after its first iteration; NaN without any."""
+    later = [r for res in control_results for r in res["reward"][2:]]
+    return 100.0 * float(np.sqrt(np.mean(np.square(later)))) if later else float("nan")
+
+
 def format_datagen(summary: pd.DataFrame) -> str:
-    """Final test accuracy (%) as text: per domain, one row per policy, one column per skill."""
+    """Final test accuracy (%) as text: per domain, one row per policy, one column per skill, then
+    the gap to uniform, the mean reward per iteration beside the no-new-data floor, and seconds."""
     blocks = []
     for domain, part in summary.groupby("domain", sort=False):
+        part = part.assign(policy=part["policy"].map(policy_label))
         table = part.pivot_table(index="policy", columns="skill", values="mean", sort=False)
         table = table[[c for c in dict.fromkeys(part["skill"]) if c != "mean"] + ["mean"]]
         means = part[part["skill"] == "mean"].set_index("policy")
         table["vs_uniform"] = means["vs_uniform"]
+        table["reward/iter"] = means["reward"]
+        table["floor"] = means["floor"]
         table["s/iter"] = means["iteration_seconds"]
-        blocks.append(f"[{domain}]\n" + table.to_string(float_format=lambda v: f"{v:.1f}"))
+        floor = means["floor"].iloc[0]
+        head = f"[{domain}]" + ("" if np.isnan(floor) else f"  reward noise floor (no new data): ±{floor:.2f} points")
+        blocks.append(head + "\n" + table.to_string(float_format=lambda v: f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"))
     return "\n\n".join(blocks)

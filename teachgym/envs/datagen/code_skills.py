@@ -78,10 +78,17 @@ class CodeDomain(Domain):
         super().__init__("code", CODE_SKILLS, n_levels=3, defaults={"budget": 150, "n_eval": 6, "train_steps": 200, "max_errors": 16})
         self.sandbox = Sandbox(timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation)
 
-    def verify(self, examples: Sequence[Example]) -> list[bool]:
-        valid = [0 <= e.skill < self.n_skills for e in examples]
+    def canonical(self, e: Example) -> Example:
+        """Answers are compared as written: unchanged."""
+        return e
+
+    def tiers(self) -> list:
+        """One tier, ``code``: each program runs in the sandbox; its output must be the answer."""
+        return [("code", self._run_check)]
+
+    def _run_check(self, examples: Sequence[Example]) -> list[bool | None]:
         outputs = self.sandbox.run([e.prompt for e in examples])
-        return [v and o is not None and o.strip() == e.answer.strip() for v, o, e in zip(valid, outputs, examples)]
+        return [o is not None and o.strip() == e.answer.strip() for o, e in zip(outputs, examples)]
 
 
 CODE = CodeDomain()

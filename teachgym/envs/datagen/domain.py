@@ -10,6 +10,8 @@ an LLM engine are checked exactly like the template engine's.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import re
 import reprlib
@@ -148,11 +150,55 @@ class Domain:
 
     def verify(self, examples: Sequence[Example]) -> list[bool]:
         """The quality check: does each example's answer follow from its question?"""
-        return [self._verify_one(e) for e in examples]
+        return [ok for ok, _ in self.verify_tiers(examples)]
 
-    def _verify_one(self, e: Example) -> bool:
-        if not 0 <= e.skill < self.n_skills or len(e.prompt) > self.max_question_chars:
-            return False
+    def verify_tiers(self, examples: Sequence[Example], judge: Any = None) -> list[tuple[bool, str]]:
+        """``(kept, tier that decided)`` per example (:mod:`teachgym.envs.datagen.verifiers`).
+
+        Format and level checks first, then :meth:`tiers` in order, then ``judge`` (an object
+        with ``judge(examples) -> list[bool | None]``, e.g. a
+        :class:`~teachgym.envs.datagen.verifiers.ChatJudge`) if given; the first tier that
+        answers True or False decides; ``(False, "none")`` when none does.
+        """
+        out: list[tuple[bool, str] | None] = [None] * len(examples)
+        for i, e in enumerate(examples):
+            if not (0 <= e.skill < self.n_skills and 0 <= e.level < self.n_levels) or len(e.prompt) > self.max_question_chars:
+                out[i] = (False, "format")
+            elif not self.level_ok(e):
+                out[i] = (False, "level")
+        tiers = list(self.tiers())
+        if judge is not None:
+            tiers.append(("judge", judge.judge))
+        for name, check in tiers:
+            pending = [i for i, v in enumerate(out) if v is None]
+            if not pending:
+                break
+            for i, verdict in zip(pending, check([examples[i] for i in pending])):
+                if verdict is not None:
+                    out[i] = (bool(verdict), name)
+        return [v if v is not None else (False, "none") for v in out]
+
+    def tiers(self) -> list[tuple[str, Callable[[Sequence[Example]], list[bool | None]]]]:
+        """This domain's checks in order: ``(name, check)``; a check answers True, False or None (undecided)."""
+        return [("template", self._template_check), ("math", self._math_check)]
+
+    @functools.cached_property
+    def _level_bounds(self) -> np.ndarray:
+        from teachgym.envs.datagen.verifiers import level_bounds
+
+        return level_bounds(self)
+
+    def level_ok(self, e: Example) -> bool:
+        """Is the claimed level possible? No number in the question beyond what the skill's templates use at that level."""
+        from teachgym.envs.datagen.verifiers import numbers_in
+
+        return max(numbers_in(e.prompt), default=0) <= self._level_bounds[e.skill, e.level]
+
+    def _template_check(self, examples: Sequence[Example]) -> list[bool | None]:
+        """True: a template's text with the exact answer; None: not a template's text, or another answer string."""
+        return [True if self._template_ok(e) else None for e in examples]
+
+    def _template_ok(self, e: Example) -> bool:
         subs = range(self.n_subskills) if e.subskill < 0 else [e.subskill]
         for s in subs:
             if not 0 <= s < self.n_subskills:
@@ -165,6 +211,29 @@ class Domain:
                 except (ArithmeticError, ValueError):
                     return False
         return False
+
+    def canonical(self, e: Example) -> Example:
+        """``e`` with its answer in the templates' form (``"10/12"``, ``"0.75"``, ``"x = 4"`` become
+        ``"5/6"``, ``"3/4"``, ``"4"``), so that data accepted by value trains the exact strings the
+        student is evaluated on; unchanged when the answer is not a number."""
+        from teachgym.envs.datagen.mathparse import answer_value
+
+        value = answer_value(e.answer)
+        if value is None:
+            return e
+        text = str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+        return e if text == e.answer else dataclasses.replace(e, answer=text)
+
+    @staticmethod
+    def _math_check(examples: Sequence[Example]) -> list[bool | None]:
+        """Exact values of question and answer compared (:mod:`~teachgym.envs.datagen.mathparse`); None if either is unreadable."""
+        from teachgym.envs.datagen.mathparse import answer_value, question_value
+
+        out: list[bool | None] = []
+        for e in examples:
+            q, a = question_value(e.prompt), answer_value(e.answer)
+            out.append(None if q is None or a is None else q == a)
+        return out
 
     def chat_format(self) -> str:
         """The JSON object an LLM engine must write for one example."""

@@ -101,13 +101,19 @@ def _unfence(text: str) -> str:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """``count`` examples of a skill (index; -1: free text only), level and subskill (None: any)."""
+    """``count`` examples of a skill (index; -1: free text only), level and subskill (None: any).
+
+    ``subskill_name`` is a skill-tree subskill's free-form name (proposed by a policy or an
+    LLM): a chat engine asks for it by name; the template engine draws the template of that
+    name, or any template of the skill when no template has it (``subskill`` is then None).
+    """
 
     skill: int
     count: int
     level: int | None = None
     subskill: int | None = None
     text: str | None = None
+    subskill_name: str | None = None
 
 
 def parse_spec(text: str, domain: Domain, default_count: int, max_chars: int = MAX_SPEC_CHARS) -> TaskSpec | None:
@@ -405,6 +411,8 @@ class ChatEngine:
             what = f"skill {d.skill_names[spec.skill]!r}"
             if spec.subskill is not None:
                 what += f", subskill {d.skills[spec.skill].subskills[spec.subskill].name!r}"
+            elif spec.subskill_name:
+                what += f", subskill {spec.subskill_name!r}"
             if spec.level is not None:
                 what += f", difficulty {spec.level}"
         else:
@@ -446,6 +454,11 @@ class ChatEngine:
             conn.close()
             if conn.raw_sock is not None:
                 conn.raw_sock.close()
+
+    def complete(self, messages: list[dict[str, str]], stats: dict[str, int]) -> str | None:
+        """The model's reply text to ``messages`` (deadlines, retries and bounds as for examples);
+        None, counted in ``stats``, when no usable reply came."""
+        return self._post(messages, stats)
 
     def _post(self, messages: list[dict[str, str]], stats: dict[str, int]) -> str | None:
         body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature}).encode()

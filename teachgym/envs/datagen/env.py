@@ -2,10 +2,21 @@
 
 Khan et al., "DataEnvGym: Data Generation Agents in Teacher Environments with Student Feedback"
 (ICLR 2025). Each ``step``: the action (a data-generation plan) becomes task specifications →
-the engine writes examples (at most ``budget`` per step) → the quality check drops those whose
-answer fails verification → the student trains on all data kept so far → it is evaluated on
-fixed validation and test sets (every skill x subskill x level) → observation and reward (the
-change in mean validation accuracy over skills; per skill in ``info["skill_rewards"]``).
+the engine writes examples (at most ``budget`` per step) → items for a skill, level or subskill
+that was not requested are dropped (``off_plan``) → the quality check, in tiers
+(:mod:`~teachgym.envs.datagen.verifiers`: format, claimed level, template / math equivalence /
+code run in the sandbox / VQA scene, optional LLM judge), drops the rest of the wrong ones →
+the student trains on all data kept so far → it is evaluated on fixed validation and test sets
+(every skill x subskill x level) → observation and reward (the change in mean validation
+accuracy over skills; per skill in ``info["skill_rewards"]``).
+
+Training (``student_reset``): ``"warm"`` keeps training the same student on all data so far,
+``train_steps`` more steps each iteration; ``"base"`` is DataEnvGym's protocol (its
+``LlamaFactoryTrainer.train`` fine-tunes the base model again on all accumulated data every
+iteration, ``src/dataenvgym/gym/trainable_predictors/math/local_llm.py``): the student is reset to
+its initial weights and trained on all data so far for ``train_steps`` steps per ``budget``
+examples (a fixed number of epochs), with a fresh batch order, so that the reward measures what
+the data adds rather than more training on old data.
 
 Three levels of structure (``level=``):
 
@@ -13,9 +24,19 @@ Three levels of structure (``level=``):
   a sequence of task specifications (JSON objects or free text for an LLM engine).
 * ``"skill_list"``: observation = accuracy per skill and per (skill, difficulty); action = data
   allocation weights over (skill, difficulty), shape ``(n_skills, n_levels)``.
-* ``"skill_tree"``: skills -> subskills, each with a data allocation and an accuracy; action
-  ``{"explore": 0/1, "skill": k, "allocation": (n_skills, n_subskills)}``: Explore discovers the
-  next subskill of skill ``k`` and applies the allocation; Exploit only re-allocates.
+* ``"skill_tree"``: DataEnvGym's skill forest (:mod:`~teachgym.envs.datagen.skill_tree`): per
+  skill a tree of free-form subskills with absolute example counts and the student's accuracy
+  on the data generated for each; action = one Explore or Exploit per skill. Observation: a
+  dict of ``subskills`` (per skill, the tuple of subskill names, in order), and per (skill,
+  subskill slot), ``max_subskills`` slots wide: ``difficulty`` (-1: any level, or an empty
+  slot), ``allocation`` (examples asked per iteration), ``generated`` (kept this iteration),
+  ``data`` (kept so far), ``accuracy`` (the student's on the examples kept for it this
+  iteration, answered before training on them; 0 when none), plus ``skill_accuracy``
+  (validation accuracy per skill, DataEnvGym's ``past_performance``) and ``iteration``.
+
+``info`` of a step adds to the accuracies: ``skill_rewards``, ``generated``, ``kept``,
+``dropped``, ``off_plan``, ``invalid_specs``, ``train_size``, ``train_steps``, ``engine`` (the
+engine's counts) and ``verify`` (per tier that decided: passed, rejected, pass rate).
 
 Every level also exposes ``task_space`` = ``MultiDiscrete([n_skills, n_levels])`` (the (skill,
 difficulty) of one generated example) and :meth:`DataGenEnv.action_from_tasks`, through which any
@@ -24,8 +45,11 @@ teachgym teacher drives data generation (:class:`~teachgym.envs.datagen.policies
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import json
+import logging
 import reprlib
 import string
 import time
@@ -38,6 +62,11 @@ from gymnasium import spaces
 
 from teachgym.envs.datagen.domain import Domain, Example
 from teachgym.envs.datagen.engines import TaskSpec, make_engine, parse_spec
+from teachgym.envs.datagen.skill_tree import MAX_NAME, SkillForest, TemplateProposer
+from teachgym.envs.datagen.verifiers import ChatJudge, summarise
+
+logger = logging.getLogger(__name__)
+RESETS = ("warm", "base")
 
 LEVELS = ("open_ended", "skill_list", "skill_tree")
 _TEXT = string.printable  # letters, digits, punctuation and whitespace (newline included)
@@ -105,6 +134,19 @@ class DataGenEnv(gym.Env):
         Seed of the validation and test sets, fixed across resets and envs so runs compare.
     max_errors
         Errors shown in an open-ended observation.
+    student_reset
+        ``"warm"``: the student keeps training (``train_steps`` per iteration); ``"base"``:
+        retrained from its initial weights on all data each iteration (DataEnvGym's protocol;
+        ``train_steps`` per ``budget`` examples of data).
+    judge, judge_kwargs
+        The optional last tier of the quality check: None, ``"chat"`` (a
+        :class:`~teachgym.envs.datagen.verifiers.ChatJudge` with ``judge_kwargs`` as
+        :class:`ChatEngine` arguments) or an object with ``judge(examples) -> list[bool | None]``.
+    max_subskills
+        Skill tree: most subskills per skill (default: templates x levels of the domain).
+    proposer
+        Skill tree: ``(domain, skill, existing_names, n, levels) -> names`` for an Explore that names no
+        subskills (default :class:`~teachgym.envs.datagen.skill_tree.TemplateProposer`).
 
     Notes
     -----
@@ -130,6 +172,11 @@ class DataGenEnv(gym.Env):
         device: str = "auto",
         data_seed: int = 0,
         max_errors: int | None = None,
+        student_reset: str = "warm",
+        judge: Any = None,
+        judge_kwargs: dict[str, Any] | None = None,
+        max_subskills: int | None = None,
+        proposer: Any = None,
     ) -> None:
         self.domain = d = get_domain(domain)
         if level not in LEVELS:
@@ -142,7 +189,17 @@ class DataGenEnv(gym.Env):
         self.max_errors = int(max_errors if max_errors is not None else d.defaults["max_errors"])
         if min(self.iterations, self.budget, self.n_eval) < 1 or self.train_steps < 0 or self.max_errors < 0:
             raise ValueError("expected iterations, budget, n_eval >= 1 and train_steps, max_errors >= 0")
+        if student_reset not in RESETS:
+            raise ValueError(f"unknown student_reset {student_reset!r}; expected one of {RESETS}")
+        self.student_reset = student_reset
         self.engine = make_engine(d, engine, **(engine_kwargs or {}))
+        self.judge = ChatJudge(d, **(judge_kwargs or {})) if judge == "chat" else judge
+        if isinstance(self.judge, str) or (self.judge is not None and not callable(getattr(self.judge, "judge", None))):
+            raise ValueError(f"expected judge None, 'chat' or an object with judge(examples), got {judge!r}")
+        self.max_subskills = int(max_subskills if max_subskills is not None else d.n_subskills * d.n_levels)
+        if self.max_subskills < 1:
+            raise ValueError(f"max_subskills must be >= 1, got {max_subskills}")
+        self.proposer = proposer if proposer is not None else TemplateProposer()
         self.student_factory = student
         self.student_kwargs = dict(student_kwargs or {})
         self.device = device
@@ -188,11 +245,19 @@ class DataGenEnv(gym.Env):
             })
             self.action_space = unit(k, n)
         else:
+            width, big = self.max_subskills, np.iinfo(np.int32).max
+            count = lambda *shape: spaces.Box(0, big, shape, np.int64)  # noqa: E731
             self.observation_space = spaces.Dict({
-                "discovered": spaces.MultiBinary((k, m)), "allocation": unit(k, m),
-                "accuracy": unit(k, m), "skill_accuracy": unit(k), "iteration": it,
+                "subskills": spaces.Tuple([spaces.Sequence(spaces.Text(MAX_NAME, charset=_TEXT), stack=False)] * k),
+                "difficulty": spaces.Box(-1, n - 1, (k, width), np.int64), "allocation": count(k, width),
+                "generated": count(k, width), "data": count(k, width), "accuracy": unit(k, width),
+                "skill_accuracy": unit(k), "iteration": it,
             })
-            self.action_space = spaces.Dict({"explore": spaces.Discrete(2), "skill": spaces.Discrete(k), "allocation": unit(k, m)})
+            per_skill = spaces.Dict({
+                "explore": spaces.Discrete(2), "n_new": spaces.Discrete(width + 1),
+                "new_allocation": spaces.Box(0, self.budget, (), np.int64), "allocation": spaces.Box(0, self.budget, (width,), np.int64),
+            })
+            self.action_space = spaces.Tuple([per_skill] * k)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -207,12 +272,12 @@ class DataGenEnv(gym.Env):
             self.student = self.domain.make_student(student_seed, self.device, **self.student_kwargs)
         else:
             self.student = self.student_factory(student_seed, self.device)
+        # "base" retrains a copy of this initial student every iteration.
+        self._initial_student = copy.deepcopy(self.student) if self.student_reset == "base" else None
         self.train_data = []
         self.iteration = 0
         self._data = np.zeros((self.domain.n_skills, self.domain.n_levels))
-        self._discovered = np.zeros(self._shape[:2], dtype=bool)
-        self._discovered[:, 0] = True
-        self._allocation = self._discovered / self._discovered.sum(1, keepdims=True) / self._shape[0]
+        self.forest = SkillForest(self.domain, self.max_subskills, self.proposer)
         t0 = time.perf_counter()
         self._val_cells, self._errors = self._evaluate(self.validation_set, collect_errors=True)
         self._test_cells, _ = self._evaluate(self.test_set)
@@ -225,19 +290,26 @@ class DataGenEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         clock = time.perf_counter
         t0 = clock()
-        specs, invalid = self._plan(action)
-        specs = self._within_budget(specs)
-        examples, engine_stats = self.engine.generate(specs, self.np_random)
-        examples = examples[: self.budget]
+        specs, tags, invalid = self._plan(action)
+        specs, tags = self._within_budget(specs, tags)
+        examples, origin, engine_stats = self._generate(specs)
         t1 = clock()
-        keep = self.domain.verify(examples) if examples else []
-        kept = [e for e, ok in zip(examples, keep) if ok]
+        on_plan = [self._on_plan(e, specs[i]) for e, i in zip(examples, origin)]
+        verdicts: list[tuple[bool, str]] = [(False, "off_plan")] * len(examples)
+        planned = [i for i, ok in enumerate(on_plan) if ok]
+        for i, v in zip(planned, self.domain.verify_tiers([examples[i] for i in planned], self.judge) if planned else []):
+            verdicts[i] = v
+        keep = [i for i, (ok, _) in enumerate(verdicts) if ok]
+        kept = [self.domain.canonical(examples[i]) for i in keep]
         t2 = clock()
+        if self.level == "skill_tree":
+            # DataEnvGym's perf_on_training_data: the student answers the new data before training on it.
+            answers = self.student.predict(kept) if kept else []
+            self.forest.record([(*tags[origin[i]], a.strip() == e.answer.strip()) for i, e, a in zip(keep, kept, answers)])
         self.train_data.extend(kept)
         for e in kept:
             self._data[e.skill, e.level] += 1
-        if self.train_data and self.train_steps:
-            self.student.fit(self.train_data, self.train_steps)
+        steps = self._train()
         t3 = clock()
         before = self._val_cells.mean(axis=(1, 2))
         self._val_cells, self._errors = self._evaluate(self.validation_set, collect_errors=True)
@@ -245,18 +317,63 @@ class DataGenEnv(gym.Env):
         t4 = clock()
         self.iteration += 1
         skill_rewards = self._val_cells.mean(axis=(1, 2)) - before
+        verify = summarise(verdicts)
         info = self._info_accuracy()
         info.update(
             skill_rewards=skill_rewards, generated=len(examples), kept=len(kept), dropped=len(examples) - len(kept),
-            invalid_specs=invalid, train_size=len(self.train_data), engine=engine_stats,
+            off_plan=len(examples) - len(planned), invalid_specs=invalid, train_size=len(self.train_data),
+            train_steps=steps, engine=engine_stats, verify=verify,
+        )
+        logger.info(
+            "iteration %d: generated %d, kept %d, off-plan %d; pass rate per tier: %s", self.iteration, len(examples),
+            len(kept), len(examples) - len(planned), {t: round(v["pass_rate"], 3) for t, v in verify.items()},
         )
         self.last_seconds = {"generate": t1 - t0, "verify": t2 - t1, "train": t3 - t2, "evaluate": t4 - t3}
         terminated = self.iteration >= self.iterations
         return self._observation(), float(skill_rewards.mean()), terminated, False, info
 
+    def _train(self) -> int:
+        """Train the student on all data so far (see ``student_reset``); the gradient steps taken."""
+        if not self.train_data or not self.train_steps:
+            return 0
+        if self.student_reset == "warm":
+            steps = self.train_steps
+        else:
+            self.student = copy.deepcopy(self._initial_student)
+            if isinstance(getattr(self.student, "rng", None), np.random.Generator):  # the built-in students' batch order
+                self.student.rng = np.random.default_rng(int(self.np_random.integers(2**62)))
+            steps = max(1, round(self.train_steps * len(self.train_data) / self.budget))
+        self.student.fit(self.train_data, steps)
+        return steps
+
+    def _generate(self, specs: list[TaskSpec]) -> tuple[list[Example], list[int], dict[str, int]]:
+        """Examples of every specification, the index of the specification of each, summed engine stats."""
+        examples: list[Example] = []
+        origin: list[int] = []
+        stats: dict[str, int] = {}
+        for i, spec in enumerate(specs):
+            out, st = self.engine.generate([spec], self.np_random)
+            out = out[: spec.count]  # an engine may not exceed what was asked
+            examples += out
+            origin += [i] * len(out)
+            for key, value in st.items():
+                stats[key] = stats.get(key, 0) + value
+        return examples, origin, stats
+
+    @staticmethod
+    def _on_plan(e: Example, spec: TaskSpec) -> bool:
+        """Is ``e`` what ``spec`` asked for (skill, level, and subskill when both name one)?"""
+        if spec.skill < 0:
+            return True  # a free-text plan asks for nothing checkable
+        return (
+            e.skill == spec.skill and (spec.level is None or e.level == spec.level)
+            and (spec.subskill is None or e.subskill < 0 or e.subskill == spec.subskill)
+        )
+
     # ------------------------------------------------------------------ plans
-    def _plan(self, action: Any) -> tuple[list[TaskSpec], int]:
-        """Task specifications of an action, and the number of specifications that were unusable."""
+    def _plan(self, action: Any) -> tuple[list[TaskSpec], list[Any], int]:
+        """Task specifications of an action, a tag per specification (skill tree: (skill, subskill index)),
+        and the number of specifications that were unusable."""
         d = self.domain
         if self.level == "open_ended":
             if isinstance(action, str):
@@ -269,28 +386,25 @@ class DataGenEnv(gym.Env):
             # read), each at most _MAX_TEXT characters (the action space's bound).
             texts = texts[: self.budget]
             default = max(1, self.budget // max(1, len(texts)))
-            parsed = [parse_spec(t, d, default, max_chars=_MAX_TEXT) for t in texts]
-            return [p for p in parsed if p is not None], sum(p is None for p in parsed)
+            parsed = [p for p in (parse_spec(t, d, default, max_chars=_MAX_TEXT) for t in texts) if p is not None]
+            return parsed, [None] * len(parsed), len(texts) - len(parsed)
         if self.level == "skill_list":
             weights = self._weights(action, (d.n_skills, d.n_levels))
             counts = allocate(weights, self.budget)
-            return [TaskSpec(s, int(c), level=lvl) for (s, lvl), c in np.ndenumerate(counts) if c], 0
-        if not isinstance(action, dict) or not {"explore", "skill", "allocation"} <= set(action):
-            raise ValueError(f"a skill-tree action is a dict with keys explore, skill, allocation; got {action!r}")
-        invalid = 0
-        if int(action["explore"]):
-            skill = self.domain.skill_index(int(action["skill"]))
-            hidden = np.flatnonzero(~self._discovered[skill])
-            if hidden.size:
-                self._discovered[skill, hidden[0]] = True
-            else:
-                invalid = 1  # nothing left to discover under this skill
-        weights = self._weights(action["allocation"], self._shape[:2]) * self._discovered
-        if weights.sum() <= 0:
-            weights = self._discovered.astype(np.float64)
-        self._allocation = weights / weights.sum()
-        counts = allocate(self._allocation, self.budget)
-        return [TaskSpec(s, int(c), subskill=j) for (s, j), c in np.ndenumerate(counts) if c], invalid
+            specs = [TaskSpec(s, int(c), level=lvl) for (s, lvl), c in np.ndenumerate(counts) if c]
+            return specs, [None] * len(specs), 0
+        invalid = self.forest.apply(action)
+        requested = self.forest.requested()
+        counts = np.array([c for _, _, c in requested], dtype=np.int64)
+        if counts.sum() > self.budget:  # more than a step's budget: every count scaled down
+            counts = allocate(counts, self.budget)
+        specs, tags = [], []
+        for (s, j, _), c in zip(requested, counts):
+            node = self.forest.trees[s][j]
+            if c:
+                specs.append(TaskSpec(s, int(c), node.difficulty, node.template if node.template >= 0 else None, subskill_name=node.name))
+                tags.append((s, j))
+        return specs, tags, invalid
 
     @staticmethod
     def _weights(action: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -302,19 +416,23 @@ class DataGenEnv(gym.Env):
             raise ValueError(f"expected finite non-negative allocation weights of shape {shape}, got {w.tolist()}")
         return w if w.sum() > 0 else np.ones(shape)  # all zero: spread the budget evenly
 
-    def _within_budget(self, specs: list[TaskSpec]) -> list[TaskSpec]:
+    def _within_budget(self, specs: list[TaskSpec], tags: list[Any]) -> tuple[list[TaskSpec], list[Any]]:
         """Cut the plan so that it asks for at most ``budget`` examples (first come, first served)."""
         out, left = [], self.budget
         for s in specs:
             if left <= 0:
                 break
-            n = min(s.count, left)
-            out.append(TaskSpec(s.skill, n, s.level, s.subskill, s.text))
-            left -= n
-        return out
+            out.append(dataclasses.replace(s, count=min(s.count, left)))
+            left -= out[-1].count
+        return out, tags[: len(out)]
 
     def action_from_tasks(self, tasks: Sequence[Any]) -> Any:
-        """The action of this level that generates one example per (skill, difficulty) task."""
+        """The action of this level that generates one example per (skill, difficulty) task.
+
+        Skill tree: per skill, the subskills of each requested difficulty share its count
+        (Exploit); a difficulty without a subskill yet is explored: a new subskill
+        ``"<skill> (difficulty L)"`` (any template at that level) with that count.
+        """
         d = self.domain
         arr = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
         counts = np.zeros((d.n_skills, d.n_levels))
@@ -326,8 +444,25 @@ class DataGenEnv(gym.Env):
                 json.dumps({"skill": self.skill_names[s], "difficulty": lvl, "count": int(c)})
                 for (s, lvl), c in np.ndenumerate(counts) if c
             )
-        per_skill = counts.sum(1, keepdims=True) * self._discovered / self._discovered.sum(1, keepdims=True)
-        return {"explore": 0, "skill": 0, "allocation": (per_skill / max(1.0, per_skill.sum())).astype(np.float32)}
+        return tuple(self._tree_action(s, counts[s].astype(np.int64)) for s in range(d.n_skills))
+
+    def _tree_action(self, skill: int, want: np.ndarray) -> dict[str, Any]:
+        tree = self.forest.trees[skill]
+        alloc = np.zeros(len(tree), np.int64)
+        missing = []
+        for level, count in enumerate(want):
+            nodes = [j for j, n in enumerate(tree) if n.difficulty == level]
+            if nodes:
+                alloc[nodes] += allocate(np.ones(len(nodes)), int(count))
+            elif count:
+                missing.append(level)
+        action: dict[str, Any] = {"explore": int(bool(missing)), "allocation": alloc.tolist()}
+        if missing:
+            action.update(
+                n_new=len(missing), names=[f"{self.skill_names[skill]} (difficulty {lvl})" for lvl in missing],
+                difficulty=missing, new_allocation=[int(want[lvl]) for lvl in missing],
+            )
+        return action
 
     # --------------------------------------------------------------- evaluation
     def _evaluate(self, examples: list[Example], collect_errors: bool = False) -> tuple[np.ndarray, list[str]]:
@@ -373,7 +508,6 @@ class DataGenEnv(gym.Env):
                 "data": f32(self._data), "iteration": self.iteration,
             }
         return {
-            "discovered": self._discovered.astype(np.int8), "allocation": f32(self._allocation),
-            "accuracy": f32(self._val_cells.mean(axis=2) * self._discovered),
+            "subskills": tuple(tuple(n.name for n in tree) for tree in self.forest.trees), **self.forest.arrays(),
             "skill_accuracy": f32(self._val_cells.mean(axis=(1, 2))), "iteration": self.iteration,
         }

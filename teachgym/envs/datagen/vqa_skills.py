@@ -218,7 +218,19 @@ class VQADomain(Domain):
             return example
         return Example(example.skill, example.level, example.subskill, example.prompt, example.answer, image, example.meta)
 
-    def _verify_one(self, e: Example) -> bool:
+    def canonical(self, e: Example) -> Example:
+        """Answers are compared as written: unchanged."""
+        return e
+
+    def tiers(self) -> list:
+        """One tier, ``scene``: the scene is redrawn and the answer recomputed from it."""
+        return [("scene", lambda examples: [self._scene_ok(e) for e in examples])]
+
+    def level_ok(self, e: Example) -> bool:
+        """The level of a VQA example is its scene's (checked by the ``scene`` tier)."""
+        return True
+
+    def _scene_ok(self, e: Example) -> bool:
         try:
             if not (0 <= e.skill < self.n_skills and 0 <= e.subskill < self.n_subskills):
                 return False
