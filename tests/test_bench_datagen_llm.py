@@ -21,11 +21,11 @@ class _Stop(Exception):
 
 def test_bench_datagen_resumes_an_interrupted_episode_from_its_record(tmp_path, capsys):
     args = dict(student="datagen", variant="math", teacher="alp-gmm:fit_rate=36", seed=0, iterations=3, budget=4, n_eval=1,
-                train_steps=1, device="cpu", threads=1)
+                train_steps=1, device="cpu", threads=1, student_reset="base")
     full = run_datagen(**args, work_dir=str(tmp_path / "full"))
     # The runner's work folder of that run, left by a process killed after two iterations.
     run = {"student": "datagen", "variant": "math", "teacher": args["teacher"], "seed": 0, "iterations": 3, "budget": 4,
-           "train_steps": 1, "n_eval": 1, "device": "cpu", "threads": 1}
+           "train_steps": 1, "n_eval": 1, "device": "cpu", "threads": 1, "student_reset": "base"}
     claim_directory(tmp_path / "out", "datagen")
     work = tmp_path / "out" / "work" / run_id(run)
     done = []

@@ -93,7 +93,8 @@ def test_proposals_are_new_well_formed_names_and_an_explore_of_the_llm_policy_ca
         action = policy.act(obs, info)
     finally:
         planner.close()
-    assert action["explore"] == 1 and action["names"] == ["subtraction"]
+    a = action[env.skill_names.index("arithmetic")]
+    assert a["explore"] == 1 and a["names"] == ["subtraction"]
 
 
 def test_discovery_is_scored_against_the_templates_ground_truth(model):

@@ -22,7 +22,7 @@ PLANS = {
                                                          {"description": "fractions with unlike denominators", "count": 2}]},
     "skill_list": {"allocation": [{"skill": "fractions", "difficulty": 1, "count": 8}, {"skill": "arithmetic", "difficulty": 0, "count": 2}]},
     "skill_tree": {"actions": {"fractions": {"action_type": "explore", "num_new_skills": 1, "data_allocation_for_new_skills": 6},
-                               "arithmetic": {"action_type": "exploit", "data_allocation_delta": {"addition": 4}}}},
+                               "arithmetic": {"action_type": "explore", "num_new_skills": 2, "data_allocation_for_new_skills": 4}}},
 }
 ENGINE_REPLY = json.dumps({"examples": [{"skill": "arithmetic", "difficulty": 0, "question": "2+3=", "answer": "5"}]})
 
@@ -65,10 +65,11 @@ def test_llm_policy_plans_every_level_retries_bad_and_slow_replies_and_falls_bac
     elif level == "skill_list":
         assert action[1, 1] == pytest.approx(0.8) and action[0, 0] == pytest.approx(0.2) and action.sum() == pytest.approx(1)
     else:
-        assert action["explore"] == 1 and env.skill_names[action["skill"]] == "fractions"
-        # The tree held 2 examples per skill: addition 2 + 4, fractions' new subskill 6, the others 2.
-        a = action["allocation"]
-        assert a[0, 0] / a[2, 0] == pytest.approx(3) and a[1, 1] / a[2, 0] == pytest.approx(3) and a.sum() == pytest.approx(1)
+        # Trees start empty (DataEnvGym's): both skills explore; the others keep their (empty) trees.
+        fr, ar = env.skill_names.index("fractions"), env.skill_names.index("arithmetic")
+        assert action[fr] == {"explore": 1, "n_new": 1, "new_allocation": 6}
+        assert action[ar] == {"explore": 1, "n_new": 2, "new_allocation": 4}
+        assert all(a == {"explore": 0} for i, a in enumerate(action) if i not in (fr, ar))
     obs, _, _, _, info = env.step(action)
     assert info["generated"] > 0 and (engine == "template" or info["engine"]["requests"] > 0)
     with caplog.at_level(logging.WARNING, logger="teachgym.envs.datagen.llm_policy"):
@@ -77,7 +78,7 @@ def test_llm_policy_plans_every_level_retries_bad_and_slow_replies_and_falls_bac
     assert "fallback plan" in caplog.text
     # The prompt carries the state the level observes.
     first = policy_server.prompts()[0]
-    assert {"open_ended": "student: ", "skill_list": "difficulty 2: ", "skill_tree": "examples, accuracy"}[level] in first
+    assert {"open_ended": "student: ", "skill_list": "difficulty 2: ", "skill_tree": "no subskills yet"}[level] in first
     assert policy_server.requests[0]["body"]["model"] == "planner"
 
 
@@ -226,3 +227,14 @@ def test_a_corrupt_record_before_the_last_line_is_an_error(tmp_path):
     append_record(path, {"kind": "iteration", "value": np.float32(1.5)})
     with pytest.raises(ValueError, match="record 2 is malformed"):
         read_records(path)
+
+
+def test_an_exploit_is_applied_as_deltas_of_the_tree_cut_at_zero():
+    from teachgym.envs.datagen.llm_policy import skill_tree_action
+
+    env = _env("skill_tree")
+    env.reset(seed=0)
+    tree = {s: {} for s in env.skill_names} | {"arithmetic": {"add": 3, "sub (difficulty 1)": 2}}
+    plan = {"arithmetic": {"action_type": "exploit", "data_allocation_delta": {"add": -5, "sub (difficulty 1)": 4}}}
+    action = skill_tree_action(plan, env, tree)
+    assert action[env.skill_names.index("arithmetic")] == {"explore": 0, "delta": [-3, 4]}

@@ -455,11 +455,6 @@ class ChatEngine:
             if conn.raw_sock is not None:
                 conn.raw_sock.close()
 
-    def complete(self, messages: list[dict[str, str]], stats: dict[str, int]) -> str | None:
-        """The model's reply text to ``messages`` (deadlines, retries and bounds as for examples);
-        None, counted in ``stats``, when no usable reply came."""
-        return self._post(messages, stats)
-
     def _post(self, messages: list[dict[str, str]], stats: dict[str, int]) -> str | None:
         body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature}).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

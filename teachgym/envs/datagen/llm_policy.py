@@ -86,38 +86,35 @@ def format_data(observation: dict[str, Any], env: DataGenEnv) -> str:
 
 
 def tree_counts(observation: dict[str, Any], env: DataGenEnv) -> dict[str, dict[str, int]] | None:
-    """The skill tree as ``{skill: {subskill: examples allocated}}`` (discovered subskills only)."""
-    found = _rows(observation.get("discovered"))
-    alloc = _rows(observation.get("allocation"))
-    if found is None or alloc is None or found.shape != alloc.shape or found.ndim != 2:
+    """The skill forest as ``{skill: {subskill: examples allocated per iteration}}``."""
+    names, alloc = observation.get("subskills"), _rows(observation.get("allocation"))
+    if not isinstance(names, (list, tuple)) or len(names) != len(env.skill_names) or alloc is None or alloc.ndim != 2:
         return None
-    counts = allocate(alloc, env.budget) if alloc.sum() > 0 else np.zeros(alloc.shape, dtype=np.int64)
-    return {
-        skill: {sub: int(counts[i, j]) for j, sub in enumerate(env.subskill_names[i]) if found[i, j]}
-        for i, skill in enumerate(env.skill_names)
-    }
+    return {skill: {str(sub): int(alloc[i, j]) for j, sub in enumerate(names[i]) if j < alloc.shape[1]}
+            for i, skill in enumerate(env.skill_names)}
 
 
 def format_tree(observation: dict[str, Any], env: DataGenEnv) -> str:
-    """Each skill's subskills with their allocation (examples per iteration) and accuracy."""
+    """Each skill's subskills with their allocation and the student's accuracy on the data just generated for them."""
     tree = tree_counts(observation, env)
     if tree is None:
         return _ABSENT
-    acc = _rows(observation.get("accuracy"))
+    acc, generated = _rows(observation.get("accuracy")), _rows(observation.get("generated"))
+    levels = _rows(observation.get("difficulty"))
     skill_acc = _rows(observation.get("skill_accuracy"))
-    found_shape = np.shape(observation["discovered"])
     lines = []
     for i, (skill, subs) in enumerate(tree.items()):
         head = f"- {skill}" + (f" (accuracy {100 * skill_acc[i]:.0f}%)" if skill_acc is not None and skill_acc.shape == (len(tree),) else "")
-        lines.append(head)
-        for sub, n in subs.items():
-            col = env.subskill_names[i].index(sub)
-            tail = f", accuracy {100 * acc[i, col]:.0f}%" if acc is not None and acc.shape == found_shape else ""
-            lines.append(f"  - {sub}: {n} examples{tail}")
+        lines.append(head + ("" if subs else ": no subskills yet"))
+        for j, (sub, n) in enumerate(subs.items()):
+            seen = acc is not None and generated is not None and acc.shape == generated.shape and generated[i, j] > 0
+            tail = f", accuracy {100 * acc[i, j]:.0f}% on its {int(generated[i, j])} new examples" if seen else ""
+            level = f" (difficulty {int(levels[i, j])})" if levels is not None and levels.ndim == 2 and levels[i, j] >= 0 and "difficulty" not in sub else ""
+            lines.append(f"  - {sub}{level}: {n} examples{tail}")
     return "\n".join(lines)
 
 
-_FORMATTED = {"errors", "accuracy", "accuracy_by_level", "skill_accuracy", "data", "discovered", "allocation", "iteration"}
+_FORMATTED = {"errors", "accuracy", "accuracy_by_level", "skill_accuracy", "data", "subskills", "allocation", "generated", "difficulty", "iteration"}
 
 
 def format_other(observation: dict[str, Any], env: DataGenEnv) -> str:
@@ -234,37 +231,26 @@ def open_ended_action(specs: list[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def skill_tree_action(actions: dict[str, dict[str, Any]], env: DataGenEnv, tree: dict[str, dict[str, int]],
-                      stats: dict[str, Any]) -> dict[str, Any]:
-    """The env's Skill-Tree action from per-skill actions: counts of the tree plus the deltas.
+                      proposer: Any = None) -> tuple[dict[str, Any], ...]:
+    """The env's Skill-Tree action (one per skill) from DataEnvGym's per-skill Explore / Exploit.
 
-    The env explores one skill per step, one subskill at a time: the first exploring skill (in
-    the domain's order) gets its next subskill with ``data_allocation_for_new_skills`` examples;
-    further explores are counted in ``stats["explores_not_applied"]``.
+    An Exploit's deltas are cut where they would make an allocation negative; a skill the plan
+    leaves out keeps its allocations. ``proposer`` (optional) names an Explore's new subskills.
     """
-    k, m = len(env.skill_names), len(env.subskill_names[0])
-    counts = np.zeros((k, m))
-    for i, skill in enumerate(env.skill_names):
-        for sub, n in tree.get(skill, {}).items():
-            counts[i, env.subskill_names[i].index(sub)] = n
-    explore, explored = 0, 0
-    for i, skill in enumerate(env.skill_names):
-        action = actions.get(skill)
+    out = []
+    for skill in env.skill_names:
+        action, subs = actions.get(skill), tree.get(skill, {})
         if action is None:
-            continue
-        if action["action_type"] == "exploit":
-            for sub, n in action["data_allocation_delta"].items():
-                j = env.subskill_names[i].index(sub)
-                counts[i, j] = max(0.0, counts[i, j] + n)
-            continue
-        hidden = [j for j, sub in enumerate(env.subskill_names[i]) if sub not in tree.get(skill, {})]
-        if hidden and not explored:
-            counts[i, hidden[0]] = action["data_allocation_for_new_skills"]
-            explore, explored = i, 1
-            stats["explores_not_applied"] += action["num_new_skills"] - 1
+            out.append({"explore": 0})
+        elif action["action_type"] == "explore":
+            a = {"explore": 1, "n_new": action["num_new_skills"], "new_allocation": action["data_allocation_for_new_skills"]}
+            if proposer is not None:
+                a["names"] = list(proposer.propose(skill, list(subs), action["num_new_skills"]))
+            out.append(a)
         else:
-            stats["explores_not_applied"] += action["num_new_skills"]
-    total = counts.sum()
-    return {"explore": explored, "skill": explore, "allocation": (counts / total if total else counts).astype(np.float32)}
+            delta = action["data_allocation_delta"]
+            out.append({"explore": 0, "delta": [max(int(delta.get(sub, 0)), -n) for sub, n in subs.items()]})
+    return tuple(out)
 
 
 class LLMPolicy:
@@ -302,7 +288,7 @@ class LLMPolicy:
         self.client = make_client(self.env.domain, client, who="policy", **{"temperature": 0.2, **client_kwargs} if client is None else client_kwargs)
         self.prompt = load_prompt(self.env.level, POLICY_FIELDS, prompt_dir)
         self.max_attempts, self.max_plan_chars, self.proposer = int(max_attempts), int(max_plan_chars), proposer
-        self.stats = {**agent_stats(), "fallbacks": 0, "explores_not_applied": 0}
+        self.stats = {**agent_stats(), "fallbacks": 0}
         self.last: dict[str, Any] = {}
 
     def messages(self, observation: dict[str, Any]) -> list[dict[str, str]]:
@@ -350,11 +336,7 @@ class LLMPolicy:
             return open_ended_action(plan)
         if self.env.level == "skill_list":
             return (plan / plan.sum()).astype(np.float32)
-        action = skill_tree_action(plan, self.env, tree, self.stats)
-        if self.proposer is not None and action["explore"]:
-            skill = self.env.skill_names[action["skill"]]
-            action["names"] = self.proposer.propose(skill, list(tree.get(skill, {})), 1)
-        return action
+        return skill_tree_action(plan, self.env, tree, self.proposer)
 
     def observe(self, observation: Any, reward: float, info: dict[str, Any]) -> None:
         """Nothing: the next observation holds the state the model reads."""
