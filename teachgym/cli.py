@@ -194,7 +194,7 @@ def describe_os_error(err: OSError) -> str:
 
 def _run(argv: list[str]) -> int:
     if argv[:1] == ["train"]:
-        from teachgym.training import main as train_main
+        from teachgym.training_fleet import main as train_main  # a single run, or --fleet K
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)

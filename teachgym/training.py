@@ -82,6 +82,7 @@ EXPLOIT_SAMPLES = 1000  # draws from the teacher's non-exploratory distribution 
 MASTERY_RETURN = 230.0  # teachDeepRL / TeachMyAgent: a test task is mastered when its return > 230
 EVAL_COLUMNS = ("step", "episodes", "mastered_pct", "mean_return", "wall_s")
 RESUME_MAY_CHANGE = ("steps", "device", "eval_every", "checkpoint_every")  # all other settings shape the run
+FLEET_FOLDER = "fleet"  # OUT/fleet of ``teachgym train --fleet K`` (teachgym.training_fleet)
 
 
 @dataclass
@@ -257,6 +258,32 @@ def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict
     """Per-dimension counts of ``tasks`` in ``bins`` equal bins over the space's bounds, as text."""
     counts = count_tasks(tasks, space.low, space.high, bins)
     return {f"hist_{name}": " ".join(str(int(c)) for c in row) for name, row in zip(space.names, counts)}
+
+
+def teacher_row(step: int, teacher: Teacher, space: TaskSpace,
+                tasks: np.ndarray) -> tuple[dict[str, Any], np.ndarray | None]:
+    """``teacher.csv``'s row at ``step`` (statistics, histograms of the ``tasks`` sampled since the
+    last evaluation and of the teacher's exploit distribution) and those exploit samples."""
+    stats: dict[str, Any] = {"step": step, **teacher_statistics(teacher)}
+    stats.update(task_histograms(space, tasks))
+    # The teacher's curriculum without its exploration share (GMM teachers), from its own seed.
+    exploit = teacher.exploit_tasks(EXPLOIT_SAMPLES, seed=step)
+    if exploit is not None:
+        stats.update({f"exploit_{k}": v for k, v in task_histograms(space, exploit).items()})
+    return stats, exploit
+
+
+def append_episodes(path: Path, names: tuple[str, ...], tasks: np.ndarray, scores: np.ndarray) -> None:
+    """Append one ``episodes.csv`` row per (task, score), exactly (17 digits), and sync the file."""
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow([*names, "score"])
+        for task, score in zip(tasks.tolist(), scores.tolist()):
+            writer.writerow([*(f"{v:.17g}" for v in task), f"{score:.17g}"])
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 # ----------------------------------------------------------------------------- the teacher link
@@ -671,13 +698,8 @@ class Trainer:
         row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * fraction,
                "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1)}
         self.eval_rows.append(row)
-        stats = {"step": step, **teacher_statistics(self.link.teacher)}
         tasks = self._period_tasks
-        stats.update(task_histograms(self.space, tasks))
-        # The teacher's curriculum without its exploration share (GMM teachers), from its own seed.
-        exploit = self.link.teacher.exploit_tasks(EXPLOIT_SAMPLES, seed=step)
-        if exploit is not None:
-            stats.update({f"exploit_{k}": v for k, v in task_histograms(self.space, exploit).items()})
+        stats, exploit = teacher_row(step, self.link.teacher, self.space, tasks)
         self.teacher_rows.append(stats)
         _write_table(self.folder.eval_csv, self.eval_rows)
         _write_table(self.folder.teacher_csv, self.teacher_rows)
@@ -707,16 +729,7 @@ class Trainer:
         """Append the updates the teacher received since the last call to episodes.csv."""
         tasks, scores = self.link.drain_log()
         self._period_tasks = np.concatenate([self._period_tasks, tasks])
-        path = self.folder.episodes_csv
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow([*self.space.names, "score"])
-            for task, score in zip(tasks.tolist(), scores.tolist()):
-                writer.writerow([*(f"{v:.17g}" for v in task), f"{score:.17g}"])
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_episodes(self.folder.episodes_csv, self.space.names, tasks, scores)
         self.episodes_logged += len(scores)
 
     def _wall(self) -> float:
@@ -845,6 +858,7 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
         holds something (without ``resume``) or that is not a run of this config (with it).
         Nothing in ``out`` is written before these checks pass.
     """
+    _refuse_fleet_folder(Path(out))
     if resume:
         done = RunFolder(out)
         if done.run_json.exists():
@@ -862,6 +876,20 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
                             "episodes": int(rows[-1]["episodes"]), "evaluations": len(rows), "out": str(out),
                             "note": "the run was already complete"}
     return Trainer(config, out, resume=resume, progress=progress).run()
+
+
+def _refuse_fleet_folder(out: Path) -> None:
+    """A fleet run, or one of its members, is continued as the whole fleet, never as a single run."""
+    if (out / FLEET_FOLDER / "fleet.json").exists():
+        raise ValueError(f"{out} is a fleet run (teachgym train --fleet K); continue it with --fleet K --resume")
+    try:
+        fleet = json.loads((out / "run.json").read_text()).get("fleet")
+    except (OSError, ValueError, AttributeError):
+        return
+    if fleet is not None:
+        where = fleet.get("folder") if isinstance(fleet, dict) else None
+        raise ValueError(f"{out} is a member of a fleet run (the fleet's state: {out / str(where or '..')}); "
+                         "continue the whole fleet with teachgym train --fleet K --resume --out <its folder>")
 
 
 # ----------------------------------------------------------------------------- CLI
