@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = add_suite_arguments(suites.add_parser(name, help=SUITES[name].help), name)
         p.add_argument("--steps", type=int, default=None, help="environment steps per run")
         p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations on the test set")
+        p.add_argument("--fleet", type=int, default=None, metavar="K",
+                       help="train SAC/TD3 runs K at a time as one fleet of students, one batched update "
+                            "(runs that differ only in teacher and seed; default 0: one SB3 student per run)")
 
     ov = _defaults(OverheadConfig)
     p = suites.add_parser("teacher-overhead", help="seconds in sample + update over a grid run, one core")
@@ -218,7 +221,7 @@ def _run(argv: list[str]) -> int:
         print(format_summary(summary, markdown=args.markdown))
         print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
     elif args.suite in ("control", "walkers"):
-        print(main_from_args(args.suite, args, ("steps", "eval_every")))
+        print(main_from_args(args.suite, args, ("steps", "eval_every", "fleet")))
     elif args.suite == "envs":
         config = EnvSpeedConfig(steps=args.steps, resets=args.resets)
         if args.only:

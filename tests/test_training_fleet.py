@@ -164,3 +164,100 @@ def test_a_single_run_folder_is_not_taken_for_a_fleet(tmp_path, capsys):
     train(_config(steps=64, eval_every=64, checkpoint_every=64), out, progress=False)
     assert main(["train", "--fleet", "2", *SMALL, "--out", str(out), "--resume"]) == 2
     assert "is not a fleet run" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- walker suites
+
+SUITE = {"suite": "walkers", "variants": ["teachgym/ContextualPendulum-v0"],
+         "env_kwargs": {"context_obs": True, "max_episode_steps": 25},
+         "teachers": ["random", "alp-gmm:fit_rate=4+potential_ks=[1,2]"], "seeds": 1, "algo": "sac",
+         "algo_kwargs": {"learning_starts": 32, "batch_size": 16, "train_freq": 8, "gradient_steps": 2, "net_arch": [8]},
+         "steps": 96, "eval_every": 64}
+
+
+def _suite(root: Path, out: str, *flags: str) -> list[str]:
+    config = root / "suite.json"
+    config.write_text(json.dumps(SUITE))
+    return ["bench", "walkers", "--config", str(config), "--jobs", "1", "--out", str(root / out), *flags]
+
+
+@pytest.fixture(scope="module")
+def suites(tmp_path_factory):
+    """The tiny suite run with one SB3 student per run, and with fleets of 3 (its two runs in one)."""
+    root = tmp_path_factory.mktemp("suites")
+    assert main(_suite(root, "single")) == 0
+    assert main(_suite(root, "fleet", "--fleet", "3")) == 0
+    return root
+
+
+def test_a_suite_config_groups_runs_that_differ_in_teacher_and_seed_into_fleets():
+    from teachgym.benchmarks.suites import make_config
+
+    config = make_config("walkers", None, {**{k: v for k, v in SUITE.items() if k != "suite"}, "seeds": 2,
+                                           "fleet": 3, "variants": ["teachgym/ContextualPendulum-v0",
+                                                                    "teachgym/ContextualCartPole-v0"]})
+    runs = config.runs()
+    # per env: random 0, random 1, alp-gmm 0 | alp-gmm 1 -- never two envs in one fleet
+    assert config.chunks(runs) == [[0, 1, 2], [3], [4, 5, 6], [7]]
+    assert all(r["learner"] == "fleet" for r in runs)
+    assert "learner" not in make_config("walkers").runs()[0]  # the description of an SB3 run is unchanged
+
+
+def test_a_suite_with_fleets_writes_the_same_tables_and_skips_finished_chunks(suites, capsys, monkeypatch):
+    from teachgym.benchmarks import train as bench_train
+    from teachgym.benchmarks.runner import read_curve
+
+    runs = {p.name for p in (suites / "single" / "runs").iterdir()}
+    assert {p.name for p in (suites / "fleet" / "runs").iterdir()} == runs and len(runs) == 2
+    for name in runs:
+        a, b = (read_curve(suites / d / "runs" / name / "curve.csv") for d in ("single", "fleet"))
+        assert a.keys() == b.keys() and a["step"] == b["step"] == [0, 64, 96]
+        assert json.loads((suites / "fleet" / "runs" / name / "meta.json").read_text())["run"]["learner"] == "fleet"
+        assert (suites / "fleet" / "work" / name / "episodes.csv").exists()  # each run's training folder
+    for table in ("summary.csv", "curves.csv"):
+        a, b = (pd.read_csv(suites / d / table) for d in ("single", "fleet"))
+        assert list(a.columns) == list(b.columns) and len(a) == len(b)
+        assert a.iloc[:, :2].equals(b.iloc[:, :2]) if table == "summary.csv" else a["teacher"].equals(b["teacher"])
+    assert len(find_runs(suites / "fleet")) == 2
+    calls = []
+    monkeypatch.setattr(bench_train, "run_curriculum_fleet", lambda *a, **k: calls.append(a))
+    stamp = (suites / "fleet" / "runs" / sorted(runs)[0] / "meta.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(_suite(suites, "fleet", "--fleet", "3")) == 0  # every chunk finished: none runs
+    assert calls == [] and (suites / "fleet" / "runs" / sorted(runs)[0] / "meta.json").stat().st_mtime_ns == stamp
+    assert "ContextualPendulum-v0" in capsys.readouterr().out  # the table, from the stored results
+    # results of one SB3 student per run are not taken for a fleet's, nor the other way round
+    assert main(_suite(suites, "single", "--fleet", "3")) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_a_killed_suite_chunk_resumes_from_its_fleet_checkpoint(suites, monkeypatch):
+    from teachgym.benchmarks.runner import read_curve
+
+    evaluate = FleetTrainer._evaluate
+
+    def crash_at_96(self, step, bar):  # after step 96's rows, before its checkpoint
+        evaluate(self, step, bar)
+        if step == 96:
+            raise _Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FleetTrainer, "_evaluate", crash_at_96)
+        with pytest.raises(_Crash):
+            main(_suite(suites, "killed", "--fleet", "2"))
+    (chunk,) = [p for p in (suites / "killed" / "work").iterdir() if p.name.startswith("chunk-")]
+    assert json.loads((chunk / "checkpoints" / "latest.json").read_text())["step"] == 64  # mid-episode
+    assert not (suites / "killed" / "runs").exists() or not any((suites / "killed" / "runs").iterdir())
+    assert main(_suite(suites, "killed", "--fleet", "2")) == 0
+    for name in (p.name for p in (suites / "fleet" / "runs").iterdir()):
+        a, b = (read_curve(suites / d / "runs" / name / "curve.csv") for d in ("fleet", "killed"))
+        assert {k: v for k, v in a.items() if k != "wall_s"} == {k: v for k, v in b.items() if k != "wall_s"}
+        pd.testing.assert_frame_equal(pd.read_csv(suites / "fleet" / "work" / name / "episodes.csv"),
+                                      pd.read_csv(suites / "killed" / "work" / name / "episodes.csv"))
+
+
+def test_a_ppo_suite_cannot_run_as_fleets(tmp_path, capsys):
+    args = ["bench", "control", "--fleet", "2", "--jobs", "1", "--out", str(tmp_path / "c")]
+    assert main(args) == 2
+    assert "SAC or TD3" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
