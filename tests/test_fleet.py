@@ -451,6 +451,33 @@ def test_resume_mid_episode_restarts_each_members_episode(tmp_path):
         assert resumed.num_timesteps == 60
 
 
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_resume_mid_episode_repeats_the_uninterrupted_run_bit_for_bit(tmp_path, algo):
+    """A checkpoint in the middle of every member's episode: the whole run, not only the episodes
+    in progress, is the uninterrupted one (weights, optimisers, generators, buffers, teachers, returns)."""
+    config = small(algo)
+    with Fleet(contextual_members(2), config) as straight:
+        straight.learn(110)
+        want, want_replay = learner_tensors(straight), straight.replay.arrays
+        want_teachers = [json.dumps(m.teacher.state_dict(), default=lambda a: a.tolist()) for m in straight.members]
+        want_returns = (straight.episodes.copy(), straight.returns.copy(), straight.last_returns.copy())
+    with Fleet(contextual_members(2), config) as first:
+        first.learn(50)  # 50 steps into every member's 200-step episode, 10 after learning starts
+        first.save(tmp_path)
+    members = contextual_members(2)
+    with Fleet(members, config) as resumed:
+        resumed.load(tmp_path)
+        resumed.learn(60)
+        got = learner_tensors(resumed)
+        for name in want:
+            assert torch.equal(got[name], want[name]), name
+        for name in want_replay:
+            np.testing.assert_array_equal(resumed.replay.arrays[name], want_replay[name])
+        assert [json.dumps(m.teacher.state_dict(), default=lambda a: a.tolist()) for m in members] == want_teachers
+        for got_a, want_a in zip((resumed.episodes, resumed.returns, resumed.last_returns), want_returns):
+            np.testing.assert_array_equal(got_a, want_a)
+
+
 def test_async_workers_give_the_sync_result():
     config = small("sac")
     results = []

@@ -261,3 +261,25 @@ def test_a_ppo_suite_cannot_run_as_fleets(tmp_path, capsys):
     assert main(args) == 2
     assert "SAC or TD3" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def _one(x: int, progress=None) -> dict:
+    return {"value": x}
+
+
+def _pair(runs, work_dirs, chunk_dir, progress=None) -> list:
+    return [{"value": 1}]  # one result for a chunk of two runs
+
+
+def test_the_runner_checks_its_chunks(tmp_path):
+    from teachgym.benchmarks.runner import execute
+
+    runs = [{"variant": "v", "teacher": "t", "seed": s, "x": s} for s in range(3)]
+    for chunks in ([[0, 1]], [[0, 1], [1, 2]], [[0, 1, 2], []]):
+        with pytest.raises(ValueError, match="each run index in exactly one"):
+            execute(_one, runs, tmp_path / "a", units=lambda r: 1, jobs=1, chunks=chunks, work=True)
+    with pytest.raises(ValueError, match="work=True"):
+        execute(_one, runs, tmp_path / "b", units=lambda r: 1, jobs=1, chunks=[[0], [1], [2]])
+    with pytest.raises(ValueError, match="expected one result per run"):
+        execute(_pair, runs[:2], tmp_path / "c", units=lambda r: 1, jobs=1, chunks=[[0, 1]], work=True)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
