@@ -10,6 +10,7 @@
 ``teachgym teachers [NAME]``           registered teachers, their default hyper-parameters and presets
 ``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
+                                       (``--fleet K``: K SAC/TD3 students with seeds seed..seed+K-1 as one fleet)
 """
 
 from __future__ import annotations
@@ -152,9 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="teacher for the probability of improvement (default: random, or uniform, when present)")
     p.add_argument("--reps", type=positive_int, default=2000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    # Listed here; parsed by teachgym.training (main() hands it over before this parser runs), so
+    # Listed here; parsed by teachgym.training_fleet (main() hands it over before this parser runs), so
     # that torch and SB3 load only for this command.
-    sub.add_parser("train", add_help=False, help="train an RL student (SB3) under a teacher (teachgym train --help)")
+    sub.add_parser("train", add_help=False, help="train an RL student (SB3) under a teacher, or K as a fleet "
+                   "(teachgym train --help)")
     return parser
 
 
