@@ -90,19 +90,24 @@ class _Crash(Exception):
     pass
 
 
+def _crash_after_evaluating(at: int):
+    """FleetTrainer._evaluate that dies after writing step ``at``'s rows, before its checkpoint."""
+    evaluate = FleetTrainer._evaluate
+
+    def crash(self, step, bar):
+        evaluate(self, step, bar)
+        if step == at:
+            raise _Crash
+
+    return crash
+
+
 def test_a_fleet_killed_mid_episode_resumes_to_the_uninterrupted_run_bit_for_bit(fleet_run, tmp_path, monkeypatch):
     """Killed after step 128's evaluation and before its checkpoint: the run resumes from step 64,
     in the middle of every member's episode, and ends with the same tables and the same tensors."""
-    evaluate = FleetTrainer._evaluate
-
-    def crash_at_128(self, step, bar):
-        evaluate(self, step, bar)
-        if step == 128:
-            raise _Crash
-
     out = tmp_path / "killed"
     with monkeypatch.context() as patch:
-        patch.setattr(FleetTrainer, "_evaluate", crash_at_128)
+        patch.setattr(FleetTrainer, "_evaluate", _crash_after_evaluating(128))
         with pytest.raises(_Crash):
             train_fleet_out(_config(), 2, out, progress=False)
     assert json.loads((out / "fleet" / "checkpoints" / "latest.json").read_text())["step"] == 64
@@ -234,15 +239,8 @@ def test_a_suite_with_fleets_writes_the_same_tables_and_skips_finished_chunks(su
 def test_a_killed_suite_chunk_resumes_from_its_fleet_checkpoint(suites, monkeypatch):
     from teachgym.benchmarks.runner import read_curve
 
-    evaluate = FleetTrainer._evaluate
-
-    def crash_at_96(self, step, bar):  # after step 96's rows, before its checkpoint
-        evaluate(self, step, bar)
-        if step == 96:
-            raise _Crash
-
     with monkeypatch.context() as patch:
-        patch.setattr(FleetTrainer, "_evaluate", crash_at_96)
+        patch.setattr(FleetTrainer, "_evaluate", _crash_after_evaluating(96))
         with pytest.raises(_Crash):
             main(_suite(suites, "killed", "--fleet", "2"))
     (chunk,) = [p for p in (suites / "killed" / "work").iterdir() if p.name.startswith("chunk-")]
