@@ -12,6 +12,7 @@
 ``teachgym teachers [NAME]``           registered teachers and presets; NAME: its paper, idea, hyper-parameters
 ``teachgym plot RUN_DIR``              IQM + bootstrap CIs, curves, radar, heatmaps and report.md of a results dir
 ``teachgym train``                     an SB3 student (SAC/PPO/TD3) on a teachgym env under a teacher
+                                       (``--fleet K``: K SAC/TD3 students with seeds seed..seed+K-1 as one fleet)
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = add_suite_arguments(suites.add_parser(name, help=SUITES[name].help), name)
         p.add_argument("--steps", type=int, default=None, help="environment steps per run")
         p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations on the test set")
+        p.add_argument("--fleet", type=int, default=None, metavar="K",
+                       help="train SAC/TD3 runs K at a time as one fleet of students, one batched update "
+                            "(runs that differ only in teacher and seed; default 0: one SB3 student per run)")
 
     ov = _defaults(OverheadConfig)
     p = suites.add_parser("teacher-overhead", help="seconds in sample + update over a grid run, one core")
@@ -188,9 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
     p.add_argument("--dims", default=None, help="the pair of task dimensions the sampling heatmaps and GMM ellipses "
                    "show, names or indices, e.g. length,mass (default: the first two)")
-    # Listed here; parsed by teachgym.training (main() hands it over before this parser runs), so
+    # Listed here; parsed by teachgym.training_fleet (main() hands it over before this parser runs), so
     # that torch and SB3 load only for this command.
-    sub.add_parser("train", add_help=False, help="train an RL student (SB3) under a teacher (teachgym train --help)")
+    sub.add_parser("train", add_help=False, help="train an RL student (SB3) under a teacher, or K as a fleet "
+                   "(teachgym train --help)")
     return parser
 
 
@@ -233,7 +238,7 @@ def describe_os_error(err: OSError) -> str:
 
 def _run(argv: list[str]) -> int:
     if argv[:1] == ["train"]:
-        from teachgym.training import main as train_main
+        from teachgym.training_fleet import main as train_main  # a single run, or --fleet K
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
@@ -260,7 +265,7 @@ def _run(argv: list[str]) -> int:
         print(format_summary(summary, markdown=args.markdown))
         print(f"\nwrote {args.out}/summary.csv, curves.csv, per_run.csv, curves.png")
     elif args.suite in ("control", "walkers"):
-        print(main_from_args(args.suite, args, ("steps", "eval_every")))
+        print(main_from_args(args.suite, args, ("steps", "eval_every", "fleet")))
     elif args.suite == "envs":
         config = EnvSpeedConfig(steps=args.steps, resets=args.resets)
         if args.only:

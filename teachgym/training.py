@@ -115,6 +115,7 @@ ALGO_ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
 }
 AUTO_ALGOS = ("sac", "ppo", "td3")  # ``algo="auto"`` takes the first of these that fits
 MAX_TEST_TASKS = 100_000  # rows of a --test-set (each is one evaluation episode)
+FLEET_FOLDER = "fleet"  # OUT/fleet of ``teachgym train --fleet K`` (teachgym.training_fleet)
 
 
 @dataclass
@@ -428,6 +429,43 @@ def task_histograms(space: TaskSpace, tasks: np.ndarray, bins: int = 10) -> dict
     """Per-dimension counts of ``tasks`` in ``bins`` equal bins over the space's bounds, as text."""
     counts = count_tasks(tasks, space.low, space.high, bins)
     return {f"hist_{name}": " ".join(str(int(c)) for c in row) for name, row in zip(space.names, counts)}
+
+
+def teacher_row(step: int, teacher: Teacher, space: TaskSpace,
+                tasks: np.ndarray) -> tuple[dict[str, Any], np.ndarray | None]:
+    """``teacher.csv``'s row at ``step`` (statistics, histograms of the ``tasks`` sampled since the
+    last evaluation and of the teacher's exploit distribution) and those exploit samples."""
+    stats: dict[str, Any] = {"step": step, **teacher_statistics(teacher)}
+    stats.update(task_histograms(space, tasks))
+    # The teacher's curriculum without its exploration share (GMM teachers), from its own seed.
+    exploit = teacher.exploit_tasks(EXPLOIT_SAMPLES, seed=step)
+    if exploit is not None:
+        stats.update({f"exploit_{k}": v for k, v in task_histograms(space, exploit).items()})
+    return stats, exploit
+
+
+def episodes_header(names: tuple[str, ...]) -> list[str]:
+    """``episodes.csv``'s columns: the step and env index an episode ended at, its task, score and success."""
+    return ["step", "env", *names, "score", "success"]
+
+
+def append_episodes(path: Path, names: tuple[str, ...], tasks: np.ndarray, scores: np.ndarray,
+                    ended: list[tuple[Any, Any, Any]] | None = None) -> None:
+    """Append one ``episodes.csv`` row per (task, score), exactly (17 digits), and sync the file.
+
+    ``ended``: ``(step, env index, success)`` of each episode; None (a loop that keeps no record of
+    episode ends) leaves those fields blank rather than making them up.
+    """
+    ended = ended if ended is not None else [("", "", "")] * len(scores)
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(episodes_header(names))
+        for (step, env, success), task, score in zip(ended, tasks.tolist(), scores.tolist()):
+            writer.writerow([step, env, *(f"{v:.17g}" for v in task), f"{score:.17g}", success])
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 # ----------------------------------------------------------------------------- the teacher link
@@ -847,13 +885,8 @@ class Trainer:
                "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1),
                "test_mastered": mastered_string(mastered)}
         self.eval_rows.append(row)
-        stats = {"step": step, **teacher_statistics(self.link.teacher)}
         tasks = self._period_tasks
-        stats.update(task_histograms(self.space, tasks))
-        # The teacher's curriculum without its exploration share (GMM teachers), from its own seed.
-        exploit = self.link.teacher.exploit_tasks(EXPLOIT_SAMPLES, seed=step)
-        if exploit is not None:
-            stats.update({f"exploit_{k}": v for k, v in task_histograms(self.space, exploit).items()})
+        stats, exploit = teacher_row(step, self.link.teacher, self.space, tasks)
         self.teacher_rows.append(stats)
         _write_table(self.folder.eval_csv, self.eval_rows)
         _write_table(self.folder.teacher_csv, self.teacher_rows)
@@ -897,20 +930,8 @@ class Trainer:
         if len(ended) != len(scores):
             raise RuntimeError(f"the teacher received {len(scores)} episodes where the envs ended {len(ended)}")
         self._period_tasks = np.concatenate([self._period_tasks, tasks])
-        path = self.folder.episodes_csv
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow(self._episodes_header())
-            for (step, env, success), task, score in zip(ended, tasks.tolist(), scores.tolist()):
-                writer.writerow([step, env, *(f"{v:.17g}" for v in task), f"{score:.17g}", success])
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_episodes(self.folder.episodes_csv, self.space.names, tasks, scores, ended)
         self.episodes_logged += len(scores)
-
-    def _episodes_header(self) -> list[str]:
-        return ["step", "env", *self.space.names, "score", "success"]
 
     def _wall(self) -> float:
         return self.wall_before + time.perf_counter() - self.started
@@ -1034,7 +1055,7 @@ class Trainer:
         _write_table(self.folder.eval_csv, self.eval_rows)
         _write_table(self.folder.teacher_csv, self.teacher_rows)
         _truncate_lines(self.folder.episodes_csv, self.episodes_logged + 1)
-        _upgrade_episodes(self.folder.episodes_csv, self._episodes_header())
+        _upgrade_episodes(self.folder.episodes_csv, episodes_header(self.space.names))
 
 
 def _upgrade_episodes(path: Path, header: list[str]) -> None:
@@ -1072,6 +1093,7 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
         holds something (without ``resume``) or that is not a run of this config (with it).
         Nothing in ``out`` is written before these checks pass.
     """
+    _refuse_fleet_folder(Path(out))
     if resume:
         done = RunFolder(out)
         if done.run_json.exists():
@@ -1089,6 +1111,20 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False,
                             "episodes": int(rows[-1]["episodes"]), "evaluations": len(rows), "out": str(out),
                             "note": "the run was already complete"}
     return Trainer(config, out, resume=resume, progress=progress).run()
+
+
+def _refuse_fleet_folder(out: Path) -> None:
+    """A fleet run, or one of its members, is continued as the whole fleet, never as a single run."""
+    if (out / FLEET_FOLDER / "fleet.json").exists():
+        raise ValueError(f"{out} is a fleet run (teachgym train --fleet K); continue it with --fleet K --resume")
+    try:
+        fleet = json.loads((out / "run.json").read_text()).get("fleet")
+    except (OSError, ValueError, AttributeError):
+        return
+    if fleet is not None:
+        where = fleet.get("folder") if isinstance(fleet, dict) else None
+        raise ValueError(f"{out} is a member of a fleet run (the fleet's state: {out / str(where or '..')}); "
+                         "continue the whole fleet with teachgym train --fleet K --resume --out <its folder>")
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -408,31 +408,36 @@ def test_each_teacher_receives_its_own_members_episodes():
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_resume_repeats_an_uninterrupted_run_exactly(tmp_path, algo):
+@pytest.mark.parametrize("total, at", [(400, 200), (110, 50)], ids=["episode-boundary", "mid-episode"])
+def test_resume_repeats_an_uninterrupted_run_exactly(tmp_path, algo, total, at):
+    """At an episode boundary of every member (200 steps), or 50 steps into every member's episode
+    (10 after learning starts): the whole run is the uninterrupted one, bit for bit (weights,
+    optimisers, generators, buffers, teachers, episode counts and returns)."""
     config = small(algo)
     with Fleet(contextual_members(2), config) as straight:
-        straight.learn(400)
+        straight.learn(total)
         want, want_replay = learner_tensors(straight), straight.replay.arrays
         want_teachers = [json.dumps(m.teacher.state_dict(), default=lambda a: a.tolist()) for m in straight.members]
-        want_episodes = straight.episodes.copy()
+        want_episodes = (straight.episodes.copy(), straight.returns.copy(), straight.last_returns.copy())
     with Fleet(contextual_members(2), config) as first:
-        first.learn(200)  # an episode boundary of every member
+        first.learn(at)
         first.save(tmp_path / "ck")
         first.learn(7)  # work after the checkpoint is lost, not half-saved
     members = contextual_members(2)
     with Fleet(members, config) as resumed:
         resumed.load(tmp_path / "ck")
-        assert resumed.num_timesteps == 200
-        resumed.learn(200)
+        assert resumed.num_timesteps == at
+        resumed.learn(total - at)
         got = learner_tensors(resumed)
         for name in want:
             assert torch.equal(got[name], want[name]), name
         for name in want_replay:
             np.testing.assert_array_equal(resumed.replay.arrays[name], want_replay[name])
         assert [json.dumps(m.teacher.state_dict(), default=lambda a: a.tolist()) for m in members] == want_teachers
-        np.testing.assert_array_equal(resumed.episodes, want_episodes)
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["latest.json", "step-000000000200"]
-    assert not any(p.suffix == ".tmp" for p in (tmp_path / "ck" / "step-000000000200").iterdir())
+        for got_a, want_a in zip((resumed.episodes, resumed.returns, resumed.last_returns), want_episodes):
+            np.testing.assert_array_equal(got_a, want_a)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["latest.json", f"step-{at:012d}"]
+    assert not any(p.suffix == ".tmp" for p in (tmp_path / "ck" / f"step-{at:012d}").iterdir())
 
 
 def test_resume_mid_episode_restarts_each_members_episode(tmp_path):

@@ -27,7 +27,8 @@ Optional extras, used by the plots when present:
   ``task_high`` and ``task_names``. :func:`teachgym.spaces.count_tasks` computes the counts.
 * **teacher state** — ``teacher.npz`` (:func:`teachgym.io.save_state` of ``state_dict()``) in a
   run folder, ``runs/<run_id>.teacher.npz`` beside a runner JSON, the latest checkpoint of a
-  training folder, or a slim ``teacher_state`` in the result (``{"teacher": name, "task_space":
+  training folder (or its ``teacher.npz``: a fleet member's, ``teachgym train --fleet``), or a
+  slim ``teacher_state`` in the result (``{"teacher": name, "task_space":
   task_space.describe(), "state": {"mixture": mixture.to_dict()}}``). GMM mixtures are drawn
   from it.
 
@@ -304,6 +305,7 @@ def _read_train_run(folder: Path) -> Run:
         manifest = _read_json(latest)
         name = manifest.get("dir") if isinstance(manifest, dict) else None
         state = _existing(folder / "checkpoints" / str(name) / "teacher.npz") if name else None
+    state = state or _existing(folder / "teacher.npz")  # a fleet member's final teacher (teachgym train --fleet)
     # The task bounds: run.json's (teachgym train writes them), else the stored teacher's.
     bounds = doc.get("task_space")
     if not isinstance(bounds, dict) and state is not None:

@@ -11,6 +11,7 @@ A results directory ``OUT`` holds:
   seconds, final values), "curve_columns", "versions" (package versions), "git_commit", "host",
   "started", "finished"}``.
 * ``work/<run_id>/`` — checkpoints of runs that resume part-way (RL runs); finished runs ignore it.
+  ``work/chunk-<n>-<hash>/`` — the state of runs done together (a fleet of students), see ``chunks``.
 
 :func:`teachgym.benchmarks.results.find_runs` reads every finished run of a directory (curve + metadata).
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import hashlib
 import io
 import json
 import multiprocessing as mp
@@ -336,6 +338,7 @@ def execute(
     backend: str = "local",
     work: bool = False,
     unit: str = "ep",
+    chunks: Sequence[Sequence[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``fn(**run, progress=...)`` for every run not already in ``out``; return all results.
 
@@ -366,6 +369,14 @@ def execute(
         Pass ``work_dir=OUT/work/<run_id>`` to ``fn`` (not part of the description): a folder
         that survives a killed runner, for runs that checkpoint and resume. With Ray on several
         machines it must be on a shared file system.
+    chunks
+        Runs done together (e.g. a fleet of students trained in lockstep): lists of indices into
+        ``runs``, each run in exactly one. Each chunk with an unfinished run is one call
+        ``fn(runs=[...], work_dirs=[...], chunk_dir=..., progress=...)`` (needs ``work``): the
+        runs' work folders as above and ``OUT/work/<chunk_id>`` for the chunk's own state; it returns
+        one result per run, and each run is written as a run done alone would be (a run of the
+        chunk already finished keeps its stored result). A chunk whose runs are all finished is
+        skipped.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}")
@@ -376,9 +387,15 @@ def execute(
     for run in runs:
         if ids.setdefault(run_id(run), run) != run:
             raise ValueError(f"two runs share the id {run_id(run)!r} but differ: {ids[run_id(run)]} and {run}")
+    if chunks is not None:
+        flat = sorted(i for chunk in chunks for i in chunk)
+        if flat != list(range(len(runs))) or not all(chunks):
+            raise ValueError(f"chunks must split the {len(runs)} runs: each run index in exactly one non-empty chunk")
+        if not work:
+            raise ValueError("chunks keep their state in work folders: pass work=True")
     created = claim_directory(out, suite)
     try:
-        return _execute(fn, runs, out, units, jobs, desc, curve, suite, backend, work, unit)
+        return _execute(fn, runs, out, units, jobs, desc, curve, suite, backend, work, unit, chunks)
     except BaseException:
         release_directory(out, created)
         raise
@@ -386,7 +403,7 @@ def execute(
 
 def _execute(fn: Callable[..., dict], runs: list[dict[str, Any]], out: Path, units: Callable[[dict[str, Any]], int],
              jobs: int | None, desc: str, curve: Sequence[str], suite: str, backend: str, work: bool,
-             unit: str) -> list[dict[str, Any]]:
+             unit: str, chunks: Sequence[Sequence[int]] | None = None) -> list[dict[str, Any]]:
     """:func:`execute` once the directory is claimed."""
     _clean_stale(out)
     results: dict[int, dict[str, Any]] = {}
@@ -399,25 +416,53 @@ def _execute(fn: Callable[..., dict], runs: list[dict[str, Any]], out: Path, uni
             results[i] = done
     provenance = _provenance() if todo else {}
     started = _now()
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=sum(units(runs[i]) for i in todo), desc=desc, unit=unit, unit_scale=True, smoothing=0.1)
 
-    calls = {i: {**runs[i], **({"work_dir": str(out / "work" / run_id(runs[i]))} if work else {})} for i in todo}
+    def work_dir(i: int) -> str:
+        return str(out / "work" / run_id(runs[i]))
 
     def finish(i: int, result: dict[str, Any]) -> None:
         write_run(out, suite, runs[i], result, curve, provenance, started)
         results[i] = load_finished(out, runs[i])  # what a later invocation will read, exactly
 
+    if chunks is None:
+        groups = [[i] for i in todo]
+        calls = {g: {**runs[i], **({"work_dir": work_dir(i)} if work else {})} for g, (i,) in enumerate(groups)}
+
+        def done(g: int, result: dict[str, Any]) -> None:
+            finish(groups[g][0], result)
+    else:
+        groups = [list(chunk) for chunk in chunks if any(i not in results for i in chunk)]
+        calls = {g: {"runs": [runs[i] for i in chunk], "work_dirs": [work_dir(i) for i in chunk],
+                     "chunk_dir": str(out / "work" / chunk_id([runs[i] for i in chunk]))}
+                 for g, chunk in enumerate(groups)}
+
+        def done(g: int, result: Any) -> None:
+            if not isinstance(result, list) or len(result) != len(groups[g]):
+                raise ValueError(f"a chunk of {len(groups[g])} runs returned {type(result).__name__} "
+                                 f"{len(result) if isinstance(result, list) else ''}; expected one result per run")
+            for i, one in zip(groups[g], result):
+                if i not in results:
+                    finish(i, one)
+
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(groups) or 1))
+    size = {g: sum(units(runs[i]) for i in group) for g, group in enumerate(groups)}
+    bar = tqdm(total=sum(size.values()), desc=desc, unit=unit, unit_scale=True, smoothing=0.1)
     with bar:
         if backend == "ray":
-            _execute_ray(fn, calls, finish, lambda i: bar.update(units(runs[i])), jobs)
+            _execute_ray(fn, calls, done, lambda g: bar.update(size[g]), jobs)
         elif jobs == 1:
             with threadpool_limits(1):
-                for i, kwargs in calls.items():
-                    finish(i, fn(**kwargs, progress=bar.update))
+                for g, kwargs in calls.items():
+                    done(g, fn(**kwargs, progress=bar.update))
         else:
-            _execute_pool(fn, calls, finish, bar, jobs)
+            _execute_pool(fn, calls, done, bar, jobs)
     return [results[i] for i in range(len(runs))]
+
+
+def chunk_id(runs: Sequence[dict[str, Any]]) -> str:
+    """File-name-safe identifier of a chunk of runs done together (its work folder's name)."""
+    digest = hashlib.sha1("\n".join(run_id(r) for r in runs).encode()).hexdigest()[:12]
+    return f"chunk-{len(runs)}-{digest}"
 
 
 def _execute_pool(fn: Callable[..., dict], calls: dict[int, dict[str, Any]],

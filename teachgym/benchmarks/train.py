@@ -9,7 +9,9 @@
 - :func:`bench_curriculum`: real RL under each teacher on contextual control envs (the
   ``control`` suite) or walker tracks (``walkers``); % of each env's fixed test set mastered
   along training, several seeds, through the suite runner (skip finished runs, resume killed
-  ones from their checkpoints, local processes or Ray), curves PNG.
+  ones from their checkpoints, local processes or Ray), curves PNG. With ``fleet`` = K, SAC/TD3
+  runs that differ only in teacher and seed are trained K at a time as one fleet of students
+  (:func:`run_curriculum_fleet`); each run's results are written where and as a run alone writes them.
 - :func:`subset_curves`: the same runs' curves on parts of the test set (Stump Tracks' easy
   half), read from which test tasks each evaluation mastered.
 """
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,31 +144,54 @@ class CurriculumConfig:
     eval_every: int = 15_000
     device: str = "cpu"
     suite: str = "control"  # the name of the results directory's suite (and of the runs)
+    fleet: int = 0  # > 0: SAC/TD3 runs trained K at a time as one fleet of students (teachgym.training_fleet)
 
     def validate(self) -> None:
         """``ValueError`` for unknown envs, teachers, algorithms and non-positive sizes."""
         from teachgym.training import check_config
+        from teachgym.training_fleet import check_fleet
 
         for key in ("seeds", "n_envs", "steps", "eval_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+        if self.fleet < 0:
+            raise ValueError(f"fleet must be 0 (one SB3 student per run) or a number of students, got {self.fleet}")
         if not self.variants:
             raise ValueError("variants: expected at least one env id")
         for env in self.variants:
+            if self.fleet:  # the runs of one env train together: check them as a fleet
+                check_fleet([_train_config(self.runs_of(env, teacher, 0)) for teacher in self.teachers])
+                continue
             for teacher in self.teachers:
                 check_config(_train_config(self.runs_of(env, teacher, 0)))
 
     def runs_of(self, env: str, teacher: str, seed: int) -> dict[str, Any]:
         """The run description of one (env, teacher, seed)."""
-        return {
+        run = {
             "student": self.suite, "variant": env.split("/")[-1], "env": env, "teacher": teacher, "seed": seed,
             "env_kwargs": dict(self.env_kwargs), "algo": self.algo, "algo_kwargs": dict(self.algo_kwargs),
             "n_envs": self.n_envs, "steps": self.steps, "eval_every": self.eval_every, "device": self.device,
         }
+        if self.fleet:
+            # Another implementation of the same algorithm (other draws, same rules): its runs are not
+            # an SB3 run's, whatever K (member k's numbers do not depend on the others).
+            run["learner"] = "fleet"
+        return run
 
     def runs(self) -> list[dict[str, Any]]:
         """One description per (env, teacher, seed)."""
         return [self.runs_of(e, t, s) for e in self.variants for t in self.teachers for s in range(self.seeds)]
+
+    def chunks(self, runs: list[dict[str, Any]]) -> list[list[int]] | None:
+        """Indices of the runs trained together: runs with the same settings but teacher and seed,
+        ``fleet`` at a time, in order (None without a fleet)."""
+        if not self.fleet:
+            return None
+        groups: dict[str, list[int]] = {}
+        for i, run in enumerate(runs):
+            key = json.dumps({k: v for k, v in run.items() if k not in ("teacher", "seed")}, sort_keys=True)
+            groups.setdefault(key, []).append(i)
+        return [g[j:j + self.fleet] for g in groups.values() for j in range(0, len(g), self.fleet)]
 
 
 def _train_config(run: dict[str, Any]) -> Any:
@@ -208,6 +234,47 @@ def run_curriculum(student: str, variant: str, env: str, teacher: str, seed: int
     return {c: curve[c].tolist() for c in EVAL_COLUMNS if c in curve}
 
 
+def run_curriculum_fleet(runs: list[dict[str, Any]], work_dirs: list[str], chunk_dir: str,
+                         progress: Any = None) -> list[dict[str, Any]]:
+    """The RL runs ``runs`` (same settings but teacher and seed) trained together as one fleet.
+
+    Run k writes its training folder in ``work_dirs[k]``, as :func:`run_curriculum` would; the
+    fleet's checkpoint goes in ``chunk_dir``, from which a killed chunk resumes. Returns each run's
+    ``eval.csv`` columns as lists.
+    """
+    import torch
+
+    from teachgym.training import EVAL_COLUMNS
+    from teachgym.training_fleet import train_fleet
+
+    torch.set_num_threads(1)
+    chunk = Path(chunk_dir)
+    resume = (chunk / "fleet.json").exists()
+    if not resume:
+        # A chunk not begun under this grouping: its runs' work folders hold the leftovers of other
+        # attempts (another --fleet, one SB3 student per run), none of which this fleet continues.
+        for folder in work_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(chunk, ignore_errors=True)
+    total = sum(run["steps"] for run in runs)
+    done = [0]
+
+    def report(k: int) -> None:
+        k = min(k, total - done[0])
+        done[0] += k
+        if progress is not None and k > 0:
+            progress(k)
+
+    train_fleet([_train_config(run) for run in runs], work_dirs, chunk, resume=resume, progress=report)
+    if progress is not None and total > done[0]:  # a resumed chunk's earlier steps
+        progress(total - done[0])
+    out = []
+    for folder in work_dirs:
+        curve = pd.read_csv(Path(folder) / "eval.csv")
+        out.append({c: curve[c].tolist() for c in EVAL_COLUMNS if c in curve})
+    return out
+
+
 def bench_curriculum(config: CurriculumConfig, out: str, jobs: int | None = 2, backend: str = "local",
                      png: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every env x teacher x seed (finished runs are reused, killed ones resume); curves and summary.
@@ -221,8 +288,10 @@ def bench_curriculum(config: CurriculumConfig, out: str, jobs: int | None = 2, b
 
     config.validate()
     runs = config.runs()
-    results = execute(run_curriculum, runs, out, units=lambda r: r["steps"], jobs=jobs, desc=config.suite,
-                      curve=EVAL_COLUMNS, suite=config.suite, backend=backend, work=True, unit="step")
+    chunks = config.chunks(runs)
+    results = execute(run_curriculum if chunks is None else run_curriculum_fleet, runs, out,
+                      units=lambda r: r["steps"], jobs=jobs, desc=config.suite, curve=EVAL_COLUMNS,
+                      suite=config.suite, backend=backend, work=True, unit="step", chunks=chunks)
     curves = pd.concat(
         [pd.DataFrame({c: res[c] for c in EVAL_COLUMNS if c in res}).assign(panel=r["variant"], teacher=r["teacher"], seed=r["seed"])
          for r, res in zip(runs, results)], ignore_index=True)

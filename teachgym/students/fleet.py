@@ -17,8 +17,10 @@ algorithm (SB3's SAC / TD3 update, step for step) whatever the others see.
 
 Checkpoints: ``torch.save`` of state dicts and tensors (read back with ``weights_only=True``),
 ``.npz`` replay buffers and teacher states, all written atomically (:mod:`teachgym.io`). A
-checkpoint taken when every member is at an episode boundary resumes exactly; otherwise each
-member's episode in progress restarts with the same task and env seed.
+resumed fleet repeats the uninterrupted one exactly, from a checkpoint taken anywhere: each member
+with a teacher brings back its episode in progress (same task and env seed, then the same actions
+again, :class:`teachgym.vector.EpisodeCurriculum`); a member without one restarts its episode with
+the same env seed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
@@ -402,6 +405,15 @@ class FleetLearner:
         out = self.actor(x, slice(k, k + 1))[0]
         return torch.tanh(out[:, : self.act_dim]).cpu().numpy()
 
+    @torch.no_grad()
+    def member_value(self, k: int, obs: np.ndarray) -> np.ndarray:
+        """Member ``k``'s critic at its deterministic action, the smaller twin Q, for observations
+        ``[n, obs_dim]`` (what :func:`teachgym.students.sb3.initial_state_values` reads of SB3's SAC/TD3)."""
+        x = torch.as_tensor(np.asarray(obs)).to(self.device, self.dtype).reshape(1, -1, self.obs_dim)
+        act = torch.tanh(self.actor(x, slice(k, k + 1))[..., : self.act_dim])
+        q = self.critic(torch.cat([x, act], dim=-1).expand(2, -1, -1), slice(2 * k, 2 * k + 2))
+        return q.min(dim=0).values[:, 0].double().cpu().numpy()
+
     # ------------------------------------------------------------------------- state
     def member_state(self, k: int) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Member ``k``'s networks in ``nn.Linear`` layout (``critic`` holds the two twins' layers)."""
@@ -772,14 +784,21 @@ class Fleet:
         return MemberPolicy(self, k)
 
     # ------------------------------------------------------------------------- checkpoints
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, extra: dict[str, dict[str, Any]] | None = None) -> Path:
         """Checkpoint into ``folder/step-<N>`` and point ``folder/latest.json`` at it (no pickle).
 
         ``fleet.pt`` (learner tensors and optimiser states, generator states), ``replay-<k>.npz``,
-        ``teacher-<k>.npz`` and ``loop.npz`` (step, numpy generators, episodes in progress). The
-        checkpoint counts once ``latest.json`` names it; older ones are then removed.
+        ``teacher-<k>.npz`` and ``loop.npz`` (step, numpy generators, episodes in progress), and
+        ``<name>.npz`` for each state of ``extra`` (a training loop's own state, which must count
+        with the rest or not at all). The checkpoint counts once ``latest.json`` names it; older
+        ones are then removed.
         """
         folder = Path(folder)
+        extra = dict(extra or {})
+        for extra_name in extra:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", extra_name) or extra_name in ("loop", "fleet"):
+                raise ValueError(f"extra checkpoint state {extra_name!r}: expected a plain name other than "
+                                 "the fleet's own files (loop, fleet)")
         name = f"step-{self.num_timesteps:012d}"
         target = folder / name
         if target.exists():
@@ -796,8 +815,10 @@ class Fleet:
             "config": json.dumps(dataclasses.asdict(self.config)), "members": self.k,
             "num_timesteps": self.num_timesteps, "rngs": json.dumps([r.bit_generator.state for r in self.rngs]),
             "episodes_in_progress": json.dumps(episodes, default=_jsonable), "episodes": self.episodes,
-            "last_returns": self.last_returns,
+            "last_returns": self.last_returns, "returns": self.returns,
         })
+        for extra_name, state in extra.items():
+            save_state(target / f"{extra_name}.npz", state)
         write_json(folder / "latest.json", {"step": self.num_timesteps, "dir": name})
         for other in folder.iterdir():
             if other.is_dir() and other.name.startswith("step-") and other.name != name:
@@ -810,14 +831,9 @@ class Fleet:
         The fleet must have been built with the same members and hyper-parameters (``device``
         may differ). Every file is checked: ``ValueError`` for anything that does not fit.
         """
-        folder = Path(folder)
-        try:
-            latest = json.loads((folder / "latest.json").read_text())
-            target = folder / str(latest["dir"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{folder} holds no fleet checkpoint (latest.json): {err}") from err
-        if target.resolve().parent != folder.resolve():
-            raise ValueError(f"latest.json names {latest['dir']!r}, which is not a checkpoint inside {folder}")
+        target = latest_checkpoint(folder)
+        if target is None:
+            raise ValueError(f"{folder} holds no fleet checkpoint (no latest.json)")
         loop = _read_state(target / "loop.npz")
         try:
             saved = json.loads(str(loop.get("config", "{}")))
@@ -877,8 +893,11 @@ class Fleet:
             if value.shape != (self.k,):
                 raise ValueError(f"loop.npz {name}: expected shape ({self.k},), got {value.shape}")
             getattr(self, name)[:] = value
-        # Each member's episode in progress restarts with its task and env seed.
-        self.returns[:] = 0.0
+        # Each member's episode in progress is brought back: its task, env seed and actions again.
+        returns = np.asarray(loop.get("returns", np.zeros(self.k)))  # absent in checkpoints of the first version
+        if returns.shape != (self.k,):
+            raise ValueError(f"loop.npz returns: expected shape ({self.k},), got {returns.shape}")
+        self.returns[:] = returns
         self.envs.set_attr("resume_episode", episodes)
         try:
             obs = self.envs.reset()[0]
@@ -902,6 +921,24 @@ class Fleet:
         self.close()
 
 
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The checkpoint folder ``folder/latest.json`` names (:meth:`Fleet.save`), or None without one.
+
+    ``ValueError`` for a ``latest.json`` that is unreadable or names a folder outside ``folder``.
+    """
+    folder = Path(folder)
+    if not (folder / "latest.json").exists():
+        return None
+    try:
+        latest = json.loads((folder / "latest.json").read_text())
+        target = folder / str(latest["dir"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{folder} holds no readable fleet checkpoint (latest.json): {err}") from err
+    if target.resolve().parent != folder.resolve():
+        raise ValueError(f"latest.json names {latest['dir']!r}, which is not a checkpoint inside {folder}")
+    return target
+
+
 class MemberPolicy:
     """One member's policy behind SB3's ``predict(obs, deterministic) -> (actions, None)``."""
 
@@ -918,12 +955,14 @@ class MemberPolicy:
 
 def make_fleet(env_id: str, runs: Sequence[tuple[str | None, int]], env_kwargs: dict[str, Any] | None = None,
                preset: str = "sac", overrides: dict[str, Any] | None = None, device: str = "auto",
-               vectorization: str = "async") -> Fleet:
+               vectorization: str = "async", wrap_teacher: Callable[[Teacher], Any] | None = None) -> Fleet:
     """A fleet of ``len(runs)`` students of ``env_id``, member i with teacher ``runs[i][0]`` and seed ``runs[i][1]``.
 
     Teachers are teacher specs as ``teachgym train --teacher`` takes them (``"alp-gmm"``,
     ``"alp-gmm:fit_rate=100"``; ``None``: no teacher), built with ``adapt=True`` and the run's seed,
-    as :class:`teachgym.training.Trainer` builds its one teacher.
+    as :class:`teachgym.training.Trainer` builds its one teacher. ``wrap_teacher`` puts each teacher
+    behind an object of the same interface (``task_space``, ``sample``, ``update``, ``state_dict``,
+    ``load_state_dict``), e.g. one that records the member's episodes.
     """
     from teachgym.teacher import make_teacher, parse_teacher_spec
     from teachgym.wrappers import env_task_space
@@ -946,6 +985,8 @@ def make_fleet(env_id: str, runs: Sequence[tuple[str | None, int]], env_kwargs: 
                     env.close()
             name, hparams = parse_teacher_spec(spec)
             teacher = make_teacher(name, space, seed=int(seed), adapt=True, **hparams)
+            if wrap_teacher is not None:
+                teacher = wrap_teacher(teacher)
         members.append(FleetMember(env_fn(env_id, env_kwargs), teacher, int(seed)))
     config = fleet_config(preset, **{**(overrides or {}), "device": device})
     return Fleet(members, config, vectorization=vectorization)
