@@ -1205,17 +1205,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, saved: str | Path | None = None) -> TrainConfig:
     """The :class:`TrainConfig` the parsed arguments describe: the settings given, and with
-    ``--resume`` the run's own ``run.json`` for the others (each :class:`TrainConfig` field is read
-    from the argument of the same name when that is not None)."""
+    ``--resume`` the run's own ``run.json`` (in ``saved``, default ``--out``) for the others (each
+    :class:`TrainConfig` field is read from the argument of the same name when that is not None)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     for key in ("env_kwargs", "algo_kwargs"):
         if key in given:
             given[key] = parse_kwargs(given[key])
     if getattr(args, "resume", False):
-        given = {**RunFolder(args.out).saved_config(), **given}
+        if saved is None:
+            _refuse_fleet_folder(Path(args.out))
+        given = {**RunFolder(saved if saved is not None else args.out).saved_config(), **given}
     if "env" not in given:
         raise ValueError("--env is required for a new run (e.g. --env teachgym/StumpTracks-v0); "
                          "--resume continues the run in --out with its own settings")

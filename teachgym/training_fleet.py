@@ -99,6 +99,9 @@ def check_fleet(configs: Sequence[TrainConfig]) -> TaskSpace:
     """
     if not configs:
         raise ValueError("a fleet needs at least one run")
+    for config in configs:
+        if config.algo == "auto":
+            check_config(config)  # "auto" becomes the algorithm the action space takes
     first = configs[0]
     if first.algo not in FLEET_ALGOS:
         raise ValueError(f"--fleet trains SAC or TD3 students (one batched update); got --algo {first.algo!r}")
@@ -305,7 +308,7 @@ class FleetTrainer:
         self.fleet_dir.mkdir(parents=True, exist_ok=True)
         for folder, config in zip(self.folders, self.configs):
             # Without a checkpoint the fleet starts again from step 0: a killed predecessor's tables go.
-            folder.start(config, resume=self.checkpoint is None)
+            folder.start(config, self.checkpoint is None, self.space)
         self._write_status("running")
 
     def _write_status(self, status: str) -> None:
@@ -313,8 +316,10 @@ class FleetTrainer:
                    for c, f in zip(self.configs, self.folders)]
         write_json(self.fleet_json, {"format": FLEET_FORMAT, "members": members, "status": status})
         for k, (folder, config) in enumerate(zip(self.folders, self.configs)):
+            bounds = {"low": self.space.low.tolist(), "high": self.space.high.tolist()}
             write_json(folder.run_json, {"config": dataclasses.asdict(config), "status": status,
-                                             "fleet": {"member": k, "members": self.k,
+                                         "task_space": {**self.space.describe(), **bounds},
+                                         "fleet": {"member": k, "members": self.k,
                                                        "folder": os.path.relpath(self.fleet_dir, folder.root)}})
 
     def _bind_value_estimates(self) -> None:
@@ -481,7 +486,9 @@ def train_fleet_out(config: TrainConfig, k: int, out: str | os.PathLike, resume:
 def run_train_fleet(args: argparse.Namespace) -> int:
     """``teachgym train --fleet K``: run, print each member's final % mastered; 2 with a message on bad input."""
     try:
-        config = config_from_args(args)
+        fleet_run = args.resume and (Path(args.out) / FLEET_FOLDER).is_dir()
+        # A fleet's settings are its first member's (seed: the fleet's first).
+        config = config_from_args(args, member_dirs(args.out, 1)[0] if fleet_run else None)
         summaries = train_fleet_out(config, args.fleet, args.out, resume=args.resume, progress=not args.no_progress)
     except (ValueError, OSError) as err:
         print(f"teachgym: error: {err}", file=sys.stderr)

@@ -76,7 +76,7 @@ def test_fleet_members_write_run_folders_that_the_report_reads(fleet_run):
         evals, episodes = _tables(member)
         assert evals["step"].tolist() == [0, 128, 192]
         assert evals["episodes"].iloc[-1] == len(episodes) == 192 // 25  # every ended episode, once
-        assert set(episodes.columns) == {"length", "mass", "gravity", "score"}
+        assert set(episodes.columns) == {"step", "env", "length", "mass", "gravity", "score", "success"}
         assert "hist_length" in pd.read_csv(member / "teacher.csv").columns
     assert json.loads((fleet_run / "fleet" / "fleet.json").read_text())["status"] == "complete"
     runs = find_runs(fleet_run)
@@ -156,12 +156,12 @@ def test_what_a_fleet_cannot_train_is_a_clear_error_that_writes_nothing(tmp_path
 
 
 def test_members_differ_in_seed_only_and_keep_steps_derived_intervals():
-    config = TrainConfig(env="teachgym/ContextualPendulum-v0", steps=1000, seed=7)
+    config = TrainConfig(env="teachgym/ContextualPendulum-v0", steps=1000, seed=7, algo="sac")
     members = member_configs(config, 3)
     assert [m.seed for m in members] == [7, 8, 9]
     assert all(m.derived == ("eval_every", "checkpoint_every") and m.eval_every == 50 for m in members)
     with pytest.raises(ValueError, match="differ only in teacher and seed"):
-        FleetTrainer([config, TrainConfig(env="teachgym/ContextualPendulum-v0", steps=2000)], ["a", "b"], "f")
+        FleetTrainer([config, TrainConfig(env="teachgym/ContextualPendulum-v0", steps=2000, algo="sac")], ["a", "b"], "f")
 
 
 def test_a_single_run_folder_is_not_taken_for_a_fleet(tmp_path, capsys):
@@ -175,7 +175,7 @@ def test_a_single_run_folder_is_not_taken_for_a_fleet(tmp_path, capsys):
 
 SUITE = {"suite": "walkers", "variants": ["teachgym/ContextualPendulum-v0"],
          "env_kwargs": {"context_obs": True, "max_episode_steps": 25},
-         "teachers": ["random", "alp-gmm:fit_rate=4+potential_ks=[1,2]"], "seeds": 1, "algo": "sac",
+         "teachers": ["random", "alp-gmm:fit_rate=4+potential_ks=[1,2]"], "seeds": 1, "algo": "sac", "n_envs": 1,
          "algo_kwargs": {"learning_starts": 32, "batch_size": 16, "train_freq": 8, "gradient_steps": 2, "net_arch": [8]},
          "steps": 96, "eval_every": 64}
 
@@ -200,7 +200,7 @@ def test_a_suite_config_groups_runs_that_differ_in_teacher_and_seed_into_fleets(
 
     config = make_config("walkers", None, {**{k: v for k, v in SUITE.items() if k != "suite"}, "seeds": 2,
                                            "fleet": 3, "variants": ["teachgym/ContextualPendulum-v0",
-                                                                    "teachgym/ContextualCartPole-v0"]})
+                                                                    "teachgym/ContextualMountainCarContinuous-v0"]})
     runs = config.runs()
     # per env: random 0, random 1, alp-gmm 0 | alp-gmm 1 -- never two envs in one fleet
     assert config.chunks(runs) == [[0, 1, 2], [3], [4, 5, 6], [7]]
