@@ -630,11 +630,12 @@ class RunFolder:
             raise ValueError(f"--resume: {self.run_json} is not a teachgym run file: {err}") from err
         return saved
 
-    def write_status(self, config: TrainConfig, status: str, space: TaskSpace) -> None:
-        """``run.json``: the config, the status and the task space (its bounds and names, for plots)."""
+    def write_status(self, config: TrainConfig, status: str, space: TaskSpace, extra: dict[str, Any] | None = None) -> None:
+        """``run.json``: the config, the status and the task space (its bounds and names, for plots),
+        and ``extra`` entries (a fleet member's ``fleet``)."""
         bounds = {"low": space.low.tolist(), "high": space.high.tolist()}  # flat, whatever the space's kind
         write_json(self.run_json, {"config": dataclasses.asdict(config), "status": status,
-                                   "task_space": {**space.describe(), **bounds}})
+                                   "task_space": {**space.describe(), **bounds}, **(extra or {})})
 
     def start(self, config: TrainConfig, resume: bool, space: TaskSpace) -> None:
         """Mark the run as running in ``run.json`` (after :meth:`check` and every other check passed).

@@ -316,11 +316,8 @@ class FleetTrainer:
                    for c, f in zip(self.configs, self.folders)]
         write_json(self.fleet_json, {"format": FLEET_FORMAT, "members": members, "status": status})
         for k, (folder, config) in enumerate(zip(self.folders, self.configs)):
-            bounds = {"low": self.space.low.tolist(), "high": self.space.high.tolist()}
-            write_json(folder.run_json, {"config": dataclasses.asdict(config), "status": status,
-                                         "task_space": {**self.space.describe(), **bounds},
-                                         "fleet": {"member": k, "members": self.k,
-                                                       "folder": os.path.relpath(self.fleet_dir, folder.root)}})
+            folder.write_status(config, status, self.space, {"fleet": {
+                "member": k, "members": self.k, "folder": os.path.relpath(self.fleet_dir, folder.root)}})
 
     def _bind_value_estimates(self) -> None:
         """Give each member's teacher its critic's V(s0) per task, as a single run does (SPDL reads it)."""
