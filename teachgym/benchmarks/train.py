@@ -179,8 +179,9 @@ class CurriculumConfig:
         return run
 
     def runs(self) -> list[dict[str, Any]]:
-        """One description per (env, teacher, seed)."""
-        return [self.runs_of(e, t, s) for e in self.variants for t in self.teachers for s in range(self.seeds)]
+        """One description per (env, teacher, seed), seed by seed: a suite stopped part-way has as
+        many seeds of every teacher (give or take one) to compare."""
+        return [self.runs_of(e, t, s) for e in self.variants for s in range(self.seeds) for t in self.teachers]
 
     def chunks(self, runs: list[dict[str, Any]]) -> list[list[int]] | None:
         """Indices of the runs trained together: runs with the same settings but teacher and seed,
