@@ -12,7 +12,8 @@ others: level-2 questions of modular arithmetic hold only level-0 numbers 0.4% o
 (``a mod m`` with ``a < 100``: 1%), of linear equations 3%, of word problems 56%; fractions
 (denominators up to 5, 9 or 15) and percentages (``n`` a multiple of 100 at every level) have
 the same digit counts at every level (98% and 100% of level-2 questions within level 0's bound);
-and one level apart, the lower level's numbers are common (4% of level-1 sums are one-digit).
+and one level apart, the lower level's numbers are common (4% of level-1 arithmetic is
+one-digit: 1% of its sums, 10% of its products).
 """
 
 from __future__ import annotations

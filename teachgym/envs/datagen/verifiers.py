@@ -12,8 +12,8 @@ An example written by an engine goes through, in order (:meth:`Domain.verify_tie
    only where a level's templates almost never (at most :attr:`Domain.floor_alpha
    <teachgym.envs.datagen.domain.Domain.floor_alpha>`, 0.1%) write a lower level's numbers: in
    math, level-2 arithmetic ("2 + 3 =" claimed at level 2 is dropped; "2 + 3 =" at level 1 is
-   not, as 4% of level-1 sums are one-digit). The domains' docstrings say which levels cannot be
-   told apart from below and why;
+   not, as 4% of level-1 arithmetic is one-digit). The domains' docstrings say which levels
+   cannot be told apart from below and why;
 3. the domain's own tiers:
 
    * math: **template** (the question is a template's text: the answer recomputed from its
