@@ -4,6 +4,15 @@ Six skills (arithmetic, conditionals, loops, strings, lists, functions) of two s
 three difficulty levels (bigger numbers, longer strings and lists). The quality check runs every
 program in the sandbox (:mod:`teachgym.envs.datagen.sandbox`: one process per program in Linux
 namespaces, no network, a read-only view of the system, resource limits) and keeps an example only when its stated answer is what the program prints.
+
+The claimed level cannot be told apart from below here: the check from below
+(:func:`~teachgym.envs.datagen.verifiers.level_floor`) derives floor 0 at every level. Numbers
+under 30 (level 1) and under 100 (level 2) have the same digits, and level-2 programs hold only
+level-0 numbers too often (lists 0.2%, arithmetic and functions 0.5%, conditionals 0.8%, loops
+55%: a ``range_sum`` program's ``a < 100`` always fits level 0's bound, 99, which the squares of
+``halvings`` set); string programs hold no number, and their lengths overlap
+(3 of 7 level-2 words are no longer than level 0's longest), as do list lengths (1 level-2 list
+in 3 is as short as level 0's).
 """
 
 from __future__ import annotations

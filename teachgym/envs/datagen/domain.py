@@ -116,6 +116,10 @@ class Domain:
     #: bound on what the quality check parses and computes (a 5,000-digit number is refused here).
     max_question_chars = 1000
     max_answer_chars = 100
+    #: The check from below (:func:`~teachgym.envs.datagen.verifiers.level_floor`): a level's floor
+    #: may drop at most this share of the level's own template questions, counted in this many.
+    floor_alpha = 1e-3
+    floor_samples = 10_000
 
     def __init__(self, name: str, skills: Sequence[Skill], n_levels: int, defaults: dict[str, Any]) -> None:
         counts = {len(s.subskills) for s in skills}
@@ -125,6 +129,7 @@ class Domain:
         self.n_subskills = counts.pop()
         self.defaults = dict(defaults)
         self.skill_names = tuple(s.name for s in self.skills)
+        self._floors: dict[tuple[int, int], int] = {}  # (skill, level) -> floor, each computed on first need
 
     @property
     def n_skills(self) -> int:
@@ -148,24 +153,29 @@ class Domain:
         """Hook for domains whose examples carry an image (VQA); identity here."""
         return example
 
-    def verify(self, examples: Sequence[Example]) -> list[bool]:
-        """The quality check: does each example's answer follow from its question?"""
-        return [ok for ok, _ in self.verify_tiers(examples)]
+    def verify(self, examples: Sequence[Example], levels: bool = True) -> list[bool]:
+        """The quality check: does each example's answer follow from its question (and is its level plausible)?"""
+        return [ok for ok, _ in self.verify_tiers(examples, levels=levels)]
 
-    def verify_tiers(self, examples: Sequence[Example], judge: Any = None) -> list[tuple[bool, str]]:
+    def verify_tiers(self, examples: Sequence[Example], judge: Any = None, levels: bool = True) -> list[tuple[bool, str]]:
         """``(kept, tier that decided)`` per example (:mod:`teachgym.envs.datagen.verifiers`).
 
-        Format and level checks first, then :meth:`tiers` in order, then ``judge`` (an object
+        Format and level checks (from above, ``"level"``; from below, ``"level_floor"``) first,
+        then :meth:`tiers` in order, then ``judge`` (an object
         with ``judge(examples) -> list[bool | None]``, e.g. a
         :class:`~teachgym.envs.datagen.verifiers.ChatJudge`) if given; the first tier that
-        answers True or False decides; ``(False, "none")`` when none does.
+        answers True or False decides; ``(False, "none")`` when none does. ``levels=False`` skips
+        the level checks, for examples whose level is not a claim: the templates' own, drawn at
+        that level (the env's validation and test sets; a level-2 product in 1,000 is "2*6=").
         """
         out: list[tuple[bool, str] | None] = [None] * len(examples)
         for i, e in enumerate(examples):
             if not (0 <= e.skill < self.n_skills and 0 <= e.level < self.n_levels) or len(e.prompt) > self.max_question_chars:
                 out[i] = (False, "format")
-            elif not self.level_ok(e):
+            elif levels and not self.level_ok(e):
                 out[i] = (False, "level")
+            elif levels and not self.floor_ok(e):
+                out[i] = (False, "level_floor")
         tiers = list(self.tiers())
         if judge is not None:
             tiers.append(("judge", judge.judge))
@@ -188,11 +198,30 @@ class Domain:
 
         return level_bounds(self)
 
+    def content_level(self, e: Example) -> int:
+        """The easiest level whose templates of ``e``'s skill write numbers as large as ``e``'s largest
+        (:func:`~teachgym.envs.datagen.verifiers.content_level`; ``n_levels`` when none does)."""
+        from teachgym.envs.datagen.verifiers import content_level, numbers_in
+
+        return content_level(max(numbers_in(e.prompt), default=0), self._level_bounds[e.skill].tolist())
+
     def level_ok(self, e: Example) -> bool:
         """Is the claimed level possible? No number in the question beyond what the skill's templates use at that level."""
-        from teachgym.envs.datagen.verifiers import numbers_in
+        return self.content_level(e) <= e.level
 
-        return max(numbers_in(e.prompt), default=0) <= self._level_bounds[e.skill, e.level]
+    def floor_ok(self, e: Example) -> bool:
+        """Is the content not clearly below the claimed level? Its content level must reach the
+        level's floor (:func:`~teachgym.envs.datagen.verifiers.level_floor`, computed once per
+        (skill, level), and only for a question whose content is under its claimed level)."""
+        from teachgym.envs.datagen.verifiers import level_floor
+
+        content = self.content_level(e)
+        if content >= e.level:  # a floor never exceeds its level
+            return True
+        key = (e.skill, e.level)
+        if key not in self._floors:
+            self._floors[key] = level_floor(self, self._level_bounds, e.skill, e.level, self.floor_alpha, self.floor_samples)
+        return content >= self._floors[key]
 
     def _template_check(self, examples: Sequence[Example]) -> list[bool | None]:
         """True: a template's text with the exact answer; None: not a template's text, or another answer string."""

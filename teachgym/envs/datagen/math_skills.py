@@ -3,6 +3,17 @@
 Skills: multi-digit arithmetic, fractions, linear equations, modular arithmetic, percentages and
 word problems. A level sets the size of the numbers (level 0: one digit, level 2: up to three).
 Answers are integers or reduced fractions ``p/q``, compared as exact strings.
+
+A level's ranges contain the lower levels' ("up to three digits"), so the claimed level is told
+apart from below (:func:`~teachgym.envs.datagen.verifiers.level_floor`) only where a level's
+templates almost never write a lower level's numbers: level-2 arithmetic, whose questions are
+one-digit in 4 of 10,000 (a product one digit by one digit in 1 of 1,000), gets floor 1. Not the
+others: level-2 questions of modular arithmetic hold only level-0 numbers 0.4% of the time
+(``a mod m`` with ``a < 100``: 1%), of linear equations 3%, of word problems 56%; fractions
+(denominators up to 5, 9 or 15) and percentages (``n`` a multiple of 100 at every level) have
+the same digit counts at every level (98% and 100% of level-2 questions within level 0's bound);
+and one level apart, the lower level's numbers are common (4% of level-1 arithmetic is
+one-digit: 1% of its sums, 10% of its products).
 """
 
 from __future__ import annotations

@@ -6,6 +6,14 @@ An example written by an engine goes through, in order (:meth:`Domain.verify_tie
 1. **format** — a skill the domain has, a question within bounds (rejects only);
 2. **level** — the claimed difficulty is checked from above: no number in the question may have
    more digits than the templates of its skill ever use at that level (:func:`level_bounds`);
+   **level_floor** — and from below: the question's *content level* (:func:`content_level`: the
+   easiest level whose bound admits its largest number) must reach the claimed level's floor, a
+   low quantile of its own templates' content levels (:func:`level_floor`). A floor is above 0
+   only where a level's templates almost never (at most :attr:`Domain.floor_alpha
+   <teachgym.envs.datagen.domain.Domain.floor_alpha>`, 0.1%) write a lower level's numbers: in
+   math, level-2 arithmetic ("2 + 3 =" claimed at level 2 is dropped; "2 + 3 =" at level 1 is
+   not, as 4% of level-1 arithmetic is one-digit). The domains' docstrings say which levels
+   cannot be told apart from below and why;
 3. the domain's own tiers:
 
    * math: **template** (the question is a template's text: the answer recomputed from its
@@ -37,7 +45,7 @@ if TYPE_CHECKING:  # the domain imports this module
     from teachgym.envs.datagen.domain import Example
 
 #: Every tier's name, in the order they run (a domain uses some of them); "off_plan": the env drops an item that was not asked for.
-TIERS = ("off_plan", "format", "level", "template", "math", "code", "scene", "judge", "none")
+TIERS = ("off_plan", "format", "level", "level_floor", "template", "math", "code", "scene", "judge", "none")
 
 _NUMBER = re.compile(r"\d+")
 
@@ -62,6 +70,45 @@ def level_bounds(domain: Any, samples: int = 250, seed: int = 0) -> np.ndarray:
                 top = max((max(numbers_in(domain.generate(s, j, lvl, rng).prompt), default=0) for _ in range(samples)), default=0)
                 bounds[s, lvl] = max(bounds[s, lvl], 10 ** len(str(top)) - 1)
     return np.maximum.accumulate(bounds, axis=1)  # a harder level never allows less
+
+
+def content_level(top: int, bounds: Sequence[int]) -> int:
+    """The lowest level whose bound (a row of :func:`level_bounds`) admits ``top``, the largest number
+    of a question: the easiest level whose templates could have written it (``len(bounds)`` when none)."""
+    return next((lvl for lvl, bound in enumerate(bounds) if top <= bound), len(bounds))
+
+
+def level_floor(domain: Any, bounds: np.ndarray, skill: int, level: int, alpha: float, samples: int, seed: int = 0) -> int:
+    """The lowest content level that a question of ``skill`` claiming ``level`` may have (its floor).
+
+    The floor is the ``alpha``-quantile, from below, of the content level (:func:`content_level`
+    against the skill's row of ``bounds``) of ``samples`` template questions of that skill and
+    level (its subskills in turn, a generator fixed by ``seed``, skill and level): the highest
+    floor ``f <= level`` such that at most ``alpha * samples`` of them have a content level under
+    ``f``. Level 0 has floor 0.
+
+    Why a quantile and not the least of a few hundred samples: a level's templates draw their
+    numbers from ranges that contain the lower levels' ("up to three digits"), so a level-2 template
+    *can* write "2*6=" (one level-2 product in 1,000 is one digit by one digit); whether a few
+    hundred samples hold one is luck, whereas the count under a floor in ``samples`` of them is
+    not. The price: up to about ``alpha`` of a floored level's own template questions (those that
+    read like a lower level) are dropped too. Sampling stops as soon as the floor is 0 (too many
+    questions under every candidate), so only a level that can be told apart costs all ``samples``.
+    """
+    if not 0 < alpha < 1 or samples < 1:
+        raise ValueError(f"expected 0 < alpha < 1 and samples >= 1, got alpha={alpha}, samples={samples}")
+    row = [int(b) for b in bounds[skill]]
+    n_subskills = len(domain.skills[skill].subskills)
+    rng = np.random.default_rng([seed, skill, level])
+    per_level = [0] * (level + 1)  # template questions per content level (one above ``level`` counted at it)
+    floor, n = level, 0
+    while floor > 0 and n < samples:
+        top = max(numbers_in(domain.generate(skill, n % n_subskills, level, rng).prompt), default=0)
+        per_level[min(content_level(top, row), level)] += 1
+        n += 1
+        while floor > 0 and sum(per_level[:floor]) > alpha * samples:
+            floor -= 1
+    return floor
 
 
 def summarise(verdicts: Sequence[tuple[bool, str]]) -> dict[str, dict[str, float]]:

@@ -227,7 +227,12 @@ class VQADomain(Domain):
         return [("scene", lambda examples: [self._scene_ok(e) for e in examples])]
 
     def level_ok(self, e: Example) -> bool:
-        """The level of a VQA example is its scene's (checked by the ``scene`` tier)."""
+        """The level of a VQA example is its scene's number of shapes, exactly: checked both ways by the
+        ``scene`` tier (and :meth:`from_item` sets it from the scene), so no bound from the numbers."""
+        return True
+
+    def floor_ok(self, e: Example) -> bool:
+        """No floor either: the ``scene`` tier checks the level from below too (see :meth:`level_ok`)."""
         return True
 
     def _scene_ok(self, e: Example) -> bool:
