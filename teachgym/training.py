@@ -115,6 +115,7 @@ ALGO_ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
 }
 AUTO_ALGOS = ("sac", "ppo", "td3")  # ``algo="auto"`` takes the first of these that fits
 MAX_TEST_TASKS = 100_000  # rows of a --test-set (each is one evaluation episode)
+NO_TENSORBOARD = "tensorboard is not installed: curves are in eval.csv and teacher.csv only"
 FLEET_FOLDER = "fleet"  # OUT/fleet of ``teachgym train --fleet K`` (teachgym.training_fleet)
 
 
@@ -665,6 +666,146 @@ def _cell(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+# ----------------------------------------------------------------------------- a run's tables
+
+
+def episode_end(step: int, env: int, success: Any) -> tuple[int, int, str]:
+    """``episodes.csv``'s step, env and success fields for an episode that ended at ``step`` in env
+    ``env`` of the run; ``success``: the env's ``info["success"]`` at its end (None: the env gives
+    none, left blank)."""
+    return int(step), int(env), "" if success is None else str(int(bool(success)))
+
+
+class RunLog:
+    """What a run writes as it trains, beside its checkpoints: ``eval.csv``, ``teacher.csv``,
+    ``episodes.csv`` and ``tb/`` (a single run's, or one member's of a fleet).
+
+    The teacher ``link`` (:class:`LocalLink` or a subclass) records every update; the loop says
+    where each episode ended (:meth:`episode_ended`) and calls :meth:`log_episodes` and
+    :meth:`add_evaluation`. :meth:`state` goes into a checkpoint and :meth:`restore` takes it back,
+    so that a resumed run writes the uninterrupted run's tables.
+    """
+
+    def __init__(self, folder: RunFolder, space: TaskSpace, link: LocalLink | None = None) -> None:
+        self.folder = folder
+        self.space = space
+        self.link = link  # may be set later, once the loop has built it
+        self.eval_rows: list[dict[str, Any]] = []
+        self.teacher_rows: list[dict[str, Any]] = []
+        self.episodes_logged = 0
+        self.period_tasks = np.empty((0, len(space.low)))  # tasks reported since the last evaluation
+        self._ended: list[tuple[int, int, str]] = []  # (step, env, success) of episodes ended since the last log
+        self.tb: Any = None  # torch's SummaryWriter, once open_tensorboard() found tensorboard
+
+    def episode_ended(self, step: int, env: int, success: Any) -> None:
+        """Record an episode's end (:func:`episode_end`), in the order the teacher gets its update."""
+        self._ended.append(episode_end(step, env, success))
+
+    def log_episodes(self) -> None:
+        """Append the updates the teacher received since the last call to episodes.csv, each with
+        the step and env index of its end (the loop's record of the same episodes, in the same
+        order: vector-step order, env order within a step; with Ray, arrival order within a step)."""
+        tasks, scores = self.link.drain_log()
+        ended, self._ended = self._ended, []
+        if not ended:  # a loop that keeps no record of episode ends (not SB3's learn): unknown, not made up
+            ended = [("", "", "")] * len(scores)
+        if len(ended) != len(scores):
+            raise RuntimeError(f"the teacher received {len(scores)} episodes where the envs ended {len(ended)}")
+        self.period_tasks = np.concatenate([self.period_tasks, tasks])
+        append_episodes(self.folder.episodes_csv, self.space.names, tasks, scores, ended)
+        self.episodes_logged += len(scores)
+
+    def add_evaluation(self, step: int, mastered: np.ndarray, returns: np.ndarray, wall_s: float) -> dict[str, Any]:
+        """Log the episodes so far, then write the evaluation at ``step`` (the test tasks'
+        ``mastered`` flags and ``returns``) to the tables and TensorBoard; return its eval.csv row."""
+        self.log_episodes()
+        row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * float(np.mean(mastered)),
+               "mean_return": float(returns.mean()), "wall_s": round(wall_s, 1),
+               "test_mastered": mastered_string(mastered)}
+        self.eval_rows.append(row)
+        tasks = self.period_tasks
+        stats, exploit = teacher_row(step, self.link.teacher, self.space, tasks)
+        self.teacher_rows.append(stats)
+        _write_table(self.folder.eval_csv, self.eval_rows)
+        _write_table(self.folder.teacher_csv, self.teacher_rows)
+        if self.tb is not None:
+            self._tensorboard(row, stats, tasks, exploit)
+        self.period_tasks = np.empty((0, len(self.space.low)))
+        return row
+
+    # ------------------------------------------------------------------------- TensorBoard
+    def open_tensorboard(self, purge_step: int | None) -> bool:
+        """Open ``tb/`` (False, and nothing written there, without tensorboard). ``purge_step``: a
+        resumed run's checkpoint step + 1, so that the events its killed predecessor wrote past the
+        checkpoint go (the resumed run writes them again) and the checkpoint step's own stay."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return False
+        self.tb = SummaryWriter(str(self.folder.root / "tb"), purge_step=purge_step)
+        return True
+
+    def _tensorboard(self, row: dict[str, Any], stats: dict[str, Any], tasks: np.ndarray,
+                     exploit: np.ndarray | None) -> None:
+        step, names = row["step"], self.space.names
+        self.tb.add_scalar("eval/mastered_pct", row["mastered_pct"], step)
+        self.tb.add_scalar("eval/mean_return", row["mean_return"], step)
+        for key, value in stats.items():
+            if key != "step" and "hist_" not in key:
+                self.tb.add_scalar(f"teacher/{key}", value, step)
+        for d, name in enumerate(names):
+            if len(tasks):
+                self.tb.add_histogram(f"tasks/{name}", tasks[:, d], step)
+        if len(tasks) and len(names) >= 2:  # where the teacher sent the student since the last evaluation
+            self._heatmap(f"tasks/heatmap_{names[0]}_x_{names[1]}_y", tasks, step, f"tasks sampled up to step {step}")
+        if exploit is not None and len(names) >= 2:
+            self._heatmap(f"teacher/exploit_heatmap_{names[0]}_x_{names[1]}_y", exploit, step,
+                          f"the teacher's curriculum at step {step} (no exploration)")
+
+    def _heatmap(self, tag: str, tasks: np.ndarray, step: int, title: str) -> None:
+        """A 2-D histogram of ``tasks`` over the first two task dimensions, axes in task units."""
+        from teachgym.benchmarks.plots import task_pair_figure  # matplotlib, only with TensorBoard
+
+        space = self.space
+        self.tb.add_figure(tag, task_pair_figure(tasks, space.low, space.high, space.names, title=title), step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+
+    # ------------------------------------------------------------------------- checkpoints
+    def state(self, suffix: str = "") -> dict[str, Any]:
+        """The tables' state for a checkpoint's ``.npz``, each key ending in ``suffix`` (a fleet's
+        members share one file). Call :meth:`log_episodes` first: episodes not yet logged are lost."""
+        return {f"eval_rows{suffix}": json.dumps(self.eval_rows), f"teacher_rows{suffix}": json.dumps(self.teacher_rows),
+                f"episodes_logged{suffix}": self.episodes_logged, f"period_tasks{suffix}": self.period_tasks}
+
+    def restore(self, state: dict[str, Any], suffix: str = "") -> None:
+        """Take back :meth:`state`; rows written after the checkpoint (before a crash) go, to be redone."""
+        try:
+            eval_rows = json.loads(str(state[f"eval_rows{suffix}"]))
+            teacher_rows = json.loads(str(state[f"teacher_rows{suffix}"]))
+            episodes_logged = int(state[f"episodes_logged{suffix}"])
+            period_tasks = np.asarray(state[f"period_tasks{suffix}"], dtype=np.float64).reshape(-1, len(self.space.low))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"the checkpoint lacks the run's tables (keys *{suffix}): {err}") from err
+        if not isinstance(eval_rows, list) or not isinstance(teacher_rows, list) or episodes_logged < 0:
+            raise ValueError(f"the checkpoint's tables (keys *{suffix}) are not lists of rows and a count")
+        self.eval_rows, self.teacher_rows = eval_rows, teacher_rows
+        self.episodes_logged, self.period_tasks, self._ended = episodes_logged, period_tasks, []
+        _write_table(self.folder.eval_csv, self.eval_rows)
+        _write_table(self.folder.teacher_csv, self.teacher_rows)
+        _truncate_lines(self.folder.episodes_csv, self.episodes_logged + 1)
+        _upgrade_episodes(self.folder.episodes_csv, episodes_header(self.space.names))
+
+    def summary(self, note: str = "") -> dict[str, Any]:
+        """The last evaluation, as :func:`train` returns it."""
+        last = self.eval_rows[-1]
+        return {"steps": last["step"], "mastered_pct": last["mastered_pct"], "episodes": last["episodes"],
+                "evaluations": len(self.eval_rows), "out": str(self.folder.root), "note": note}
+
+
 # ----------------------------------------------------------------------------- RNG states
 
 
@@ -699,8 +840,7 @@ class _Trainer(BaseCallback):
     def _on_step(self) -> bool:
         self.run.progress_to(self.num_timesteps)
         for i in np.flatnonzero(self.locals["dones"]):  # in env order, as the links apply their updates
-            success = self.locals["infos"][i].get("success")
-            self.run._ended.append((self.num_timesteps, int(i), "" if success is None else str(int(bool(success)))))
+            self.run.log.episode_ended(self.num_timesteps, int(i), self.locals["infos"][i].get("success"))
         return True
 
     def _on_rollout_start(self) -> None:
@@ -726,20 +866,15 @@ class Trainer:
         name, hparams = parse_teacher_spec(config.teacher)
         self.teacher = make_teacher(name, self.space, seed=config.seed, adapt=True, **hparams)
         self.test_tasks = self._test_tasks()
-        self.eval_rows: list[dict[str, Any]] = []
-        self.teacher_rows: list[dict[str, Any]] = []
-        self.episodes_logged = 0
+        self.log = RunLog(self.folder, self.space)
         self.next_eval = 0
         self.next_checkpoint = config.checkpoint_every
         self.next_forget = config.forget_every or None
         self.started = time.perf_counter()
         self.wall_before = 0.0
         self.bar = None
-        self.tb = None
         self.notes: list[str] = []  # for the user: printed at the start and returned in the summary
-        self._ended: list[tuple[int, int, str]] = []  # (step, env, success) of episodes ended since the last log
         self._value_env: gym.Env | None = None  # the envs the critic's V(s0) is read on
-        self._period_tasks = np.empty((0, len(self.space.low)))  # tasks reported since the last evaluation
 
     def _test_tasks(self) -> np.ndarray:
         env = gym.make(self.config.env, **self.config.env_kwargs)
@@ -770,14 +905,6 @@ class Trainer:
 
         self.teacher.bind(value_estimate=value_estimate)
 
-    def _open_tensorboard(self, purge_step: int | None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            self.notes.append("tensorboard is not installed: curves are in eval.csv and teacher.csv only")
-            return
-        self.tb = SummaryWriter(str(self.folder.root / "tb"), purge_step=purge_step)
-
     # ------------------------------------------------------------------------- running
     def run(self) -> dict[str, Any]:
         config = self.config
@@ -787,7 +914,7 @@ class Trainer:
         if resuming:
             self.teacher.load_state_dict(load_state(self._ckpt_dir() / "teacher.npz"))
         link = link_cls(self.teacher, config.n_envs)
-        self.link = link
+        self.link = self.log.link = link
         env = self._make_envs(link)
         try:
             overrides = dict(config.algo_kwargs)
@@ -800,9 +927,8 @@ class Trainer:
             self.folder.start(config, self.resume, self.space)
             if resuming:
                 self._load_checkpoint(env)
-            # Events past the checkpoint go (the resumed run writes them again); the checkpoint
-            # step's own were written before it was taken and stay.
-            self._open_tensorboard(self.model.num_timesteps + 1 if resuming else None)
+            if not self.log.open_tensorboard(self.model.num_timesteps + 1 if resuming else None):
+                self.notes.append(NO_TENSORBOARD)
             self._note_eval_rhythm()
             if self.progress:
                 for note in self.notes:
@@ -820,7 +946,7 @@ class Trainer:
                     while self.next_forget <= self.model.num_timesteps:
                         self.next_forget += config.forget_every
             step = self.model.num_timesteps
-            if not self.eval_rows or self.eval_rows[-1]["step"] != step:
+            if not self.log.eval_rows or self.log.eval_rows[-1]["step"] != step:
                 self._evaluate(step)
             self._checkpoint(step)
             self.folder.write_status(config, "complete", self.space)
@@ -831,11 +957,8 @@ class Trainer:
             link.close()
             if self._value_env is not None:
                 self._value_env.close()
-            if self.tb is not None:
-                self.tb.close()
-        last = self.eval_rows[-1]
-        return {"steps": last["step"], "mastered_pct": last["mastered_pct"], "episodes": last["episodes"],
-                "evaluations": len(self.eval_rows), "out": str(self.folder.root), "note": "; ".join(self.notes)}
+            self.log.close()
+        return self.log.summary("; ".join(self.notes))
 
     def _note_eval_rhythm(self) -> None:
         """Say when ``eval_every`` is shorter than an SB3 iteration: evaluations then follow the rollouts."""
@@ -859,8 +982,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=self.config.steps, initial=self.model.num_timesteps, unit="step", dynamic_ncols=True)
-        if self.eval_rows:
-            self.bar.set_postfix(mastered=f"{self.eval_rows[-1]['mastered_pct']:.1f}%")
+        if self.log.eval_rows:
+            self.bar.set_postfix(mastered=f"{self.log.eval_rows[-1]['mastered_pct']:.1f}%")
 
     def progress_to(self, step: int) -> None:
         if self.bar is not None:
@@ -878,61 +1001,13 @@ class Trainer:
 
     def _evaluate(self, step: int) -> None:
         config = self.config
-        fraction, mastered, returns = evaluate(acting_policy(self.model), config.env, config.env_kwargs,
-                                               self.test_tasks, config.eval_envs, config.mastery_return,
-                                               seed=config.seed * 100_003)
-        self._log_episodes()
-        row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * fraction,
-               "mean_return": float(returns.mean()), "wall_s": round(self._wall(), 1),
-               "test_mastered": mastered_string(mastered)}
-        self.eval_rows.append(row)
-        tasks = self._period_tasks
-        stats, exploit = teacher_row(step, self.link.teacher, self.space, tasks)
-        self.teacher_rows.append(stats)
-        _write_table(self.folder.eval_csv, self.eval_rows)
-        _write_table(self.folder.teacher_csv, self.teacher_rows)
-        if self.tb is not None:
-            self.tb.add_scalar("eval/mastered_pct", row["mastered_pct"], step)
-            self.tb.add_scalar("eval/mean_return", row["mean_return"], step)
-            for key, value in stats.items():
-                if key != "step" and "hist_" not in key:
-                    self.tb.add_scalar(f"teacher/{key}", value, step)
-            for d, name in enumerate(self.space.names):
-                if len(tasks):
-                    self.tb.add_histogram(f"tasks/{name}", tasks[:, d], step)
-            names = self.space.names
-            if len(tasks) and len(names) >= 2:  # where the teacher sent the student since the last evaluation
-                self._tb_heatmap(f"tasks/heatmap_{names[0]}_x_{names[1]}_y", tasks, step,
-                                 f"tasks sampled up to step {step}")
-            if exploit is not None and len(names) >= 2:
-                self._tb_heatmap(f"teacher/exploit_heatmap_{names[0]}_x_{names[1]}_y", exploit, step,
-                                 f"the teacher's curriculum at step {step} (no exploration)")
-        self._period_tasks = np.empty((0, len(self.space.low)))
+        _, mastered, returns = evaluate(acting_policy(self.model), config.env, config.env_kwargs, self.test_tasks,
+                                        config.eval_envs, config.mastery_return, seed=config.seed * 100_003)
+        row = self.log.add_evaluation(step, mastered, returns, self._wall())
         while self.next_eval <= step:
             self.next_eval += config.eval_every
         if self.bar is not None:
             self.bar.set_postfix(mastered=f"{row['mastered_pct']:.1f}%")
-
-    def _tb_heatmap(self, tag: str, tasks: np.ndarray, step: int, title: str) -> None:
-        """A 2-D histogram of ``tasks`` over the first two task dimensions, axes in task units."""
-        from teachgym.benchmarks.plots import task_pair_figure  # matplotlib, only with TensorBoard
-
-        space = self.space
-        self.tb.add_figure(tag, task_pair_figure(tasks, space.low, space.high, space.names, title=title), step)
-
-    def _log_episodes(self) -> None:
-        """Append the updates the teacher received since the last call to episodes.csv, each with
-        the step and env index of its end (the callback's record of the same episodes: both in
-        vector-step order, env order within a step; with Ray, arrival order within a step)."""
-        tasks, scores = self.link.drain_log()
-        ended, self._ended = self._ended, []
-        if not ended:  # a loop that keeps no record of episode ends (not SB3's learn): unknown, not made up
-            ended = [("", "", "")] * len(scores)
-        if len(ended) != len(scores):
-            raise RuntimeError(f"the teacher received {len(scores)} episodes where the envs ended {len(ended)}")
-        self._period_tasks = np.concatenate([self._period_tasks, tasks])
-        append_episodes(self.folder.episodes_csv, self.space.names, tasks, scores, ended)
-        self.episodes_logged += len(scores)
 
     def _wall(self) -> float:
         return self.wall_before + time.perf_counter() - self.started
@@ -942,7 +1017,7 @@ class Trainer:
         return self.folder.checkpoints / self.manifest["dir"]
 
     def _checkpoint(self, step: int) -> None:
-        self._log_episodes()
+        self.log.log_episodes()
         if self.folder.latest.exists() and json.loads(self.folder.latest.read_text())["step"] == step:
             return  # resumed at this very step: the checkpoint on disk is this state already
         name = f"step-{step:012d}"
@@ -983,11 +1058,9 @@ class Trainer:
             "step": step, "n_updates": int(model._n_updates), "episode_num": int(model._episode_num),
             "rng": _rng_state(model), "workers": workers, "next_tasks": json.dumps(self.link.next_tasks()),
             "episode_starts": np.asarray(model._last_episode_starts, dtype=bool),
-            "eval_rows": json.dumps(self.eval_rows), "teacher_rows": json.dumps(self.teacher_rows),
-            "episodes_logged": self.episodes_logged, "next_eval": self.next_eval,
-            "next_checkpoint": next_checkpoint,
+            "next_eval": self.next_eval, "next_checkpoint": next_checkpoint,
             "next_forget": -1 if self.next_forget is None else self.next_forget,
-            "wall_s": self._wall(), "period_tasks": self._period_tasks,
+            "wall_s": self._wall(), **self.log.state(),
         })
 
     def _replayed_observations(self, path: Path) -> np.ndarray:
@@ -1044,19 +1117,11 @@ class Trainer:
         torch.set_rng_state(saved["torch_rng"]["cpu"])
         if "cuda" in saved["torch_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["torch_rng"]["cuda"])
-        self.eval_rows = json.loads(loop["eval_rows"])
-        self.teacher_rows = json.loads(loop["teacher_rows"])
-        self.episodes_logged = int(loop["episodes_logged"])
         self.next_eval = int(loop["next_eval"])
         self.next_checkpoint = int(loop["next_checkpoint"])
         self.next_forget = None if int(loop["next_forget"]) < 0 else int(loop["next_forget"])
         self.wall_before = float(loop["wall_s"])
-        self._period_tasks = np.asarray(loop["period_tasks"], dtype=np.float64).reshape(-1, len(self.space.low))
-        # Rows written after the checkpoint (before the crash) are dropped: they will be redone.
-        _write_table(self.folder.eval_csv, self.eval_rows)
-        _write_table(self.folder.teacher_csv, self.teacher_rows)
-        _truncate_lines(self.folder.episodes_csv, self.episodes_logged + 1)
-        _upgrade_episodes(self.folder.episodes_csv, episodes_header(self.space.names))
+        self.log.restore(loop)  # rows written after the checkpoint (before the crash) go: they will be redone
 
 
 def _upgrade_episodes(path: Path, header: list[str]) -> None:

@@ -8,18 +8,20 @@ of each member's deterministic policy on the env's test set, at the same steps).
 
 ``OUT`` of ``teachgym train --fleet K --out OUT`` holds:
 
-* ``member-<k>/``: member k's run folder, laid out as ``teachgym train`` lays out a run (``run.json``
-  with its config, ``eval.csv``, ``teacher.csv``, ``episodes.csv``; ``teacher.npz``, the teacher's
-  final state, once complete), so that ``teachgym plot`` and the results readers take it as a run.
-  Its ``run.json`` also says which fleet it belongs to (``"fleet"``): it is continued with the fleet,
-  never alone. There is no ``tb/``: TensorBoard logs are for single runs.
+* ``member-<k>/``: member k's run folder, written as ``teachgym train`` writes a run of one env
+  (:class:`teachgym.training.RunLog`: ``run.json`` with its config, ``eval.csv``, ``teacher.csv``,
+  ``episodes.csv`` with the step each episode ended at, env index 0 and ``info["success"]``,
+  ``tb/``; ``teacher.npz``, the teacher's final state, once complete), so that ``teachgym plot``,
+  TensorBoard and the results readers take it as a run. Its ``run.json`` also says which fleet it
+  belongs to (``"fleet"``): it is continued with the fleet, never alone.
 * ``fleet/``: ``fleet.json`` (the members' configs and folders, the status) and ``checkpoints/``
   (:meth:`Fleet.save`: learner, replay buffers, teachers, episodes in progress, plus ``train.npz``,
   this loop's state: the evaluation rows, the episodes logged, the next evaluation and checkpoint).
 
-``--resume`` continues the fleet from its last checkpoint exactly (the members' ``eval.csv`` and
-``episodes.csv`` are those of the uninterrupted run, wherever the checkpoint fell in the episodes),
-under the same rules as a single run: only ``steps``, ``device`` and the intervals may change.
+``--resume`` continues the fleet from its last checkpoint exactly (the members' ``eval.csv``,
+``episodes.csv`` and TensorBoard events are those of the uninterrupted run, wherever the checkpoint
+fell in the episodes), under the same rules as a single run: only ``steps``, ``device`` and the
+intervals may change.
 """
 
 from __future__ import annotations
@@ -43,19 +45,18 @@ from teachgym.spaces import TaskSpace
 from teachgym.students.fleet import Fleet, FleetConfig, fleet_config, latest_checkpoint, make_fleet
 from teachgym.training import (
     FLEET_FOLDER,
+    NO_TENSORBOARD,
     RESUME_MAY_CHANGE,
     LocalLink,
     RunFolder,
+    RunLog,
     TrainConfig,
-    _truncate_lines,
-    _write_table,
     add_train_arguments,
-    append_episodes,
     check_config,
     config_from_args,
     evaluate,
+    load_test_set,
     run_train,
-    teacher_row,
 )
 from teachgym.wrappers import rescale_score
 
@@ -147,65 +148,6 @@ def _vectorization(config: TrainConfig, k: int) -> str:
     return "sync"
 
 
-# ----------------------------------------------------------------------------- one member's tables
-
-
-class MemberLog:
-    """Member k's run folder: its evaluations, teacher rows and episodes, as a single run writes them."""
-
-    def __init__(self, folder: RunFolder, space: TaskSpace) -> None:
-        self.folder = folder
-        self.space = space
-        self.link: RecordingLink | None = None  # set once the fleet is built
-        self.eval_rows: list[dict[str, Any]] = []
-        self.teacher_rows: list[dict[str, Any]] = []
-        self.episodes_logged = 0
-        self.period_tasks = np.empty((0, len(space.low)))  # tasks reported since the last evaluation
-
-    def drain(self) -> None:
-        """Append the episodes the teacher got since the last call to ``episodes.csv``."""
-        tasks, scores = self.link.drain_log()
-        self.period_tasks = np.concatenate([self.period_tasks, tasks])
-        append_episodes(self.folder.episodes_csv, self.space.names, tasks, scores)
-        self.episodes_logged += len(scores)
-
-    def add_evaluation(self, step: int, fraction: float, returns: np.ndarray, wall_s: float) -> dict[str, Any]:
-        self.drain()
-        row = {"step": step, "episodes": self.episodes_logged, "mastered_pct": 100.0 * fraction,
-               "mean_return": float(returns.mean()), "wall_s": round(wall_s, 1)}
-        self.eval_rows.append(row)
-        stats, _ = teacher_row(step, self.link.teacher, self.space, self.period_tasks)
-        self.teacher_rows.append(stats)
-        _write_table(self.folder.eval_csv, self.eval_rows)
-        _write_table(self.folder.teacher_csv, self.teacher_rows)
-        self.period_tasks = np.empty((0, len(self.space.low)))
-        return row
-
-    def state(self, k: int) -> dict[str, Any]:
-        return {f"eval_rows_{k}": json.dumps(self.eval_rows), f"teacher_rows_{k}": json.dumps(self.teacher_rows),
-                f"episodes_logged_{k}": self.episodes_logged, f"period_tasks_{k}": self.period_tasks}
-
-    def restore(self, state: dict[str, Any], k: int) -> None:
-        """Take back :meth:`state`; rows written after the checkpoint (before a crash) go, to be redone."""
-        try:
-            self.eval_rows = json.loads(str(state[f"eval_rows_{k}"]))
-            self.teacher_rows = json.loads(str(state[f"teacher_rows_{k}"]))
-            self.episodes_logged = int(state[f"episodes_logged_{k}"])
-            self.period_tasks = np.asarray(state[f"period_tasks_{k}"], dtype=np.float64).reshape(-1, len(self.space.low))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"the fleet checkpoint's train.npz lacks member {k}'s tables: {err}") from err
-        if not isinstance(self.eval_rows, list) or not isinstance(self.teacher_rows, list):
-            raise ValueError(f"the fleet checkpoint's train.npz: member {k}'s rows are not lists")
-        _write_table(self.folder.eval_csv, self.eval_rows)
-        _write_table(self.folder.teacher_csv, self.teacher_rows)
-        _truncate_lines(self.folder.episodes_csv, self.episodes_logged + 1)
-
-    def summary(self, note: str = "") -> dict[str, Any]:
-        last = self.eval_rows[-1]
-        return {"steps": last["step"], "mastered_pct": last["mastered_pct"], "episodes": last["episodes"],
-                "evaluations": len(self.eval_rows), "out": str(self.folder.root), "note": note}
-
-
 # ----------------------------------------------------------------------------- the fleet run
 
 
@@ -229,10 +171,10 @@ class FleetTrainer:
         self.configs = self._check(list(configs))  # nothing is written before the fleet is built
         self.progress = progress is True
         self.report = progress if callable(progress) else None
-        self.logs = [MemberLog(f, self.space) for f in self.folders]
+        self.logs = [RunLog(f, self.space) for f in self.folders]
         env = gym.make(self.configs[0].env, **self.configs[0].env_kwargs)
         try:
-            self.test_tasks = np.asarray(env.unwrapped.test_set(), dtype=np.float64)
+            self.test_tasks = load_test_set(self.configs[0], env, self.space)  # --test-set, or the env's
         finally:
             env.close()
         first = self.configs[0]
@@ -242,6 +184,7 @@ class FleetTrainer:
         self.wall_before = 0.0
         self.fleet: Fleet | None = None
         self._value_envs: list[gym.Env] = []
+        self.notes: list[str] = []  # for the user: returned in the members' summaries
 
     # ------------------------------------------------------------------------- checks
     def _check(self, configs: list[TrainConfig]) -> list[TrainConfig]:
@@ -356,6 +299,9 @@ class FleetTrainer:
             self._start()
             if self.checkpoint is not None:
                 self._load()
+            for log in self.logs:  # a resumed fleet's events past its checkpoint go, as a single run's
+                if not log.open_tensorboard(self.fleet.num_timesteps + 1 if self.checkpoint is not None else None):
+                    self.notes = [NO_TENSORBOARD]
             if self.progress:
                 from tqdm.auto import tqdm
 
@@ -370,7 +316,8 @@ class FleetTrainer:
                     self._checkpoint(step)
                 if step >= config.steps:
                     break
-                self.fleet.learn(min(self.next_eval, self.next_checkpoint, config.steps, step + PROGRESS_EVERY) - step)
+                self.fleet.learn(min(self.next_eval, self.next_checkpoint, config.steps, step + PROGRESS_EVERY) - step,
+                                 callback=self._episodes_ended)
                 self._progress(bar)
             step = self.fleet.num_timesteps
             if self.logs[0].eval_rows[-1]["step"] != step:
@@ -385,7 +332,14 @@ class FleetTrainer:
             self.fleet.close()
             for env in self._value_envs:
                 env.close()
-        return [log.summary() for log in self.logs]
+            for log in self.logs:
+                log.close()
+        return [log.summary("; ".join(self.notes)) for log in self.logs]
+
+    def _episodes_ended(self, fleet: Fleet) -> None:
+        """Record where the members' episodes ended at this step: each member is a run of one env (index 0)."""
+        for k, success in fleet.ended:
+            self.logs[k].episode_ended(fleet.num_timesteps, 0, success)
 
     def _progress(self, bar: Any) -> None:
         step = self.fleet.num_timesteps
@@ -401,10 +355,10 @@ class FleetTrainer:
     def _evaluate(self, step: int, bar: Any) -> None:
         wall = self._wall()
         for k, (log, config) in enumerate(zip(self.logs, self.configs)):
-            fraction, _, returns = evaluate(self.fleet.member_policy(k), config.env, config.env_kwargs,
+            _, mastered, returns = evaluate(self.fleet.member_policy(k), config.env, config.env_kwargs,
                                             self.test_tasks, config.eval_envs, config.mastery_return,
                                             seed=config.seed * 100_003)  # a single run's evaluation seeds
-            log.add_evaluation(step, fraction, returns, wall)
+            log.add_evaluation(step, mastered, returns, wall)
         while self.next_eval <= step:
             self.next_eval += self.configs[0].eval_every
         if bar is not None:
@@ -414,7 +368,7 @@ class FleetTrainer:
     # ------------------------------------------------------------------------- checkpoints
     def _checkpoint(self, step: int) -> None:
         for log in self.logs:
-            log.drain()
+            log.log_episodes()
         latest = latest_checkpoint(self.checkpoints)
         if latest is not None and json.loads((self.checkpoints / "latest.json").read_text())["step"] == step:
             return  # resumed at this very step: the checkpoint on disk is this state already
@@ -423,7 +377,7 @@ class FleetTrainer:
         loop: dict[str, Any] = {"step": step, "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
                                 "wall_s": self._wall()}
         for k, log in enumerate(self.logs):
-            loop.update(log.state(k))
+            loop.update(log.state(f"_{k}"))
         self.fleet.save(self.checkpoints, extra={"train": loop})
 
     def _load(self) -> None:
@@ -440,7 +394,7 @@ class FleetTrainer:
             raise ValueError(f"{self.checkpoint}: train.npz is of step {step}, the fleet's state of "
                              f"{self.fleet.num_timesteps}")
         for k, log in enumerate(self.logs):
-            log.restore(loop, k)
+            log.restore(loop, f"_{k}")
 
 
 def train_fleet(configs: Sequence[TrainConfig], member_dirs: Sequence[str | os.PathLike],

@@ -484,6 +484,40 @@ def test_members_without_teacher_run_plain_envs(tmp_path):
         resumed.learn(10)
 
 
+class ShortEpisodes(gym.Env):
+    """Episodes of ``length`` steps, ended by termination or truncation; ``info["success"]`` (True
+    in even episodes) only when ``success``."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,))
+    action_space = gym.spaces.Box(-1, 1, (1,))
+
+    def __init__(self, length: int, terminate: bool, success: bool) -> None:
+        self.length, self.terminate, self.success = length, terminate, success
+        self.episode, self.t = -1, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        end = self.t >= self.length
+        info = {"success": self.episode % 2 == 0} if self.success else {}
+        return np.zeros(2, np.float32), 0.0, end and self.terminate, end and not self.terminate, info
+
+
+def test_the_fleet_says_whose_episodes_ended_at_each_step_and_their_success():
+    members = [FleetMember(lambda: ShortEpisodes(3, True, True), None, 0),
+               FleetMember(lambda: ShortEpisodes(5, False, False), None, 1)]
+    seen = []
+    with Fleet(members, small(learning_starts=100)) as fleet:
+        fleet.learn(15, callback=lambda f: seen.extend((f.num_timesteps, k, s) for k, s in f.ended))
+    # member 0: terminated every 3 steps, success in its even episodes; member 1: truncated every 5, no success
+    assert seen == [(3, 0, True), (5, 1, None), (6, 0, False), (9, 0, True), (10, 1, None), (12, 0, False),
+                    (15, 0, True), (15, 1, None)]
+
+
 # ----------------------------------------------------------------------------- hostile input
 
 

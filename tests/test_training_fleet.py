@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from teachgym.benchmarks.results import find_runs
 from teachgym.cli import main
-from teachgym.training import TrainConfig, train
+from teachgym.training import TrainConfig, mastered_pct_of, train
 from teachgym.training_fleet import FleetTrainer, member_configs, train_fleet_out
 
 # Pendulum episodes of 25 steps: the checkpoint at step 64 falls in the middle of every member's
@@ -102,11 +103,12 @@ def _crash_after_evaluating(at: int):
     return crash
 
 
-def test_a_fleet_killed_mid_episode_resumes_to_the_uninterrupted_run_bit_for_bit(fleet_run, tmp_path, monkeypatch):
-    """Killed after step 128's evaluation and before its checkpoint: the run resumes from step 64,
-    in the middle of every member's episode, and ends with the same tables and the same tensors."""
-    out = tmp_path / "killed"
-    with monkeypatch.context() as patch:
+@pytest.fixture(scope="module")
+def killed_fleet(tmp_path_factory):
+    """The fleet of :func:`fleet_run` killed after step 128's evaluation and before its checkpoint,
+    then resumed from step 64 (in the middle of every member's episode) to the end."""
+    out = tmp_path_factory.mktemp("killed") / "run"
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(FleetTrainer, "_evaluate", _crash_after_evaluating(128))
         with pytest.raises(_Crash):
             train_fleet_out(_config(), 2, out, progress=False)
@@ -114,6 +116,13 @@ def test_a_fleet_killed_mid_episode_resumes_to_the_uninterrupted_run_bit_for_bit
     assert len(pd.read_csv(out / "member-0" / "eval.csv")) == 2  # step 128's rows, dropped on resume
     summaries = train_fleet_out(_config(), 2, out, resume=True, progress=False)
     assert [s["steps"] for s in summaries] == [192, 192]
+    return out
+
+
+def test_a_fleet_killed_mid_episode_resumes_to_the_uninterrupted_run_bit_for_bit(fleet_run, killed_fleet):
+    """Resumed from a checkpoint in the middle of every member's episode, the fleet ends with the
+    uninterrupted run's tables (episodes.csv's steps, envs and successes too) and tensors."""
+    out = killed_fleet
     for k in (0, 1):
         for got, want in zip(_tables(out / f"member-{k}"), _tables(fleet_run / f"member-{k}")):
             pd.testing.assert_frame_equal(got, want, check_exact=True)
@@ -122,6 +131,66 @@ def test_a_fleet_killed_mid_episode_resumes_to_the_uninterrupted_run_bit_for_bit
     for name, value in want.items():
         same = torch.equal(got[name], value) if isinstance(value, torch.Tensor) else got[name] == value
         assert same, name
+
+
+def test_fleet_members_episodes_say_when_where_and_how_each_episode_ended(fleet_run):
+    """As a single run of one env writes them: the step the episode ended at, env 0, info["success"]."""
+    for k in (0, 1):
+        episodes = pd.read_csv(fleet_run / f"member-{k}" / "episodes.csv")
+        assert episodes["step"].tolist() == [25 * i for i in range(1, 192 // 25 + 1)]  # 25-step episodes
+        assert episodes["env"].tolist() == [0] * len(episodes)
+        assert episodes["success"].notna().all() and set(episodes["success"]) <= {0, 1}  # Pendulum says it
+
+
+def _events(tb: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    return EventAccumulator(str(tb), size_guidance={"images": 0, "scalars": 0}).Reload()
+
+
+def test_fleet_members_write_a_single_runs_tensorboard_logs(fleet_run):
+    pytest.importorskip("tensorboard")
+    for k in (0, 1):
+        member = fleet_run / f"member-{k}"
+        events, evals = _events(member / "tb"), pd.read_csv(member / "eval.csv")
+        for tag, column in (("eval/mastered_pct", "mastered_pct"), ("eval/mean_return", "mean_return")):
+            assert [e.step for e in events.Scalars(tag)] == [0, 128, 192]
+            assert [e.value for e in events.Scalars(tag)] == pytest.approx(evals[column].tolist(), rel=1e-5)  # eval.csv: 6 digits
+        tags = events.Tags()
+        assert {"teacher/teacher_updates", "teacher/gmm_components"} <= set(tags["scalars"])
+        assert {"tasks/length", "tasks/mass", "tasks/gravity"} <= set(tags["histograms"])
+        assert len(events.Images("tasks/heatmap_length_x_mass_y")) == 2  # one per evaluation after step 0
+        assert "teacher/exploit_heatmap_length_x_mass_y" in tags["images"]
+
+
+def test_a_resumed_fleet_writes_the_uninterrupted_runs_tensorboard_events(fleet_run, killed_fleet):
+    """Step 128's events of the killed fleet are dropped on resume and written again, once."""
+    pytest.importorskip("tensorboard")
+    for k in (0, 1):
+        got, want = _events(killed_fleet / f"member-{k}" / "tb"), _events(fleet_run / f"member-{k}" / "tb")
+        assert got.Tags()["scalars"] == want.Tags()["scalars"] and "eval/mastered_pct" in want.Tags()["scalars"]
+        for tag in want.Tags()["scalars"]:
+            assert [(e.step, e.value) for e in got.Scalars(tag)] == [(e.step, e.value) for e in want.Scalars(tag)], tag
+        assert [e.step for e in got.Images("tasks/heatmap_length_x_mass_y")] == [128, 192]
+
+
+def test_fleet_members_eval_csv_says_which_test_tasks_each_member_masters(fleet_run):
+    """The test_mastered column of a single run: the walker suites read subsets of the test set from it."""
+    for k in (0, 1):
+        eval_csv = fleet_run / f"member-{k}" / "eval.csv"
+        evals = pd.read_csv(eval_csv, dtype={"test_mastered": str})
+        assert evals["test_mastered"].str.len().eq(100).all()  # the env's 100 test tasks
+        whole = mastered_pct_of(eval_csv, np.ones(100, dtype=bool))["mastered_pct"]
+        assert whole.tolist() == pytest.approx(evals["mastered_pct"].tolist())
+
+
+def test_a_fleet_evaluates_on_the_test_set_it_is_given(tmp_path):
+    config = _config(steps=32, eval_every=32, checkpoint_every=32, test_set="random:6:3",
+                     algo_kwargs={"learning_starts": 32, "net_arch": [8]})
+    train_fleet_out(config, 2, tmp_path / "run", progress=False)
+    for k in (0, 1):
+        evals = pd.read_csv(tmp_path / "run" / f"member-{k}" / "eval.csv", dtype={"test_mastered": str})
+        assert evals["step"].tolist() == [0, 32] and evals["test_mastered"].str.len().eq(6).all()
 
 
 def test_resume_of_a_complete_fleet_changes_nothing_and_other_settings_are_refused(fleet_run, capsys):
@@ -250,8 +319,9 @@ def test_a_killed_suite_chunk_resumes_from_its_fleet_checkpoint(suites, monkeypa
     for name in (p.name for p in (suites / "fleet" / "runs").iterdir()):
         a, b = (read_curve(suites / d / "runs" / name / "curve.csv") for d in ("fleet", "killed"))
         assert {k: v for k, v in a.items() if k != "wall_s"} == {k: v for k, v in b.items() if k != "wall_s"}
-        pd.testing.assert_frame_equal(pd.read_csv(suites / "fleet" / "work" / name / "episodes.csv"),
-                                      pd.read_csv(suites / "killed" / "work" / name / "episodes.csv"))
+        episodes = pd.read_csv(suites / "fleet" / "work" / name / "episodes.csv")
+        pd.testing.assert_frame_equal(episodes, pd.read_csv(suites / "killed" / "work" / name / "episodes.csv"))
+        assert episodes["step"].tolist() == [25, 50, 75] and set(episodes["env"]) == {0}  # members in processes
 
 
 def test_a_ppo_suite_cannot_run_as_fleets(tmp_path, capsys):

@@ -601,6 +601,14 @@ def env_fn(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Callable[[]
     return functools.partial(make_env, env_id, dict(env_kwargs or {}))
 
 
+def _final_success(info: dict[str, Any], k: int) -> bool | None:
+    """Member ``k``'s ``info["success"]`` at the end of its episode (the vector env's
+    ``final_info``), None where its env gives none."""
+    final = info.get("final_info", {})
+    mask = final.get("_success")
+    return bool(final["success"][k]) if mask is not None and mask[k] else None
+
+
 def _member_env(make: Callable[[], gym.Env], teacher: Any, seed: int) -> gym.Env:
     env = make()
     inner = SeededEpisodes(env, seed) if teacher is None else EpisodeCurriculum(env, teacher, seed=seed)
@@ -697,6 +705,8 @@ class Fleet:
         self.episodes = np.zeros(self.k, dtype=np.int64)
         self.returns = np.zeros(self.k)
         self.last_returns = np.full(self.k, np.nan)
+        #: ``(member, info["success"] or None)`` of each episode that ended at the last step, in member order
+        self.ended: list[tuple[int, bool | None]] = []
         self._obs: np.ndarray | None = None
 
     # ------------------------------------------------------------------------- running
@@ -721,6 +731,7 @@ class Fleet:
         """Run ``steps`` more env steps per member, training every ``train_freq`` steps.
 
         ``callback(fleet)`` runs after each step's update; it may return ``False`` to stop early.
+        The members whose episode ended at that step are then in :attr:`ended`.
         """
         if int(steps) < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
@@ -738,8 +749,10 @@ class Fleet:
             next_obs = self._flat(next_obs)
             real_next = next_obs.copy()
             done = np.logical_or(terminated, truncated)
+            self.ended = []
             for k in np.nonzero(done)[0]:
                 real_next[k] = self._flat_one(info["final_obs"][k])
+                self.ended.append((int(k), _final_success(info, k)))
             self.replay.add(obs=self._obs, actions=actions, rewards=rewards, next_obs=real_next,
                             dones=np.asarray(terminated, dtype=np.float32))
             self.returns += rewards
