@@ -153,6 +153,18 @@ def test_control_suite_runs_through_the_runner_and_reuses_finished_runs(tmp_path
     assert pd.read_csv(out / "summary.csv")["teacher"].tolist() == ["random"]
 
 
+def test_a_finished_rl_suite_run_reports_the_tasks_and_teacher_state_of_its_training_folder(tmp_path):
+    from teachgym.benchmarks.results import find_runs
+
+    out = tmp_path / "control"
+    assert main(["bench", "control", "--teachers", "alp-gmm", "--seeds", "1", "--steps", "1024", "--eval-every",
+                 "512", "--jobs", "1", "--out", str(out)]) == 0
+    (run,) = find_runs(out)
+    assert run.source.parent.name == "runs"  # the finished run, not its training folder a second time
+    assert run.task_counts is not None and run.task_counts.counts.sum() > 0  # teacher.csv of work/<id>
+    assert run.state_path is not None and run.state_path.is_relative_to(out / "work")
+
+
 def test_walker_curves_on_the_easy_half_are_read_from_the_runs_test_mastered(tmp_path):
     from teachgym.benchmarks.train import subset_curves
 

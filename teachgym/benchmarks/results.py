@@ -284,8 +284,22 @@ def _read_folder_run(folder: Path) -> Run:
     bounds = described.get("task_space") or meta.get("task_space")
     result = meta.get("result") if isinstance(meta.get("result"), dict) else {}
     counts = _json_task_counts(result, curve["x"].to_numpy(), folder / "meta.json") or _csv_task_counts(folder, bounds)
-    return Run(suite, challenge, teacher, seed, x_name, curve, folder, counts, _existing(folder / "teacher.npz"),
+    state = _existing(folder / "teacher.npz")
+    work = _training_folder(folder)
+    if work is not None and (counts is None or state is None):
+        trained = _read_train_run(work)
+        counts, state = counts or trained.task_counts, state or trained.state_path
+    return Run(suite, challenge, teacher, seed, x_name, curve, folder, counts, state,
                described, result.get("teacher_state"))
+
+
+def _training_folder(folder: Path) -> Path | None:
+    """The training folder of an RL suite's finished run ``<out>/runs/<id>``: ``<out>/work/<id>``,
+    where its ``teacher.csv`` (sampled tasks) and checkpoints (teacher state) stay."""
+    if folder.parent.name != "runs" or not (folder.parent.parent / "suite.json").is_file():
+        return None
+    work = folder.parent.parent / "work" / folder.name
+    return work if (work / "run.json").is_file() and (work / "eval.csv").is_file() else None
 
 
 def _read_train_run(folder: Path) -> Run:
