@@ -14,16 +14,12 @@ from tiny_hf import save_tiny_gpt2
 
 from teachgym.envs.datagen.env import DataGenEnv
 from teachgym.envs.datagen.policies import POLICIES, TeacherPolicy
-from teachgym.envs.datagen.provenance import checkpoint_path, read_records, run_recorded_episode
+from teachgym.envs.datagen.provenance import Checkpoints, checkpoint_path, read_records, run_recorded_episode
 from teachgym.io import load_state, save_state
 from teachgym.students.lm import TransformerStudent
 
 SMALL = {"budget": 12, "n_eval": 1, "train_steps": 2}
-LM = {"d_model": 16, "n_heads": 2}
-
-
-class _Stop(Exception):
-    pass
+LM = {"d_model": 16, "n_heads": 2, "n_layers": 1, "max_answer": 4, "batch_size": 8}
 
 
 def _setup(level="skill_list", policy="uniform", iterations=3, domain="math", **kw):
@@ -33,21 +29,39 @@ def _setup(level="skill_list", policy="uniform", iterations=3, domain="math", **
     return env, pol
 
 
-def _run(path, stop_after=None, copy_after=None, **setup):
-    """The episode recorded in ``path``; killed after ``stop_after`` iterations; the checkpoint after
-    iteration ``copy_after`` kept beside it (``*.iteration-N``)."""
+def _run(path, **setup):
+    """The episode recorded in ``path`` (resumed from what is there): (result, env, policy)."""
     env, policy = _setup(**setup)
+    return run_recorded_episode(env, policy, path, seed=3, run={"test": 1}), env, policy
 
-    def on_step(info, seconds):
-        if copy_after == info["iteration"]:
-            shutil.copy(checkpoint_path(path), f"{checkpoint_path(path)}.iteration-{copy_after}")
-        if stop_after == info["iteration"]:
-            raise _Stop
 
-    try:
-        return run_recorded_episode(env, policy, path, seed=3, run={"test": 1}, on_step=on_step), env, policy
-    except _Stop:
-        return None, env, policy
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Uninterrupted episodes by settings, with their checkpoint after every iteration (``*.iteration-N``)."""
+    done = {}
+
+    def get(**setup):
+        key = repr(sorted(setup.items()))
+        if key not in done:
+            path = tmp_path_factory.mktemp("full") / "episode.jsonl"
+            env, policy = _setup(**setup)
+
+            def keep(info, seconds):
+                shutil.copy(checkpoint_path(path), f"{checkpoint_path(path)}.iteration-{info['iteration']}")
+
+            done[key] = (run_recorded_episode(env, policy, path, seed=3, run={"test": 1}, on_step=keep), env, policy), path
+        return done[key]
+
+    return get
+
+
+def _killed(full_path, iterations, folder):
+    """What a process killed after ``iterations`` iterations of the episode in ``full_path`` leaves in ``folder``."""
+    path = folder / "episode.jsonl"
+    lines = full_path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: 1 + iterations]))
+    shutil.copy(f"{checkpoint_path(full_path)}.iteration-{iterations}", checkpoint_path(path))
+    return path
 
 
 def _same_end(a, b):
@@ -69,41 +83,34 @@ def _same_end(a, b):
     assert repr(pol_a.state_dict()) == repr(pol_b.state_dict())
 
 
-def _count_fits(monkeypatch):
-    calls = []
+@pytest.mark.parametrize("setup", [{}, {"student_reset": "base", "iterations": 2},
+                                   {"level": "skill_tree", "policy": "random-explore-exploit", "student_reset": "base", "iterations": 2},
+                                   {"level": "open_ended", "policy": "dirichlet-allocation", "iterations": 2}])
+def test_a_resumed_episode_restores_its_checkpoint_instead_of_training_and_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, uninterrupted, setup):
+    full, full_path = uninterrupted(**setup)
+    killed_after = setup.get("iterations", 3) - 1
+    path = _killed(full_path, killed_after, tmp_path)
+    fits = []
     fit = TransformerStudent.fit
-    monkeypatch.setattr(TransformerStudent, "fit", lambda self, data, steps: calls.append(steps) or fit(self, data, steps))
-    return calls
-
-
-@pytest.mark.parametrize("level, policy, reset", [("skill_list", "uniform", "warm"), ("skill_list", "uniform", "base"),
-                                                  ("skill_tree", "random-explore-exploit", "base"), ("open_ended", "dirichlet-allocation", "warm")])
-def test_a_resumed_episode_restores_its_checkpoint_instead_of_training_and_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, level, policy, reset):
-    setup = {"level": level, "policy": policy, "student_reset": reset}
-    full = _run(tmp_path / "full.jsonl", **setup)
-    path = tmp_path / "episode.jsonl"
-    assert _run(path, stop_after=2, **setup)[0] is None
-    assert checkpoint_path(path).is_file() and load_state(checkpoint_path(path))["iteration"] == 2
-    fits = _count_fits(monkeypatch)
+    monkeypatch.setattr(TransformerStudent, "fit", lambda self, data, steps: fits.append(steps) or fit(self, data, steps))
     resumed = _run(path, **setup)
-    assert resumed[0]["restored"] == 2 and resumed[0]["replayed"] == 0 and resumed[0]["checkpoint_ignored"] is None
-    assert len(fits) == 1  # only the third iteration trained
+    assert resumed[0]["restored"] == killed_after and resumed[0]["replayed"] == 0 and resumed[0]["checkpoint_ignored"] is None
+    assert len(fits) == 1  # only the last iteration trained
     _same_end(full, resumed)
-    assert len(read_records(path)) == 4 and load_state(checkpoint_path(path))["iteration"] == 3
+    assert path.read_text().count("\n") == killed_after + 2 and load_state(checkpoint_path(path))["iteration"] == killed_after + 1
 
 
-def test_the_hf_lora_student_checkpoints_its_adapter_and_resumes_exactly(tmp_path):
+def test_the_hf_lora_student_checkpoints_its_adapter_and_resumes_exactly(tmp_path, uninterrupted):
     save_tiny_gpt2(tmp_path / "model")
     from teachgym.students.lm import HFLoRAStudent
 
     def student(seed, device):
-        return HFLoRAStudent(str(tmp_path / "model"), tokenizer="char", target_modules=["c_attn"], max_len=48, max_new_tokens=6,
+        return HFLoRAStudent(str(tmp_path / "model"), tokenizer="char", target_modules=["c_attn"], max_len=40, max_new_tokens=3,
                              batch_size=4, seed=seed, device=device)
 
-    setup = {"iterations": 2, "student": student, "n_eval": 1, "budget": 6, "train_steps": 2}
-    full = _run(tmp_path / "full.jsonl", **setup)
-    path = tmp_path / "episode.jsonl"
-    _run(path, stop_after=1, **setup)
+    setup = {"iterations": 2, "student": student, "budget": 6}
+    full, full_path = uninterrupted(**setup)
+    path = _killed(full_path, 1, tmp_path)
     weights = load_state(checkpoint_path(path))["env"]["student"]["weights"]
     assert weights and all("lora_" in name for name in weights)  # the adapter only, not the base model
     resumed = _run(path, **setup)
@@ -111,64 +118,75 @@ def test_the_hf_lora_student_checkpoints_its_adapter_and_resumes_exactly(tmp_pat
     _same_end(full, resumed)
 
 
-def test_the_vqa_student_resumes_exactly(tmp_path):
+def test_the_vqa_student_resumes_exactly(tmp_path, uninterrupted):
     setup = {"domain": "vqa", "iterations": 2}
-    full = _run(tmp_path / "full.jsonl", **setup)
-    path = tmp_path / "episode.jsonl"
-    _run(path, stop_after=1, **setup)
-    resumed = _run(path, **setup)
+    full, full_path = uninterrupted(**setup)
+    resumed = _run(_killed(full_path, 1, tmp_path), **setup)
     assert resumed[0]["restored"] == 1 and all(e.image is not None for e in resumed[1].train_data)
     _same_end(full, resumed)
 
 
 @pytest.mark.parametrize("case", ["none", "behind"])
-def test_iterations_without_a_checkpoint_are_replayed_from_their_records(tmp_path, case):
-    full = _run(tmp_path / "full.jsonl")
-    path = tmp_path / "episode.jsonl"
-    _run(path, stop_after=2, copy_after=1)
+def test_iterations_without_a_checkpoint_are_replayed_from_their_records(tmp_path, uninterrupted, case):
+    full, full_path = uninterrupted()
+    path = _killed(full_path, 2, tmp_path)
     if case == "none":
         checkpoint_path(path).unlink()
     else:  # killed between the record of iteration 2 and its checkpoint
-        shutil.move(f"{checkpoint_path(path)}.iteration-1", checkpoint_path(path))
+        shutil.copy(f"{checkpoint_path(full_path)}.iteration-1", checkpoint_path(path))
     resumed = _run(path)
     assert (resumed[0]["restored"], resumed[0]["replayed"]) == ((0, 2) if case == "none" else (1, 1))
     assert resumed[0]["resume_mismatches"] == 0 and resumed[0]["checkpoint_ignored"] is None
     _same_end(full, resumed)
 
 
-def _torn(file, tmp_path):
+def _torn(file, full_path):
     file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
 
 
-def _other_episode(file, tmp_path):
-    _run(tmp_path / "other.jsonl", stop_after=2)  # the same settings: only its records' timings differ
-    shutil.copy(checkpoint_path(tmp_path / "other.jsonl"), file)
+def _other_episode(file, full_path):
+    shutil.copy(checkpoint_path(full_path.parent / "again.jsonl"), file)
 
 
-def _other_student(file, tmp_path):
+def _other_student(file, full_path):
     state = load_state(file)
     state["env"]["student"]["weights"]["tok.weight"]["array"] = np.zeros((3, 3), np.float32)
     save_state(file, state)
 
 
-def _other_settings(file, tmp_path):
+def _other_settings(file, full_path):
     state = load_state(file)
     state["env"]["settings"]["train_steps"] = 99
     save_state(file, state)
 
 
-@pytest.mark.parametrize("damage, reason", [(_torn, "not a teachgym state file"), (_other_episode, "does not match record 2"),
-                                            (_other_student, "weight tok.weight"), (_other_settings, "settings")])
-def test_a_checkpoint_that_does_not_match_its_records_is_ignored_with_the_reason(tmp_path, caplog, damage, reason):
-    full = _run(tmp_path / "full.jsonl")
-    path = tmp_path / "episode.jsonl"
-    _run(path, stop_after=2)
-    damage(checkpoint_path(path), tmp_path)
+def test_a_checkpoint_that_does_not_match_its_records_is_ignored_with_the_reason_and_the_episode_replayed(tmp_path, caplog, uninterrupted):
+    full, full_path = uninterrupted()
+    path = _killed(full_path, 2, tmp_path)
+    _torn(checkpoint_path(path), full_path)
     with caplog.at_level(logging.WARNING, "teachgym.envs.datagen.provenance"):
         resumed = _run(path)
-    assert resumed[0]["restored"] == 0 and resumed[0]["replayed"] == 2 and reason in resumed[0]["checkpoint_ignored"]
-    assert any("checkpoint ignored" in r.message and reason in r.message for r in caplog.records)
+    assert resumed[0]["restored"] == 0 and resumed[0]["replayed"] == 2 and "not a teachgym state file" in resumed[0]["checkpoint_ignored"]
+    assert any("checkpoint ignored" in r.message and "not a teachgym state file" in r.message for r in caplog.records)
     _same_end(full, resumed)  # the replay, from an untouched env and policy
+
+
+@pytest.mark.parametrize("damage, reason", [(_other_episode, "does not match record 2"), (_other_student, "weight tok.weight"),
+                                            (_other_settings, "settings")])
+def test_a_checkpoint_of_another_episode_student_or_settings_is_not_used(tmp_path, uninterrupted, damage, reason):
+    full, full_path = uninterrupted()
+    if not checkpoint_path(full_path.parent / "again.jsonl").exists():  # the same settings: only the records' timings differ
+        env, policy = _setup(iterations=2)
+        run_recorded_episode(env, policy, full_path.parent / "again.jsonl", seed=3, run={"test": 1})
+    path = _killed(full_path, 2, tmp_path)
+    damage(checkpoint_path(path), full_path)
+    env, policy = _setup()
+    env.reset(seed=3)
+    before = repr(policy.state_dict()), env.state_dict()["student"]["rng"]
+    checkpoints = Checkpoints(path, read_records(path)[0], env, policy)
+    restored, why = checkpoints.restore(read_records(path)[1:])
+    assert restored == 0 and reason in why
+    assert (repr(policy.state_dict()), env.state_dict()["student"]["rng"]) == before and env.unwrapped.iteration == 0
 
 
 def test_a_policy_without_state_dict_is_not_checkpointed_and_resumes_by_replay(tmp_path):
