@@ -303,7 +303,14 @@ class HFLoRAStudent(TorchStudentState):
     max_new_tokens
         Most tokens of an answer, generated or trained on (``max_answer`` is its older name).
     lr, batch_size, eval_batch_size, device, seed
-        As in :class:`TransformerStudent`.
+        As in :class:`TransformerStudent`; the seed also sets the dropout masks of training
+        (each ``fit`` seeds a forked torch generator from the student's own), so that training
+        depends on nothing else the process did.
+
+    Notes
+    -----
+    :meth:`state_dict` keeps the adapter (the trainable LoRA tensors), its optimiser state and the
+    generator; the base model is identified by its ``config.json`` and weight files' sizes.
     """
 
     def __init__(

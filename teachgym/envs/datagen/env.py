@@ -38,6 +38,11 @@ Three levels of structure (``level=``):
 ``dropped``, ``off_plan``, ``invalid_specs``, ``train_size``, ``train_steps``, ``engine`` (the
 engine's counts) and ``verify`` (per tier that decided: passed, rejected, pass rate).
 
+:meth:`DataGenEnv.state_dict` / :meth:`DataGenEnv.load_state_dict` save and restore an episode
+between steps (generator, data, skill trees, accuracies and the student's weights, optimiser and
+generator; numpy arrays and JSON, no pickle): a recorded episode's checkpoint
+(:mod:`~teachgym.envs.datagen.provenance`).
+
 Every level also exposes ``task_space`` = ``MultiDiscrete([n_skills, n_levels])`` (the (skill,
 difficulty) of one generated example) and :meth:`DataGenEnv.action_from_tasks`, through which any
 teachgym teacher drives data generation (:class:`~teachgym.envs.datagen.policies.TeacherPolicy`).

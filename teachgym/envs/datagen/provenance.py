@@ -8,7 +8,8 @@ LLM policy's checked plan, whether it was the fallback, its errors), "calls" (ev
 prompt, raw reply, tokens, cost, seconds), "items" (each generated example and whether the
 quality check kept it), "kept", "reward", "accuracy" (the info's per-skill and per-(skill,
 difficulty) accuracies, validation and test), "cells" (validation accuracy per (skill, subskill,
-difficulty)), "engine" (the engine's counters)}``.
+difficulty)), "engine" (the engine's counters), "info" (the rest of the step's info: generated,
+dropped, off_plan, invalid_specs, train_size, train_steps, verify), "seconds"}``.
 
 Checkpoints: after each iteration whose record is written (and each replayed one that agrees with
 its record) the state of the env, its student and the policy is saved to one ``.npz`` file beside
