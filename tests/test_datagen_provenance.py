@@ -90,12 +90,14 @@ def test_a_resumed_episode_restores_its_checkpoint_instead_of_training_and_ends_
     full, full_path = uninterrupted(**setup)
     killed_after = setup.get("iterations", 3) - 1
     path = _killed(full_path, killed_after, tmp_path)
-    fits = []
-    fit = TransformerStudent.fit
+    fits, predictions = [], []
+    fit, predict = TransformerStudent.fit, TransformerStudent.predict
     monkeypatch.setattr(TransformerStudent, "fit", lambda self, data, steps: fits.append(steps) or fit(self, data, steps))
+    monkeypatch.setattr(TransformerStudent, "predict", lambda self, data: predictions.append(len(data)) or predict(self, data))
     resumed = _run(path, **setup)
     assert resumed[0]["restored"] == killed_after and resumed[0]["replayed"] == 0 and resumed[0]["checkpoint_ignored"] is None
-    assert len(fits) == 1  # only the last iteration trained
+    # Only the last iteration trained and evaluated (the skill tree also asks the student about the new data).
+    assert len(fits) == 1 and len(predictions) == 2 + (setup.get("level") == "skill_tree")
     _same_end(full, resumed)
     assert path.read_text().count("\n") == killed_after + 2 and load_state(checkpoint_path(path))["iteration"] == killed_after + 1
 
@@ -181,12 +183,14 @@ def test_a_checkpoint_of_another_episode_student_or_settings_is_not_used(tmp_pat
     path = _killed(full_path, 2, tmp_path)
     damage(checkpoint_path(path), full_path)
     env, policy = _setup()
-    env.reset(seed=3)
-    before = repr(policy.state_dict()), env.state_dict()["student"]["rng"]
+    fresh = _setup()
+    fresh[0].reset(seed=3)
     checkpoints = Checkpoints(path, read_records(path)[0], env, policy)
-    restored, why = checkpoints.restore(read_records(path)[1:])
+    restored, why, obs, info = checkpoints.restore(read_records(path)[1:], seed=3)
     assert restored == 0 and reason in why
-    assert (repr(policy.state_dict()), env.state_dict()["student"]["rng"]) == before and env.unwrapped.iteration == 0
+    # The policy untouched, the env reset anew.
+    assert repr(policy.state_dict()) == repr(fresh[1].state_dict()) and info["test_mean_accuracy"] == full[0]["infos"][0]["test_mean_accuracy"]
+    assert env.iteration == 0 and env.state_dict()["student"]["rng"] == fresh[0].state_dict()["student"]["rng"]
 
 
 def test_a_policy_without_state_dict_is_not_checkpointed_and_resumes_by_replay(tmp_path):

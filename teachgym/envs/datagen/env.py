@@ -330,6 +330,13 @@ class DataGenEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A new episode: a new student (from ``seed``), no data, its evaluation.
+
+        ``options={"state": S}`` (S from :meth:`state_dict` of an episode reset with the same
+        seed) continues that episode instead: the student is built as for a new one, then S is
+        loaded into it and the env, and nothing is evaluated; the observation and the accuracies
+        are S's. ``ValueError`` if S does not fit (the env must then be reset again).
+        """
         if options and "task" in options:
             raise ValueError(
                 "a DataGen env is a teacher environment: its episodes take no task; a teacher acts "
@@ -347,6 +354,10 @@ class DataGenEnv(gym.Env):
         self.iteration = 0
         self._data = np.zeros((self.domain.n_skills, self.domain.n_levels))
         self.forest = SkillForest(self.domain, self.max_subskills, self.proposer)
+        if options and options.get("state") is not None:  # a saved episode, continued without evaluating again
+            self.load_state_dict(options["state"])
+            self.last_seconds = {}
+            return self._observation(), self._info_accuracy()
         t0 = time.perf_counter()
         self._val_cells, self._errors = self._evaluate(self.validation_set, collect_errors=True)
         self._test_cells, _ = self._evaluate(self.test_set)
@@ -594,10 +605,6 @@ class DataGenEnv(gym.Env):
         load_generator_state(self.np_random, state["np_random"], "the env's generator")
         self.iteration, self.train_data, self._data, self.forest = iteration, train_data, data, forest
         self._val_cells, self._test_cells, self._errors = val, test, list(errors)
-
-    def observation(self) -> dict[str, Any]:
-        """The observation of the env's current state (that of the last ``reset`` or ``step``, or of a loaded state)."""
-        return self._observation()
 
     # --------------------------------------------------------------- evaluation
     def _evaluate(self, examples: list[Example], collect_errors: bool = False) -> tuple[np.ndarray, list[str]]:

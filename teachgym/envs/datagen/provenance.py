@@ -16,15 +16,16 @@ its record) the state of the env, its student and the policy is saved to one ``.
 the records (``episode.jsonl`` -> ``episode.checkpoint.npz``; :func:`teachgym.io.save_state`:
 written atomically, no pickle), replacing the previous one: the student's weights (a LoRA
 student's adapter only), its optimiser state and generator, the env's generator, data, skill
-trees and accuracies, and the policy's ``state_dict``. It names the format, the run's header,
-its iteration and the SHA-256 of that iteration's record.
+trees and accuracies, the policy's ``state_dict`` and the info of the episode's reset. It names
+the format, the run's header, its iteration and the SHA-256 of that iteration's record.
 
 Resuming: a killed process leaves whole records and at most one truncated last line, which
-:func:`read_records` drops (and the next append cuts off). The env is reset with the episode's
-seed; then, if the checkpoint matches (format, header, an iteration that has a record, that
-record's digest, the env's settings, the student's class, settings and tensors, the policy's
-state), the episode continues from it: its iterations are neither recomputed nor asked again,
-their infos are read back from the records (``restored``). A checkpoint that does not match, or
+:func:`read_records` drops (and the next append cuts off). If the checkpoint matches (format,
+header, an iteration that has a record, that record's digest, the env's settings, the student's
+class, settings and tensors, the policy's state), the env is reset into it
+(``reset(seed=..., options={"state": ...})``: the student is built from the seed, then loaded;
+nothing is evaluated) and the episode continues from it: its iterations are neither recomputed
+nor asked again, their infos are read back from the records (``restored``). A checkpoint that does not match, or
 cannot be read, is ignored, with the reason logged as a warning (and in the result's
 ``checkpoint_ignored``), never used. Iterations with a record past the checkpoint (or all of
 them, without a usable one) are replayed: the recorded chat replies answer the policy's and the
@@ -56,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 EPISODE_FORMAT = "teachgym-episode/1"
 CHECKPOINT_FORMAT = "teachgym-episode-checkpoint/1"
+#: What a checkpoint that does not fit raises while it is checked and loaded (it is then ignored).
+_UNFIT = (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError)
 #: Longest record line read back (an iteration of 200 examples and 20 calls is about 100 kB).
 MAX_RECORD_CHARS = 64 * 2**20
 
@@ -208,7 +211,7 @@ class Checkpoints:
         self.off = reason
         logger.info("%s: no checkpoints (%s); a resumed episode replays its iterations", self.file, reason)
 
-    def save(self, iteration: int, record: dict[str, Any]) -> None:
+    def save(self, iteration: int, record: dict[str, Any], reset_info: dict[str, Any]) -> None:
         """Replace the checkpoint by the state after ``iteration`` (whose record is ``record``)."""
         if self.file is None or self.off is not None:
             return
@@ -218,29 +221,44 @@ class Checkpoints:
             self._turn_off(str(err))
             return
         save_state(self.file, {"format": CHECKPOINT_FORMAT, "header": self.header, "iteration": iteration,
-                               "record": record_digest(record), "env": env,
-                               "policy": {"kind": type(self.policy).__name__, "state": self.policy.state_dict()}})
+                               "record": record_digest(record), "reset_info": {k: v for k, v in reset_info.items() if k != "reward"},
+                               "env": env, "policy": {"kind": type(self.policy).__name__, "state": self.policy.state_dict()}})
 
-    def restore(self, done: list[dict[str, Any]]) -> tuple[int, str | None]:
-        """Continue the reset env and the policy from the checkpoint; the iteration it is of (0: none
-        used) and why it was ignored (None: used, or there is none)."""
+    def restore(self, done: list[dict[str, Any]], seed: int) -> tuple[int, str | None, Any, dict[str, Any]]:
+        """Reset the env and continue it and the policy from the checkpoint: the iteration it is of
+        (0: not used, the env reset anew), why it was ignored (None: used, or there is none), the
+        observation and the info of the reset."""
         if self.file is None or self.off is not None or not done or not self.file.exists():
-            return 0, None
+            return (0, None, *self.env.reset(seed=seed))
         try:
             state = load_state(self.file)
             k = self._check(state, done)
+            reset_info = self._reset_info(state.get("reset_info"))
             backup = self.policy.state_dict()
             self.policy.load_state_dict(state["policy"]["state"])
             try:
-                self.env.unwrapped.load_state_dict(state["env"])  # unchanged when it raises
-            except (ValueError, TypeError, KeyError, RuntimeError):
+                obs, _ = self.env.reset(seed=seed, options={"state": state["env"]})
+            except _UNFIT:
                 self.policy.load_state_dict(backup)
                 raise
-        except (ValueError, TypeError, KeyError, RuntimeError) as err:
-            reason = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
+        except _UNFIT as err:
+            reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
             logger.warning("%s: checkpoint ignored (%s); replaying the recorded iterations instead", self.file, reason)
-            return 0, reason
-        return k, None
+            return (0, reason, *self.env.reset(seed=seed))
+        return k, None, obs, reset_info
+
+    def _reset_info(self, value: Any) -> dict[str, Any]:
+        """The info of the episode's reset, as the checkpoint keeps it; ``ValueError`` if malformed."""
+        env = self.env.unwrapped
+        shapes = {"accuracy": (env.domain.n_skills,), "accuracy_by_level": (env.domain.n_skills, env.domain.n_levels)}
+        shapes.update({f"test_{k}": v for k, v in shapes.items()})
+        if not isinstance(value, dict) or set(value) != {*shapes, "iteration", "test_mean_accuracy"} or value["iteration"] != 0 \
+                or not isinstance(value["test_mean_accuracy"], float):
+            raise ValueError("its reset info is malformed")
+        for key, shape in shapes.items():
+            if not isinstance(value[key], np.ndarray) or value[key].shape != shape or value[key].dtype != np.float64:
+                raise ValueError(f"its reset info's {key} is malformed")
+        return value
 
     def _check(self, state: dict[str, Any], done: list[dict[str, Any]]) -> int:
         """The checkpoint's iteration, if it belongs to these records; ``ValueError`` saying why not."""
@@ -308,17 +326,14 @@ def run_recorded_episode(env: Any, policy: Any, path: str | Path | None, seed: i
     checkpoints = Checkpoints(path, header, env, policy)
     totals = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "restored": 0, "checkpoint_ignored": None,
               "replayed": 0, "resume_mismatches": 0}
-    obs, info = env.reset(seed=seed)
-    infos = [dict(info, reward=0.0)]
-    t, totals["checkpoint_ignored"] = checkpoints.restore(done)
+    t, totals["checkpoint_ignored"], obs, info = checkpoints.restore(done, seed)
     totals["restored"] = t
+    infos = [dict(info, reward=0.0)]
     for record in done[:t]:  # restored: neither recomputed nor asked again
         info = info_of_record(record)
         infos.append(dict(info, reward=float(record["reward"])))
         if on_step is not None:
             on_step(info, float(record.get("seconds", 0.0)))
-    if t:
-        obs = env.unwrapped.observation()
     terminated, truncated, agreed = t >= env.unwrapped.iterations, False, True
     while not (terminated or truncated):
         record = done[t] if t < len(done) else None
@@ -342,7 +357,7 @@ def run_recorded_episode(env: Any, policy: Any, path: str | Path | None, seed: i
                                path, t + 1, info.get("kept"), record.get("kept"), info.get("test_mean_accuracy"),
                                record["accuracy"].get("test_mean_accuracy"))
             elif agreed:
-                checkpoints.save(t + 1, record)
+                checkpoints.save(t + 1, record, infos[0])
         else:
             totals["calls"] += len(calls)
             for key in ("prompt_tokens", "completion_tokens", "cost"):
@@ -359,7 +374,7 @@ def run_recorded_episode(env: Any, policy: Any, path: str | Path | None, seed: i
                 "engine": info.get("engine", {}), "seconds": round(seconds, 6),
             }))
             append_record(path, record)
-            checkpoints.save(t + 1, record)
+            checkpoints.save(t + 1, record, infos[0])
         infos.append(dict(info, reward=reward))
         if on_step is not None:
             on_step(info, seconds)
