@@ -205,3 +205,26 @@ def _read_arrays(fh: BinaryIO) -> dict[str, np.ndarray]:
                     raise ValueError(f"member {name!r} does not hold exactly the {nbytes} bytes of shape {shape}")
             arrays[name[:-4]] = array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
     return arrays
+
+
+def generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The JSON-able state of a numpy generator (a copy)."""
+    return json.loads(json.dumps(rng.bit_generator.state))
+
+
+def load_generator_state(rng: np.random.Generator, state: Any, what: str = "generator") -> None:
+    """Set ``rng`` to a state from :func:`generator_state`.
+
+    Raises ``ValueError`` (``rng`` unchanged) for a state of another kind of bit generator or a
+    malformed one.
+    """
+    kind = rng.bit_generator.state["bit_generator"]
+    if not isinstance(state, dict) or state.get("bit_generator") != kind:
+        got = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{what}: expected the state of a {kind} generator, got {got!r}")
+    trial = type(rng.bit_generator)()
+    try:
+        trial.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"{what}: malformed {kind} state ({err})") from None
+    rng.bit_generator.state = trial.state

@@ -41,7 +41,7 @@ def test_bench_datagen_resumes_an_interrupted_episode_from_its_record(tmp_path, 
     assert main(["bench", "datagen", *SMALL, "--policies", args["teacher"], "--iterations", "3", "--device", "cpu",
                  "--out", str(tmp_path / "out")]) == 0
     meta = json.loads((tmp_path / "out" / "runs" / run_id(run) / "meta.json").read_text())
-    assert meta["result"]["replayed_iterations"] == 2 and meta["result"]["resume_mismatches"] == 0
+    assert meta["result"]["restored_iterations"] == 2 and meta["result"]["replayed_iterations"] == 0
     assert meta["result"]["final_test_accuracy"] == full["final_test_accuracy"]
     assert len((work / "episode.jsonl").read_text().splitlines()) == 4
 

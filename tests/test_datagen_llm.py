@@ -210,7 +210,7 @@ def test_an_interrupted_episode_resumes_from_its_jsonl_without_asking_the_model_
     second = servers(plans[2:])
     env = _env("skill_list", iterations=3)
     resumed = run_recorded_episode(env, LLMPolicy(env, base_url=second.url, model="m"), path, seed=4, run={"x": 1})
-    assert len(second.requests) == 1 and resumed["replayed"] == 2 and resumed["resume_mismatches"] == 0
+    assert len(second.requests) == 1 and resumed["restored"] == 2 and resumed["replayed"] == 0 and resumed["resume_mismatches"] == 0
     assert resumed["calls"] == 1 and resumed["prompt_tokens"] == 50
     assert [i["test_mean_accuracy"] for i in resumed["infos"]] == [i["test_mean_accuracy"] for i in full["infos"]]
     lines = path.read_text().splitlines()

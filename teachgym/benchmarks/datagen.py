@@ -72,7 +72,8 @@ class DatagenConfig:
     server at ``base_url`` serving ``model``, with the key in the environment variable
     ``api_key_env``. ``student``: ``"default"`` (the domain's) or ``"hf:PATH"``, a local Hugging
     Face causal LM fine-tuned with LoRA (math and code). Every run records its episode, one JSONL
-    line per iteration, in ``OUT/work/<run>/episode.jsonl``, and a killed run resumes from it.
+    line per iteration, in ``OUT/work/<run>/episode.jsonl``, with a checkpoint of the student, env
+    and policy after the last one beside it, and a killed run resumes from them.
     """
 
     domains: tuple[str, ...] = ("math", "code")
@@ -172,7 +173,7 @@ def run_datagen(
 
     ``student`` is the suite's tag (``"datagen"``; the runner names files by it); ``lm_student``
     the student (``"default"`` or ``"hf:PATH"``). With ``work_dir`` the episode is recorded in
-    ``work_dir/episode.jsonl`` and resumed from it
+    ``work_dir/episode.jsonl`` and resumed from it and its checkpoint
     (:func:`~teachgym.envs.datagen.provenance.run_recorded_episode`).
     """
     import torch
@@ -218,6 +219,7 @@ def run_datagen(
     return {
         "iteration": list(range(len(curve))),
         "test_accuracy": curve,
+        "restored_iterations": episode["restored"],
         "replayed_iterations": episode["replayed"],
         "resume_mismatches": episode["resume_mismatches"],
         "llm_calls": episode["calls"],

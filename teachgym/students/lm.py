@@ -14,6 +14,7 @@ and ``answer`` strings.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from teachgym.students.state import TorchStudentState
 
 
 class TextExample(Protocol):
@@ -135,7 +138,7 @@ class TinyTransformer(nn.Module):
         return self.head(self.ln(x))[:, 0], new
 
 
-class TransformerStudent:
+class TransformerStudent(TorchStudentState):
     """A character-level transformer trained from scratch on ``prompt -> answer`` pairs.
 
     Parameters
@@ -183,6 +186,21 @@ class TransformerStudent:
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.steps_done = 0
+        self.n_heads = int(n_heads)
+
+    # ------------------------------------------------------------------ state
+    def _settings(self) -> dict[str, Any]:
+        # Widths and depth are in the weights' shapes; these change the computation, not the shapes.
+        return {"n_heads": self.n_heads, "max_len": self.max_len, "max_answer": self.max_answer, "batch_size": self.batch_size}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"steps_done": self.steps_done}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        steps = extra.get("steps_done")
+        if set(extra) != {"steps_done"} or not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"expected extra state {{'steps_done': a count}}, got {extra}")
+        self.steps_done = steps
 
     # ----------------------------------------------------------------- encoding
     def _prompt_ids(self, prompt: str) -> list[int]:
@@ -258,7 +276,7 @@ class TransformerStudent:
         return out
 
 
-class HFLoRAStudent:
+class HFLoRAStudent(TorchStudentState):
     """A Hugging Face causal LM from a local path, fine-tuned with LoRA (optional ``lm`` extra).
 
     A prompt is written with the tokeniser's chat template when it has one (the question as the
@@ -285,7 +303,14 @@ class HFLoRAStudent:
     max_new_tokens
         Most tokens of an answer, generated or trained on (``max_answer`` is its older name).
     lr, batch_size, eval_batch_size, device, seed
-        As in :class:`TransformerStudent`.
+        As in :class:`TransformerStudent`; the seed also sets the dropout masks of training
+        (each ``fit`` seeds a forked torch generator from the student's own), so that training
+        depends on nothing else the process did.
+
+    Notes
+    -----
+    :meth:`state_dict` keeps the adapter (the trainable LoRA tensors), its optimiser state and the
+    generator; the base model is identified by its ``config.json`` and weight files' sizes.
     """
 
     def __init__(
@@ -323,6 +348,7 @@ class HFLoRAStudent:
                 "expected max_new_tokens, batch_size, eval_batch_size >= 1 and max_len >= max_new_tokens + 11; got "
                 f"{self.max_new_tokens}, {self.batch_size}, {self.eval_batch_size}, {self.max_len}"
             )
+        self.path = Path(path)
         self.device = resolve_device(device)
         self.rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=[]):
@@ -363,6 +389,25 @@ class HFLoRAStudent:
         """The older name of :attr:`max_new_tokens` (the GRPO student reads it)."""
         return self.max_new_tokens
 
+    # ------------------------------------------------------------------ state
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """The adapter: only the trainable (LoRA) tensors; the base model is read again from ``path``."""
+        return {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+
+    def _settings(self) -> dict[str, Any]:
+        # The base model is identified by its config and the sizes of its weight files (hashing
+        # gigabytes of weights at every checkpoint would cost more than it protects).
+        files = sorted((f.name, f.stat().st_size) for f in self.path.iterdir() if f.suffix in (".safetensors", ".bin"))
+        config = hashlib.sha256((self.path / "config.json").read_bytes()).hexdigest()
+        return {"config": config, "weight_files": files, "max_len": self.max_len, "max_new_tokens": self.max_new_tokens,
+                "batch_size": self.batch_size, "chat_template": self._template is not None}
+
+    def _devices(self) -> list[int]:
+        """The CUDA device whose generator training draws from (none on a CPU)."""
+        if self.device.type != "cuda":
+            return []
+        return [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+
     def prompt_ids(self, prompt: str) -> list[int]:
         """Token ids up to where the answer starts: the chat template's, or ``BOS prompt SEP``."""
         room = self.max_len - self.max_new_tokens - 3
@@ -383,21 +428,25 @@ class HFLoRAStudent:
         encoded = [self._pair(e) for e in examples]
         self.model.train()
         total = 0.0
-        for _ in range(int(steps)):
-            batch = [encoded[i] for i in self.rng.integers(len(encoded), size=min(self.batch_size, len(encoded)))]
-            width = max(len(s) for s, _ in batch)
-            ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
-            attn = torch.zeros(len(batch), width, dtype=torch.long)
-            for row, (seq, start) in enumerate(batch):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                attn[row, : len(seq)] = 1
-                labels[row, start : len(seq)] = torch.tensor(seq[start:])  # HF shifts labels itself
-            loss = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device), labels=labels.to(self.device)).loss
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach())
+        # The model's dropout draws from torch's generator: seeded from the student's own, so that
+        # training depends on nothing else the process did (and a restored student continues exactly).
+        with torch.random.fork_rng(devices=self._devices()):
+            torch.manual_seed(int(self.rng.integers(2**62)))
+            for _ in range(int(steps)):
+                batch = [encoded[i] for i in self.rng.integers(len(encoded), size=min(self.batch_size, len(encoded)))]
+                width = max(len(s) for s, _ in batch)
+                ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                attn = torch.zeros(len(batch), width, dtype=torch.long)
+                for row, (seq, start) in enumerate(batch):
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    attn[row, : len(seq)] = 1
+                    labels[row, start : len(seq)] = torch.tensor(seq[start:])  # HF shifts labels itself
+                loss = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device), labels=labels.to(self.device)).loss
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total += float(loss.detach())
         return total / int(steps)
 
     @torch.no_grad()

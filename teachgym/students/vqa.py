@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from teachgym.students.lm import resolve_device
+from teachgym.students.state import TorchStudentState
 
 
 class _Net(nn.Module):
@@ -46,7 +47,7 @@ class _Net(nn.Module):
         return self.out(torch.cat([x.amax((2, 3)), q], -1))
 
 
-class VQAStudent:
+class VQAStudent(TorchStudentState):
     """CNN + GRU question encoder with FiLM, classifying over ``answers``.
 
     Parameters
@@ -86,6 +87,21 @@ class VQAStudent:
             torch.manual_seed(int(self.rng.integers(2**62)))
             self.model = _Net(self.max_vocab, len(self.answers), width, embed).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    # ------------------------------------------------------------------ state
+    def _settings(self) -> dict[str, Any]:
+        return {"answers": list(self.answers), "max_vocab": self.max_vocab, "batch_size": self.batch_size}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"words": dict(self.words)}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        words = extra.get("words")
+        ok = set(extra) == {"words"} and isinstance(words, dict) and len(words) <= self.max_vocab
+        ok = ok and all(type(i) is int for i in words.values()) and sorted(words.values()) == list(range(len(words)))
+        if not ok or words.get("<pad>") != 0 or words.get("<unk>") != 1:
+            raise ValueError(f"expected extra state {{'words': the ids 0..n-1 of at most {self.max_vocab} words}}")
+        self.words = dict(words)
 
     def _tokens(self, question: str, grow: bool) -> list[int]:
         ids = []

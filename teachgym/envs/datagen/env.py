@@ -38,6 +38,11 @@ Three levels of structure (``level=``):
 ``dropped``, ``off_plan``, ``invalid_specs``, ``train_size``, ``train_steps``, ``engine`` (the
 engine's counts) and ``verify`` (per tier that decided: passed, rejected, pass rate).
 
+:meth:`DataGenEnv.state_dict` / :meth:`DataGenEnv.load_state_dict` save and restore an episode
+between steps (generator, data, skill trees, accuracies and the student's weights, optimiser and
+generator; numpy arrays and JSON, no pickle): a recorded episode's checkpoint
+(:mod:`~teachgym.envs.datagen.provenance`).
+
 Every level also exposes ``task_space`` = ``MultiDiscrete([n_skills, n_levels])`` (the (skill,
 difficulty) of one generated example) and :meth:`DataGenEnv.action_from_tasks`, through which any
 teachgym teacher drives data generation (:class:`~teachgym.envs.datagen.policies.TeacherPolicy`).
@@ -62,8 +67,9 @@ from gymnasium import spaces
 
 from teachgym.envs.datagen.domain import Domain, Example
 from teachgym.envs.datagen.engines import TaskSpec, make_engine, parse_spec
-from teachgym.envs.datagen.skill_tree import MAX_NAME, SkillForest, TemplateProposer
+from teachgym.envs.datagen.skill_tree import MAX_NAME, SkillForest, SubskillNode, TemplateProposer
 from teachgym.envs.datagen.verifiers import ChatJudge, summarise
+from teachgym.io import generator_state, load_generator_state
 
 logger = logging.getLogger(__name__)
 RESETS = ("warm", "base")
@@ -90,6 +96,68 @@ def get_domain(name: str | Domain) -> Domain:
 
         return VQA
     raise ValueError(f"unknown datagen domain {name!r}; expected 'math', 'code' or 'vqa'")
+
+
+def examples_state(examples: Sequence[Example]) -> dict[str, Any]:
+    """Examples as JSON rows (skill, level, subskill, prompt, answer, meta) and their images stacked in one array."""
+    images = [e.image for e in examples if e.image is not None]
+    if images and len({(i.shape, i.dtype) for i in images}) > 1:
+        raise ValueError("the examples' images differ in shape or dtype: they cannot be stacked in one array")
+    return {
+        "rows": [[e.skill, e.level, e.subskill, e.prompt, e.answer, e.meta] for e in examples],
+        "has_image": [e.image is not None for e in examples],
+        "images": np.stack(images) if images else np.zeros((0,), np.uint8),
+    }
+
+
+def examples_from_state(state: Any, domain: Domain) -> list[Example]:
+    """The examples of :func:`examples_state`'s output; ``ValueError`` for rows outside ``domain`` or malformed ones."""
+    if not isinstance(state, dict) or set(state) != {"rows", "has_image", "images"}:
+        raise ValueError("expected examples as {'rows', 'has_image', 'images'}")
+    rows, has_image, images = state["rows"], state["has_image"], state["images"]
+    if not isinstance(rows, list) or not isinstance(has_image, list) or len(rows) != len(has_image) or not isinstance(images, np.ndarray):
+        raise ValueError("expected as many rows as image flags, and an array of images")
+    if sum(f is True for f in has_image) != (len(images) if images.ndim > 1 else 0) or not all(isinstance(f, bool) for f in has_image):
+        raise ValueError("the image flags do not match the images")
+    out, at = [], 0
+    for row, flag in zip(rows, has_image):
+        ok = isinstance(row, list) and len(row) == 6 and all(type(v) is int for v in row[:3]) and all(isinstance(v, str) for v in row[3:5])
+        if not ok or not (0 <= row[0] < domain.n_skills and 0 <= row[1] < domain.n_levels and -1 <= row[2] < domain.n_subskills) \
+                or not (row[5] is None or isinstance(row[5], str)):
+            raise ValueError(f"malformed example row {reprlib.repr(row)}")
+        image = images[at] if flag else None
+        at += flag
+        out.append(Example(*row[:5], image=image, meta=row[5]))
+    return out
+
+
+def _array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A finite float64 copy of ``value`` of ``shape``; ``ValueError`` otherwise."""
+    if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype.kind not in "fiu" or not np.all(np.isfinite(value)):
+        raise ValueError(f"expected {what} as finite numbers of shape {shape}")
+    return value.astype(np.float64)
+
+
+def _trees(value: Any, n_skills: int, max_subskills: int) -> list[list[SubskillNode]]:
+    """The skill trees of a saved state; ``ValueError`` for anything but their nodes' fields."""
+    fields = {f.name: f.type for f in dataclasses.fields(SubskillNode)}
+    if not isinstance(value, list) or len(value) != n_skills or any(not isinstance(t, list) or len(t) > max_subskills for t in value):
+        raise ValueError(f"expected {n_skills} skill trees of at most {max_subskills} subskills")
+    trees = []
+    for tree in value:
+        nodes = []
+        for node in tree:
+            if not isinstance(node, dict) or set(node) != set(fields):
+                raise ValueError(f"expected a subskill with fields {sorted(fields)}, got {reprlib.repr(node)}")
+            counts = [node[key] for key in ("template", "allocation", "generated", "data")]
+            ok = isinstance(node["name"], str) and all(type(c) is int for c in counts) and min(counts[1:]) >= 0
+            ok = ok and (node["difficulty"] is None or type(node["difficulty"]) is int)
+            ok = ok and (node["accuracy"] is None or (isinstance(node["accuracy"], float) and 0 <= node["accuracy"] <= 1))
+            if not ok:
+                raise ValueError(f"malformed subskill {reprlib.repr(node)}")
+            nodes.append(SubskillNode(**node))
+        trees.append(nodes)
+    return trees
 
 
 def allocate(weights: np.ndarray, total: int) -> np.ndarray:
@@ -192,6 +260,7 @@ class DataGenEnv(gym.Env):
         if student_reset not in RESETS:
             raise ValueError(f"unknown student_reset {student_reset!r}; expected one of {RESETS}")
         self.student_reset = student_reset
+        self.data_seed = int(data_seed)
         self.engine = make_engine(d, engine, **(engine_kwargs or {}))
         self.judge = ChatJudge(d, **(judge_kwargs or {})) if judge == "chat" else judge
         if isinstance(self.judge, str) or (self.judge is not None and not callable(getattr(self.judge, "judge", None))):
@@ -261,6 +330,13 @@ class DataGenEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A new episode: a new student (from ``seed``), no data, its evaluation.
+
+        ``options={"state": S}`` (S from :meth:`state_dict` of an episode reset with the same
+        seed) continues that episode instead: the student is built as for a new one, then S is
+        loaded into it and the env, and nothing is evaluated; the observation and the accuracies
+        are S's. ``ValueError`` if S does not fit (the env must then be reset again).
+        """
         if options and "task" in options:
             raise ValueError(
                 "a DataGen env is a teacher environment: its episodes take no task; a teacher acts "
@@ -278,6 +354,10 @@ class DataGenEnv(gym.Env):
         self.iteration = 0
         self._data = np.zeros((self.domain.n_skills, self.domain.n_levels))
         self.forest = SkillForest(self.domain, self.max_subskills, self.proposer)
+        if options and options.get("state") is not None:  # a saved episode, continued without evaluating again
+            self.load_state_dict(options["state"])
+            self.last_seconds = {}
+            return self._observation(), self._info_accuracy()
         t0 = time.perf_counter()
         self._val_cells, self._errors = self._evaluate(self.validation_set, collect_errors=True)
         self._test_cells, _ = self._evaluate(self.test_set)
@@ -463,6 +543,68 @@ class DataGenEnv(gym.Env):
                 difficulty=missing, new_allocation=[int(want[lvl]) for lvl in missing],
             )
         return action
+
+    # ------------------------------------------------------------------ state
+    def settings(self) -> dict[str, Any]:
+        """The settings a saved state must share with this env (JSON)."""
+        return {"domain": self.domain.name, "level": self.level, "iterations": self.iterations, "budget": self.budget,
+                "n_eval": self.n_eval, "train_steps": self.train_steps, "max_errors": self.max_errors,
+                "student_reset": self.student_reset, "max_subskills": self.max_subskills, "data_seed": self.data_seed}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episode after the last ``reset`` or ``step``, student included: numpy arrays and
+        JSON-able values, no pickle (:func:`teachgym.io.save_state` writes it).
+
+        Raises ``ValueError`` if the student has no ``state_dict`` (a student of one's own may not).
+        """
+        if self.student is None:
+            raise RuntimeError("call reset() before state_dict()")
+        if not callable(getattr(self.student, "state_dict", None)):
+            raise ValueError(f"the student ({type(self.student).__name__}) has no state_dict(): its state cannot be saved")
+        return {
+            "settings": self.settings(), "np_random": generator_state(self.np_random), "iteration": self.iteration,
+            "train_data": examples_state(self.train_data), "data": self._data.copy(),
+            "forest": [[dataclasses.asdict(node) for node in tree] for tree in self.forest.trees],
+            "val_cells": self._val_cells.copy(), "test_cells": self._test_cells.copy(), "errors": list(self._errors),
+            "student": self.student.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue an episode from :meth:`state_dict`'s output, after ``reset`` with the episode's seed
+        (which builds the student this state is loaded into, and the initial student of ``"base"``).
+
+        Raises
+        ------
+        ValueError
+            If the state is of another env's settings or student, or malformed; the env is then
+            unchanged.
+        """
+        if self.student is None:
+            raise RuntimeError("call reset() (with the episode's seed) before load_state_dict()")
+        keys = {"settings", "np_random", "iteration", "train_data", "data", "forest", "val_cells", "test_cells", "errors", "student"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise ValueError(f"expected a DataGen env state with keys {sorted(keys)}, got {sorted(state) if isinstance(state, dict) else state!r}")
+        if state["settings"] != self.settings():
+            raise ValueError(f"the state is of an env with settings {state['settings']}, this one has {self.settings()}")
+        iteration = state["iteration"]
+        if type(iteration) is not int or not 0 <= iteration <= self.iterations:
+            raise ValueError(f"expected an iteration in 0..{self.iterations}, got {iteration!r}")
+        d, k, m, n = self.domain, *self._shape
+        data = _array(state["data"], (k, n), "data")
+        val, test = (_array(state[key], (k, m, n), key) for key in ("val_cells", "test_cells"))
+        if np.any(data < 0) or not all(np.all((c >= 0) & (c <= 1)) for c in (val, test)):
+            raise ValueError("expected non-negative data counts and accuracies in [0, 1]")
+        errors = state["errors"]
+        if not isinstance(errors, list) or len(errors) > self.max_errors or not all(isinstance(e, str) for e in errors):
+            raise ValueError(f"expected at most {self.max_errors} error texts")
+        train_data = examples_from_state(state["train_data"], d)
+        forest = SkillForest(d, self.max_subskills, self.proposer)
+        forest.trees = _trees(state["forest"], k, self.max_subskills)
+        load_generator_state(np.random.Generator(type(self.np_random.bit_generator)()), state["np_random"], "the env's generator")
+        self.student.load_state_dict(state["student"])  # checks everything before it changes anything
+        load_generator_state(self.np_random, state["np_random"], "the env's generator")
+        self.iteration, self.train_data, self._data, self.forest = iteration, train_data, data, forest
+        self._val_cells, self._test_cells, self._errors = val, test, list(errors)
 
     # --------------------------------------------------------------- evaluation
     def _evaluate(self, examples: list[Example], collect_errors: bool = False) -> tuple[np.ndarray, list[str]]:

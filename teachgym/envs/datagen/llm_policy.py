@@ -33,6 +33,7 @@ import numpy as np
 from teachgym.envs.datagen.domain import read_int
 from teachgym.envs.datagen.env import DataGenEnv, allocate
 from teachgym.envs.datagen.llm import agent_stats, ask_json, json_block, load_prompt, make_client
+from teachgym.envs.datagen.policies import PolicyState
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ def skill_tree_action(actions: dict[str, dict[str, Any]], env: DataGenEnv, tree:
     return tuple(out)
 
 
-class LLMPolicy:
+class LLMPolicy(PolicyState):
     """A chat model that reads the observation and writes the plan (any level).
 
     Parameters
@@ -277,6 +278,8 @@ class LLMPolicy:
     seed
         Unused (the model's sampling is the server's); accepted like every policy's.
     """
+
+    state_attributes = ("stats", "last")  # the counters go on; the last plan is the record's until the next one
 
     def __init__(self, env: Any, client: Any = None, prompt_dir: str | Path | None = None, max_attempts: int = 3,
                  max_plan_chars: int = 20_000, proposer: Any = None, seed: int | None = None, **client_kwargs: Any) -> None:

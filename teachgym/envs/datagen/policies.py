@@ -17,11 +17,14 @@ weakness) and :class:`NoNewDataPolicy` (the reward's control: no data after the 
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 import numpy as np
 
 from teachgym.envs.datagen.env import DataGenEnv, allocate
+from teachgym.io import generator_state, load_generator_state
 from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec
 
 
@@ -30,6 +33,34 @@ def _env(env: Any) -> DataGenEnv:
     if not isinstance(inner, DataGenEnv):
         raise ValueError(f"expected a DataGen env, got {env!r}")
     return inner
+
+
+class PolicyState:
+    """``state_dict`` / ``load_state_dict`` of a policy between iterations, for a resumed episode:
+    the JSON-able attributes named in ``state_attributes`` and the generator ``rng`` if it has one."""
+
+    state_attributes: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able values (a copy)."""
+        state = {name: json.loads(json.dumps(getattr(self, name))) for name in self.state_attributes}
+        if isinstance(getattr(self, "rng", None), np.random.Generator):
+            state["rng"] = generator_state(self.rng)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; ``ValueError`` (policy unchanged) for another policy's state."""
+        mine = self.state_dict()
+        if not isinstance(state, dict) or set(state) != set(mine):
+            raise ValueError(f"{type(self).__name__} expects a state with keys {sorted(mine)}, got {sorted(state) if isinstance(state, dict) else state!r}")
+        for name in self.state_attributes:
+            if type(state[name]) is not type(mine[name]) or (isinstance(mine[name], list) and len(state[name]) != len(mine[name])):
+                raise ValueError(f"{type(self).__name__}: its {name} is {state[name]!r}, expected the like of {mine[name]!r}")
+        if "rng" in state:
+            load_generator_state(np.random.Generator(type(self.rng.bit_generator)()), state["rng"], f"{type(self).__name__}'s generator")
+            load_generator_state(self.rng, state["rng"], f"{type(self).__name__}'s generator")
+        for name in self.state_attributes:
+            setattr(self, name, copy.deepcopy(state[name]))
 
 
 class TeacherPolicy:
@@ -75,8 +106,21 @@ class TeacherPolicy:
         self.teacher.update_batch(list(self._chosen), scores)
         self._chosen = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """The teacher's state (between iterations: after ``observe``)."""
+        if self._chosen is not None:
+            raise RuntimeError("TeacherPolicy.state_dict() between act() and observe(): the teacher awaits its scores")
+        return {"teacher": self.teacher.state_dict()}
 
-class DirichletAllocationPolicy:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; ``ValueError`` (policy unchanged) for another teacher's state."""
+        if not isinstance(state, dict) or set(state) != {"teacher"}:
+            raise ValueError(f"TeacherPolicy expects a state with key 'teacher', got {state!r:.200}")
+        self.teacher.load_state_dict(state["teacher"])
+        self._chosen = self._before = None
+
+
+class DirichletAllocationPolicy(PolicyState):
     """Skill list (or any level through :meth:`DataGenEnv.action_from_tasks`): a fresh random
     allocation over (skill, difficulty) every iteration, weights ~ Dirichlet(1). (teachgym's; not
     DataEnvGym's :class:`RandomExploreExploitPolicy`.)"""
@@ -93,7 +137,7 @@ class DirichletAllocationPolicy:
         pass
 
 
-class EvenAllocationPolicy:
+class EvenAllocationPolicy(PolicyState):
     """The same share of the budget for every (skill, difficulty), every iteration (teachgym's;
     not DataEnvGym's :class:`FillBalancedSkillTreePolicy`)."""
 
@@ -108,13 +152,15 @@ class EvenAllocationPolicy:
         pass
 
 
-class NoNewDataPolicy:
+class NoNewDataPolicy(PolicyState):
     """The control of the reward: the budget evenly spread in the first iteration, nothing after.
 
     Every later reward is what the env pays for no new data at all (more training on old data
     with ``student_reset="warm"``, a retraining with another batch order with ``"base"``, and
     evaluation noise): the benchmark reports it as the noise floor beside every policy's gain.
     """
+
+    state_attributes = ("first",)
 
     def __init__(self, env: Any, seed: int | None = None) -> None:
         self.env = _env(env)
@@ -132,7 +178,7 @@ class NoNewDataPolicy:
         pass
 
 
-class ExploreWeakestPolicy:
+class ExploreWeakestPolicy(PolicyState):
     """Skill tree (teachgym's): every other iteration Explore one new subskill of the skill with the
     lowest validation accuracy; every subskill gets a share of the budget ∝ ``1 - accuracy + floor``
     (accuracy: the student's on the data last generated for it; 0 before any).
@@ -167,9 +213,11 @@ class ExploreWeakestPolicy:
         pass
 
 
-class _SkillTreeBaseline:
+class _SkillTreeBaseline(PolicyState):
     """DataEnvGym's action policies (``src/dataenvgym/gym/data_generation_agents/math/
     handwritten_policies.py``) decide per skill from that skill's history; ``_one`` is theirs."""
+
+    state_attributes = ("last",)
 
     def __init__(self, env: Any) -> None:
         self.env = _env(env)
