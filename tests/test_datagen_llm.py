@@ -238,3 +238,23 @@ def test_an_exploit_is_applied_as_deltas_of_the_tree_cut_at_zero():
     plan = {"arithmetic": {"action_type": "exploit", "data_allocation_delta": {"add": -5, "sub (difficulty 1)": 4}}}
     action = skill_tree_action(plan, env, tree)
     assert action[env.skill_names.index("arithmetic")] == {"explore": 0, "delta": [-3, 4]}
+
+
+class _TwoSkills:
+    """Half the budget on skill 0, half on skill 2, level 0 (the env asks the engine once per skill)."""
+
+    def act(self, obs, info):
+        weights = np.zeros((6, 3))
+        weights[0, 0] = weights[2, 0] = 1.0
+        return weights
+
+    def observe(self, obs, reward, info):
+        pass
+
+
+def test_an_iteration_record_holds_the_items_of_every_specification_of_its_plan(tmp_path):
+    path = tmp_path / "episode.jsonl"
+    run_recorded_episode(_env("skill_list", iterations=1), _TwoSkills(), path, seed=0)
+    (rec,) = [r for r in read_records(path) if r["kind"] == "iteration"]
+    assert {i["skill"] for i in rec["items"]} == {0, 2}
+    assert sum(i["kept"] for i in rec["items"]) == rec["kept"] == len(rec["items"])

@@ -118,15 +118,24 @@ def read_records(path: str | Path, repair: bool = False) -> list[dict[str, Any]]
 
 # ------------------------------------------------------------------ the episode
 class RecordingEngine:
-    """An engine that keeps the last batch it generated (for the record's items)."""
+    """An engine that keeps what it generated since the last :meth:`take` (for the record's items):
+    the env asks once per specification, so one step is several batches."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.last: list[Any] = []
+        self.batches: list[list[Any]] = []
 
     def generate(self, specs: Sequence[Any], rng: np.random.Generator) -> tuple[list[Any], dict[str, Any]]:
-        self.last, stats = self.inner.generate(specs, rng)
-        return self.last, stats
+        out, stats = self.inner.generate(specs, rng)
+        # The env keeps at most what each specification asked for; the rest is never checked.
+        self.batches.append(list(out[: sum(int(s.count) for s in specs)]))
+        return out, stats
+
+    def take(self) -> list[Any]:
+        """Every example generated since the last call, in order; forgets them."""
+        items = [e for batch in self.batches for e in batch]
+        self.batches = []
+        return items
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -149,10 +158,18 @@ def _items(generated: list[Any], kept: list[Any]) -> list[dict[str, Any]]:
     """Each generated example (up to the budget) and whether it was kept; kept ones are a subsequence."""
     out, k = [], 0
     for e in generated:
-        ok = k < len(kept) and kept[k] is e
+        # A kept example may be a copy with its answer in the templates' form (Domain.canonical).
+        ok = k < len(kept) and (kept[k] is e or _same_item(kept[k], e))
+        item = {"skill": e.skill, "subskill": e.subskill, "level": e.level, "prompt": e.prompt, "answer": e.answer, "kept": ok}
+        if ok and kept[k].answer != e.answer:
+            item["kept_answer"] = kept[k].answer
         k += ok
-        out.append({"skill": e.skill, "subskill": e.subskill, "level": e.level, "prompt": e.prompt, "answer": e.answer, "kept": ok})
+        out.append(item)
     return out
+
+
+def _same_item(a: Any, b: Any) -> bool:
+    return (a.skill, a.subskill, a.level, a.prompt) == (b.skill, b.subskill, b.level, b.prompt)
 
 
 _ACCURACY_KEYS = ("accuracy", "accuracy_by_level", "test_accuracy", "test_accuracy_by_level", "test_mean_accuracy", "skill_rewards")
@@ -343,6 +360,7 @@ def run_recorded_episode(env: Any, policy: Any, path: str | Path | None, seed: i
                 tape.replay(c for c in record.get("calls", []) if c.get("who") == tape.who)
         t0 = time.perf_counter()
         before = len(env.unwrapped.train_data)
+        engine.take()  # only this step's batches go in its record
         action = policy.act(obs, info)
         obs, reward, terminated, truncated, info = env.step(action)
         policy.observe(obs, reward, info)
@@ -366,7 +384,7 @@ def run_recorded_episode(env: Any, policy: Any, path: str | Path | None, seed: i
             last = getattr(policy, "last", None)
             record = json.loads(_dumps({
                 "kind": "iteration", "iteration": t + 1, "action": action, "plan": last or None, "calls": calls,
-                "items": _items(engine.last[: env.unwrapped.budget], env.unwrapped.train_data[before:]),
+                "items": _items(engine.take()[: env.unwrapped.budget], env.unwrapped.train_data[before:]),
                 "kept": info.get("kept"), "reward": float(reward),
                 "accuracy": {k: info[k] for k in _ACCURACY_KEYS if k in info},
                 "info": {k: info[k] for k in _INFO_KEYS if k in info},
