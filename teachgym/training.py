@@ -77,7 +77,7 @@ import pandas as pd
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
 
 from teachgym.io import atomic_path, load_state, save_state, write_json, write_text
 from teachgym.spaces import TaskSpace, count_tasks, did_you_mean
@@ -98,7 +98,7 @@ from teachgym.students.sb3 import (
     torch_state,
 )
 from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec, teacher_class
-from teachgym.vec_env import FlushEachStep, env_maker, start_method_or_default, worker_seeds
+from teachgym.vec_env import FlushEachStep, LightDummyVecEnv, env_maker, start_method_or_default, worker_seeds
 from teachgym.vector import TeacherServer, ray_teacher
 from teachgym.wrappers import env_task_space, rescale_score
 
@@ -890,7 +890,7 @@ class Trainer:
                for i, seed in enumerate(worker_seeds(config.seed, config.n_envs))]
         if config.vec == "subproc" or (config.vec == "auto" and config.n_envs > 1):
             return FlushEachStep(SubprocVecEnv(fns, start_method=start_method_or_default()), link.flush)
-        return DummyVecEnv(fns)
+        return LightDummyVecEnv(fns)
 
     def _bind_value_estimate(self) -> None:
         """Give the teacher the critic's V(s0) per task, rescaled like scores (SPDL reads it;

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -215,3 +216,25 @@ def test_students_leave_no_sb3_log_folder_in_the_temp_dir(tmp_path, monkeypatch)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     _trained("ppo")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("algo", ["walker-ppo", "sac"])
+def test_multi_tensor_adam_trains_to_the_same_bits_as_pytorchs_default(algo):
+    def parameters(foreach: bool) -> torch.Tensor:
+        overrides = {"net_arch": [16, 16]}
+        if algo == "sac":
+            overrides.update(learning_starts=16, batch_size=16, train_freq=4, gradient_steps=4)
+        else:
+            overrides.update(n_steps=32, batch_size=16, n_epochs=3)
+        model = make_student(algo, _venv(), seed=3, device="cpu", overrides=overrides)
+        optimizers = [o for o in vars(model.policy).values() if isinstance(o, torch.optim.Optimizer)]
+        optimizers += [m.optimizer for m in vars(model.policy)["_modules"].values() if hasattr(m, "optimizer")]
+        assert optimizers and all(g["foreach"] for o in optimizers for g in o.param_groups)
+        if not foreach:
+            for optimizer in optimizers:
+                for group in optimizer.param_groups:
+                    group["foreach"] = None  # PyTorch's choice: the per-tensor loop on a CPU
+        model.learn(128)
+        return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+    assert torch.equal(parameters(True), parameters(False))

@@ -217,3 +217,38 @@ def test_ray_vec_env_workers_reach_the_actor_teacher():
         assert ended > 2 and state["n_updates"] == ended
     finally:
         ray.shutdown()
+
+
+def test_the_light_dummy_vec_env_copies_infos_and_trains_to_the_same_numbers():
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from teachgym.vec_env import LightDummyVecEnv
+
+    def trained(cls):
+        venv = cls([lambda: Monitor(Corridor()) for _ in range(3)])
+        venv.seed(5)
+        model = PPO("MlpPolicy", venv, n_steps=64, batch_size=32, n_epochs=2, seed=5, device="cpu",
+                    policy_kwargs={"net_arch": [16]})
+        model.learn(384)
+        venv.reset()
+        infos = None
+        for _ in range(40):  # past a goal or time limit: terminal observations and Monitor's "episode"
+            _, _, dones, infos = venv.step(np.ones(3, dtype=np.int64))
+            if dones.any():
+                break
+        return model, venv, infos
+
+    light, light_venv, infos = trained(LightDummyVecEnv)
+    plain, _, plain_infos = trained(DummyVecEnv)
+    for a, b in zip(light.policy.parameters(), plain.policy.parameters()):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+    def timeless(info):  # Monitor's "episode" holds the wall time
+        return {k: ({**v, "t": 0} if k == "episode" else v) for k, v in info.items()}
+
+    assert _same([timeless(i) for i in infos], [timeless(i) for i in plain_infos])
+    assert any("terminal_observation" in info for info in infos)
+    infos[0]["edited"] = True  # the learner's dict is its own
+    assert all("edited" not in info for info in light_venv.buf_infos)
+    teacher = make_teacher("random", Corridor().task_space, seed=0)
+    assert type(teachgym.make_vec_env(Corridor, teacher, n_envs=1, vec_env="dummy")) is LightDummyVecEnv
