@@ -295,6 +295,19 @@ def test_bad_settings_are_refused():
         Sandbox(nproc=2)
     with pytest.raises(ValueError, match="memory_mb"):
         Sandbox(memory_mb="lots")
+    for bad in (0.5, True, "4"):
+        with pytest.raises(ValueError, match="retry_timeouts must be a number >= 1"):
+            Sandbox(retry_timeouts=bad)
+
+
+def test_a_program_late_on_a_busy_machine_is_run_again_with_more_time_and_loops_still_stop():
+    """Sleeping stands for waiting for a core: past its deadline once, within the retry's."""
+    late = "import time\ntime.sleep(0.8)\nprint('done')"
+    loop = "while True:\n    pass"
+    t0 = time.monotonic()
+    assert _run([late, loop, "print(1)"], timeout_s=0.5) == ["done\n", None, "1\n"]
+    assert time.monotonic() - t0 < 12  # the loop stops at the 1 s CPU cap, not the retry's 2 s
+    assert _run([late], timeout_s=0.5, retry_timeouts=1) == [None]
 
 
 def test_isolation_none_is_explicit_and_keeps_the_resource_limits():

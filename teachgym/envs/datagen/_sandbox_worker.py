@@ -116,7 +116,7 @@ def _drop_privileges():
 
 
 def _limit(job):
-    for what, value in ((resource.RLIMIT_AS, job["memory_mb"] << 20), (resource.RLIMIT_CPU, int(job["timeout"]) + 1),
+    for what, value in ((resource.RLIMIT_AS, job["memory_mb"] << 20), (resource.RLIMIT_CPU, job["cpu_s"]),
                         (resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, job["fsize_mb"] << 20),
                         (resource.RLIMIT_NPROC, job["nproc"]), (resource.RLIMIT_NOFILE, 64)):
         resource.setrlimit(what, (value, value))

@@ -57,6 +57,11 @@ class Sandbox:
     ----------
     timeout_s
         Wall-clock seconds each program may run (its CPU time is capped at ``int`` of it + 1).
+    retry_timeouts
+        A program still running at ``timeout_s`` is run once more, with ``retry_timeouts`` times
+        the wall-clock time and the same CPU cap, before it counts as failed: on a busy machine a
+        correct program can wait longer than ``timeout_s`` for a core, while a loop that computes
+        forever still stops at the CPU cap. ``1`` turns the retry off.
     memory_mb
         Address-space cap of each program (``RLIMIT_AS``).
     max_output
@@ -92,11 +97,14 @@ class Sandbox:
         isolation: str = "namespaces",
         startup_s: float = 10.0,
         sandbox_user: int = 65534,
+        retry_timeouts: float = 4.0,
     ) -> None:
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
         if not timeout_s > 0 or not startup_s > 0:
             raise ValueError(f"expected timeout_s > 0 and startup_s > 0, got {timeout_s}, {startup_s}")
+        if isinstance(retry_timeouts, bool) or not isinstance(retry_timeouts, (int, float)) or not retry_timeouts >= 1:
+            raise ValueError(f"retry_timeouts must be a number >= 1 (1: no retry), got {retry_timeouts!r}")
         for name, value in (("memory_mb", memory_mb), ("max_output", max_output), ("tmp_mb", tmp_mb),
                             ("fsize_mb", fsize_mb), ("nproc", nproc), ("sandbox_user", sandbox_user)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -106,6 +114,7 @@ class Sandbox:
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
         self.timeout_s, self.memory_mb, self.max_output = float(timeout_s), memory_mb, max_output
+        self.retry_timeouts = float(retry_timeouts)
         self.tmp_mb, self.fsize_mb, self.nproc = tmp_mb, fsize_mb, nproc
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.isolation, self.startup_s, self.sandbox_user = isolation, float(startup_s), sandbox_user
@@ -134,9 +143,9 @@ class Sandbox:
         raise SandboxUnavailable("no directory to build the sandbox's root on (tried /tmp, /mnt, /var/tmp, /run)")
 
     # -- running --------------------------------------------------------------------------
-    def _job(self, programs: list[str]) -> bytes:
+    def _job(self, programs: list[str], timeout_s: float) -> bytes:
         job: dict[str, Any] = {
-            "programs": programs, "timeout": self.timeout_s, "startup": self.startup_s,
+            "programs": programs, "timeout": timeout_s, "cpu_s": int(self.timeout_s) + 1, "startup": self.startup_s,
             "max_output": self.max_output, "memory_mb": self.memory_mb, "tmp_mb": self.tmp_mb,
             "fsize_mb": self.fsize_mb, "nproc": self.nproc, "workers": self.workers,
             "sandbox_user": self.sandbox_user, "isolated": self.isolation == "namespaces",
@@ -168,18 +177,29 @@ class Sandbox:
             return []
         if self.isolation == "namespaces" and not sys.platform.startswith("linux"):
             raise self._unavailable(f"this is {sys.platform}, not Linux")
+        results, reasons = self._run_once(programs, self.timeout_s)
+        late = [i for i, reason in enumerate(reasons) if reason == "timeout"]
+        if late and self.retry_timeouts > 1:
+            again, _ = self._run_once([programs[i] for i in late], self.timeout_s * self.retry_timeouts)
+            for i, out in zip(late, again):
+                results[i] = out
+        return results
+
+    def _run_once(self, programs: list[str], timeout_s: float) -> tuple[list[str | None], list[str]]:
+        """Each program's stdout (None where it failed) and why it failed (``""`` where it did not)."""
         worker = Path(__file__).with_name("_sandbox_worker.py")
         proc = subprocess.Popen([self.python, "-I", "-S", str(worker)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
                                 env={"PATH": os.defpath}, start_new_session=True, close_fds=True)
         rounds = -(-len(programs) // self.workers)
         try:
-            out, err = proc.communicate(self._job(programs), timeout=rounds * (self.timeout_s + self.startup_s) + self.startup_s)
+            out, err = proc.communicate(self._job(programs, timeout_s), timeout=rounds * (timeout_s + self.startup_s) + self.startup_s)
         except subprocess.TimeoutExpired:
             # The worker's group holds every supervisor; each namespace's PID 1 dies with its parent.
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
         results: list[str | None] = [None] * len(programs)
+        reasons = ["timeout"] * len(programs)  # what the worker never reported was cut off by the deadline
         for line in out.decode("utf-8", errors="replace").splitlines():
             try:
                 item = json.loads(line)
@@ -188,11 +208,13 @@ class Sandbox:
                 continue
             if "setup_error" in item:
                 raise self._unavailable(str(item["setup_error"]))
-            if 0 <= i < len(programs) and item.get("ok"):
-                results[i] = str(item.get("out", ""))
+            if 0 <= i < len(programs):
+                reasons[i] = "" if item.get("ok") else str(item.get("reason", "failed"))
+                if item.get("ok"):
+                    results[i] = str(item.get("out", ""))
         if proc.returncode not in (0, -signal.SIGKILL):
             raise self._unavailable(f"the sandbox worker failed: {err.decode('utf-8', errors='replace').strip()[-500:]}")
-        return results
+        return results, reasons
 
 
 def run_programs(
