@@ -125,7 +125,7 @@ def test_walkers_and_control_suites_differ_only_where_the_suite_says():
     assert walkers.algo == "walker-ppo" and walkers.suite == "walkers" and walkers.env_kwargs == {"body": "classic_bipedal"}
     assert walkers.variants == ("teachgym/StumpTracks-v0",) and walkers.seeds == 3 and walkers.n_envs == 16
     assert walkers.teachers == ("random", "alp-gmm", "alp-revisit", "alp-gmm@teachmyagent")
-    assert len(walkers.runs()) == 12 and walkers.steps // walkers.eval_every == 5
+    assert len(walkers.runs()) == 12 and walkers.steps == 2_000_000 and walkers.eval_every == 500_000
     assert control.algo == CurriculumConfig().algo and control.variants == CurriculumConfig().variants
     assert control.teachers == CurriculumConfig().teachers
 

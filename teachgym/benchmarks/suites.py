@@ -38,10 +38,12 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 CONFIG_PACKAGE = "teachgym.benchmarks.configs"
 MAX_CONFIG_BYTES = 1 << 20  # config files are a few hundred bytes; a bigger one is a mistake
-# Steps per run of the default walkers suite: ~25-30 min of one CPU core each with its 6
-# evaluations of the 100 test tasks (walker-ppo trains at ~1.3k steps per CPU-second on a core
-# shared with other work, ~2k on an idle one; an evaluation costs up to 200k env steps, ~1 min).
-WALKERS_STEPS = 2_500_000
+# Steps per run of the default walkers suite, so that its 12 runs end within 3 h on 2 cores
+# (--jobs 2): the four fastest runs took 1,616-1,721 s of wall time to 2M steps with their 5
+# evaluations of the 100 test tasks (2.5M steps: ~3.3 h for the suite). The
+# evaluations stay TeachMyAgent's every 500k steps, so a run is the first 2M steps of a longer one.
+WALKERS_STEPS = 2_000_000
+WALKERS_EVAL_EVERY = 500_000
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,7 @@ def _register_builtin() -> None:
                          defaults={"suite": "walkers", "variants": ("teachgym/StumpTracks-v0",),
                                    "teachers": ("random", "alp-gmm", "alp-revisit", "alp-gmm@teachmyagent"),
                                    "env_kwargs": {"body": "classic_bipedal"}, "algo": "walker-ppo", "algo_kwargs": {},
-                                   "n_envs": 16, "steps": WALKERS_STEPS, "eval_every": WALKERS_STEPS // 5,
+                                   "n_envs": 16, "steps": WALKERS_STEPS, "eval_every": WALKERS_EVAL_EVERY,
                                    "seeds": 3}))
     register_suite(Suite("datagen", DatagenConfig, _bench_datagen, _format_datagen,
                          "data-generation teachers vs uniform allocation (math, code, vqa)"))
