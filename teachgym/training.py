@@ -96,6 +96,7 @@ from teachgym.students.sb3 import (
     replay_state,
     resolve_device,
     torch_state,
+    use_foreach_adam,
 )
 from teachgym.teacher import Teacher, make_teacher, parse_teacher_spec, teacher_class
 from teachgym.vec_env import FlushEachStep, LightDummyVecEnv, env_maker, start_method_or_default, worker_seeds
@@ -1093,6 +1094,7 @@ class Trainer:
         model = self.model
         saved = torch.load(folder / "model.pt", weights_only=True, map_location=model.device)
         load_torch_state(model, saved["model"])
+        use_foreach_adam(model)  # a checkpoint of teachgym before it holds PyTorch's per-tensor choice
         loop = load_state(folder / "loop.npz")
         replay = load_state(folder / "replay.npz")
         if is_off_policy(model):

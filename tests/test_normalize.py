@@ -238,3 +238,18 @@ def test_multi_tensor_adam_trains_to_the_same_bits_as_pytorchs_default(algo):
         return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
 
     assert torch.equal(parameters(True), parameters(False))
+
+
+def test_rebuilt_and_resumed_students_keep_multi_tensor_adam():
+    from teachgym.students.sb3 import forget, use_foreach_adam
+
+    model = make_student("sac", _venv(), seed=0, device="cpu", overrides={"net_arch": [8], "ent_coef": "auto"})
+    optimizers = [model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer]
+    assert all(g["foreach"] for o in optimizers for g in o.param_groups)
+    forget(model)
+    optimizers = [model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer]
+    assert all(g["foreach"] for o in optimizers for g in o.param_groups)
+    for group in model.actor.optimizer.param_groups:
+        group["foreach"] = None  # as loaded from a checkpoint written before
+    use_foreach_adam(model)
+    assert all(g["foreach"] for g in model.actor.optimizer.param_groups)

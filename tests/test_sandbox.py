@@ -295,19 +295,41 @@ def test_bad_settings_are_refused():
         Sandbox(nproc=2)
     with pytest.raises(ValueError, match="memory_mb"):
         Sandbox(memory_mb="lots")
-    for bad in (0.5, True, "4"):
-        with pytest.raises(ValueError, match="retry_timeouts must be a number >= 1"):
+    for bad in (0.5, True, "4", float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="retry_timeouts must be a number from 1"):
             Sandbox(retry_timeouts=bad)
 
 
-def test_a_program_late_on_a_busy_machine_is_run_again_with_more_time_and_loops_still_stop():
-    """Sleeping stands for waiting for a core: past its deadline once, within the retry's."""
-    late = "import time\ntime.sleep(0.8)\nprint('done')"
-    loop = "while True:\n    pass"
-    t0 = time.monotonic()
-    assert _run([late, loop, "print(1)"], timeout_s=0.5) == ["done\n", None, "1\n"]
-    assert time.monotonic() - t0 < 12  # the loop stops at the 1 s CPU cap, not the retry's 2 s
+def test_a_late_program_that_mostly_waited_is_run_again_and_one_that_computed_is_not(monkeypatch):
+    """Sleeping stands for waiting for a core: past its deadline once, within the retry's. A loop
+    (or forks, each under the CPU cap) computes through its deadline: no second run."""
+    late = "import time\ntime.sleep(2)\nprint('done')"
+    loop = "import os\nos.fork()\nwhile True:\n    pass"  # two processes, each under the cap
+    assert _run([late, "print(1)"], timeout_s=0.5, retry_timeouts=8) == ["done\n", "1\n"]
     assert _run([late], timeout_s=0.5, retry_timeouts=1) == [None]
+    # the supervisor measures what the program's processes used (a busy machine gives less)
+    results, reasons, cpu = Sandbox(timeout_s=1.0)._run_once([loop, late], 1.0)
+    assert results == [None, None] and reasons == ["timeout", "timeout"]
+    assert cpu[1] < 0.2 and cpu[0] > 2 * cpu[1]
+    # what is retried, from those measures: the late programs that used under half their time
+    calls = []
+
+    def measured(self, programs, timeout_s):
+        calls.append((list(programs), timeout_s))
+        n = len(programs)
+        return [None] * n, ["timeout", "timeout", "exit status 1", "timeout"][:n], [0.2, 0.6, 0.0, 0.0][:n]
+
+    monkeypatch.setattr(Sandbox, "_run_once", measured)
+    Sandbox(timeout_s=1.0).run(["a", "b", "c", "d"])
+    assert calls == [(["a", "b", "c", "d"], 1.0), (["a", "d"], 4.0)]
+
+
+def test_a_program_cannot_end_the_batch_by_signalling_its_supervisor():
+    """The supervisor is PID 1 of the program's namespace and runs as the same user."""
+    attack = "import os, signal\nfor sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):\n    os.kill(1, sig)\nprint('sent')"
+    assert _run([attack, "print(6 * 7)"]) == ["sent\n", "42\n"]
+    # a program gets SIGINT as under `python`: KeyboardInterrupt, a failure of its own
+    assert _run(["import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nprint('survived')"]) == [None]
 
 
 def test_isolation_none_is_explicit_and_keeps_the_resource_limits():

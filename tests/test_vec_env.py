@@ -250,5 +250,29 @@ def test_the_light_dummy_vec_env_copies_infos_and_trains_to_the_same_numbers():
     assert any("terminal_observation" in info for info in infos)
     infos[0]["edited"] = True  # the learner's dict is its own
     assert all("edited" not in info for info in light_venv.buf_infos)
+    assert type(light_venv.buf_infos).__name__ == "_InfoList"  # still the light copy after steps and resets
     teacher = make_teacher("random", Corridor().task_space, seed=0)
     assert type(teachgym.make_vec_env(Corridor, teacher, n_envs=1, vec_env="dummy")) is LightDummyVecEnv
+
+
+class ReusedBuffer(Corridor):
+    """An env that writes every observation into one array, as some fast envs do."""
+
+    def _obs(self):
+        if not hasattr(self, "buffer"):
+            self.buffer = np.zeros(2, dtype=np.float32)
+        self.buffer[:] = (self.pos, self.task[0])
+        return self.buffer
+
+
+def test_a_terminal_observation_is_not_overwritten_by_an_env_that_reuses_its_buffer():
+    from teachgym.vec_env import LightDummyVecEnv
+
+    venv = LightDummyVecEnv([lambda: ReusedBuffer(max_steps=8)])
+    venv.reset()
+    dones = [False]
+    while not dones[0]:
+        _, _, dones, infos = venv.step(np.ones(1, dtype=np.int64))
+    seen = infos[0]["terminal_observation"].copy()  # what SB3's deep copy would also hold
+    venv.step(np.ones(1, dtype=np.int64))  # the env writes its next observation into the buffer
+    assert np.array_equal(infos[0]["terminal_observation"], seen)

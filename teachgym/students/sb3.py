@@ -296,6 +296,7 @@ def forget(model: BaseAlgorithm) -> None:
         model._setup_model()
     finally:
         model.seed = seed
+    use_foreach_adam(model)
 
 
 # ----------------------------------------------------------------------------- checkpoints

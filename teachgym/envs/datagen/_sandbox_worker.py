@@ -156,6 +156,7 @@ def _watch(job, program, isolated, home):
     pid = os.fork()
     if pid == 0:
         try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a program as under `python`
             os.dup2(write_end, 1)
             os.closerange(3, 4096)  # nothing of the supervisor's, least of all its result channel
             _limit(job)
@@ -217,29 +218,41 @@ def _watch(job, program, isolated, home):
         pass
     if not reason and not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
         reason = f"exit status {os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)}"
-    return {"ok": not reason, "out": bytes(buf[:cap]).decode("utf-8", errors="replace"), "reason": reason}
+    # CPU time of the program and of every process of it we reaped (all of them in a namespace,
+    # whose orphans come to us): the learner retries only a late program that mostly waited.
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"ok": not reason, "out": bytes(buf[:cap]).decode("utf-8", errors="replace"), "reason": reason,
+            "cpu_s": used.ru_utime + used.ru_stime}
 
 
 def _supervise(job, source, result_w, ready_w, go_r):
     """One program's supervisor (a child of the worker); writes its result line to ``result_w``."""
+    # The program may signal us (PID 1 of its namespace, same user): the kernel delivers only the
+    # signals PID 1 handles, and Python handles SIGINT. Ignored, it cannot end the batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)  # the worker's stdout is the learner's channel: not ours to write
     workdir = None
     try:
-        if job["isolated"]:
-            program = _build_root(job, source, _enter(job, ready_w, go_r))
-            home = "/tmp"
+        try:
+            if job["isolated"]:
+                program = _build_root(job, source, _enter(job, ready_w, go_r))
+                home = "/tmp"
+            else:
+                os.setpgid(0, 0)
+                workdir = home = tempfile.mkdtemp(prefix="tg-sbx-")
+                os.chdir(workdir)
+                program = os.path.join(workdir, "program.py")
+                with open(program, "w", encoding="utf-8") as f:
+                    f.write(source)
+        except (SetupError, OSError) as err:
+            result = {"setup_error": str(err)}
         else:
-            os.setpgid(0, 0)
-            workdir = home = tempfile.mkdtemp(prefix="tg-sbx-")
-            os.chdir(workdir)
-            program = os.path.join(workdir, "program.py")
-            with open(program, "w", encoding="utf-8") as f:
-                f.write(source)
-        result = _watch(job, program, job["isolated"], home)
-    except (SetupError, OSError) as err:
-        result = {"setup_error": str(err)}
+            try:
+                result = _watch(job, program, job["isolated"], home)
+            except BaseException as err:  # once the program runs, what breaks is its failure, not the sandbox's
+                result = {"ok": False, "out": "", "reason": f"supervisor: {type(err).__name__}"}
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)

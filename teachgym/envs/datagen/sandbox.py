@@ -35,6 +35,7 @@ subprocess with the same resource limits and nothing else.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -58,10 +59,11 @@ class Sandbox:
     timeout_s
         Wall-clock seconds each program may run (its CPU time is capped at ``int`` of it + 1).
     retry_timeouts
-        A program still running at ``timeout_s`` is run once more, with ``retry_timeouts`` times
-        the wall-clock time and the same CPU cap, before it counts as failed: on a busy machine a
-        correct program can wait longer than ``timeout_s`` for a core, while a loop that computes
-        forever still stops at the CPU cap. ``1`` turns the retry off.
+        A program still running at ``timeout_s`` that used less than half of that in CPU time (its
+        processes together) is run once more, with ``retry_timeouts`` times the wall-clock time and
+        the same CPU cap, before it counts as failed: on a busy machine a correct program can wait
+        longer than ``timeout_s`` for a core. A program that computed through its deadline is not
+        retried. ``1`` turns the retry off.
     memory_mb
         Address-space cap of each program (``RLIMIT_AS``).
     max_output
@@ -103,8 +105,9 @@ class Sandbox:
             raise ValueError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
         if not timeout_s > 0 or not startup_s > 0:
             raise ValueError(f"expected timeout_s > 0 and startup_s > 0, got {timeout_s}, {startup_s}")
-        if isinstance(retry_timeouts, bool) or not isinstance(retry_timeouts, (int, float)) or not retry_timeouts >= 1:
-            raise ValueError(f"retry_timeouts must be a number >= 1 (1: no retry), got {retry_timeouts!r}")
+        if (isinstance(retry_timeouts, bool) or not isinstance(retry_timeouts, (int, float))
+                or not 1 <= retry_timeouts <= 100):
+            raise ValueError(f"retry_timeouts must be a number from 1 (no retry) to 100, got {retry_timeouts!r}")
         for name, value in (("memory_mb", memory_mb), ("max_output", max_output), ("tmp_mb", tmp_mb),
                             ("fsize_mb", fsize_mb), ("nproc", nproc), ("sandbox_user", sandbox_user)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -177,16 +180,17 @@ class Sandbox:
             return []
         if self.isolation == "namespaces" and not sys.platform.startswith("linux"):
             raise self._unavailable(f"this is {sys.platform}, not Linux")
-        results, reasons = self._run_once(programs, self.timeout_s)
-        late = [i for i, reason in enumerate(reasons) if reason == "timeout"]
+        results, reasons, cpu = self._run_once(programs, self.timeout_s)
+        late = [i for i, reason in enumerate(reasons) if reason == "timeout" and cpu[i] < self.timeout_s / 2]
         if late and self.retry_timeouts > 1:
-            again, _ = self._run_once([programs[i] for i in late], self.timeout_s * self.retry_timeouts)
+            again, _, _ = self._run_once([programs[i] for i in late], self.timeout_s * self.retry_timeouts)
             for i, out in zip(late, again):
                 results[i] = out
         return results
 
-    def _run_once(self, programs: list[str], timeout_s: float) -> tuple[list[str | None], list[str]]:
-        """Each program's stdout (None where it failed) and why it failed (``""`` where it did not)."""
+    def _run_once(self, programs: list[str], timeout_s: float) -> tuple[list[str | None], list[str], list[float]]:
+        """Each program's stdout (None where it failed), why it failed (``""`` where it did not)
+        and the CPU seconds its processes used (0 where its supervisor did not say)."""
         worker = Path(__file__).with_name("_sandbox_worker.py")
         proc = subprocess.Popen([self.python, "-I", "-S", str(worker)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
@@ -200,6 +204,7 @@ class Sandbox:
             out, err = proc.communicate()
         results: list[str | None] = [None] * len(programs)
         reasons = ["timeout"] * len(programs)  # what the worker never reported was cut off by the deadline
+        cpu = [0.0] * len(programs)
         for line in out.decode("utf-8", errors="replace").splitlines():
             try:
                 item = json.loads(line)
@@ -210,11 +215,13 @@ class Sandbox:
                 raise self._unavailable(str(item["setup_error"]))
             if 0 <= i < len(programs):
                 reasons[i] = "" if item.get("ok") else str(item.get("reason", "failed"))
+                used = item.get("cpu_s", 0.0)
+                cpu[i] = float(used) if isinstance(used, (int, float)) and math.isfinite(used) else 0.0
                 if item.get("ok"):
                     results[i] = str(item.get("out", ""))
         if proc.returncode not in (0, -signal.SIGKILL):
             raise self._unavailable(f"the sandbox worker failed: {err.decode('utf-8', errors='replace').strip()[-500:]}")
-        return results, reasons
+        return results, reasons, cpu
 
 
 def run_programs(
