@@ -670,13 +670,6 @@ def _cell(value: Any) -> str:
 # ----------------------------------------------------------------------------- a run's tables
 
 
-def episode_end(step: int, env: int, success: Any) -> tuple[int, int, str]:
-    """``episodes.csv``'s step, env and success fields for an episode that ended at ``step`` in env
-    ``env`` of the run; ``success``: the env's ``info["success"]`` at its end (None: the env gives
-    none, left blank)."""
-    return int(step), int(env), "" if success is None else str(int(bool(success)))
-
-
 class RunLog:
     """What a run writes as it trains, beside its checkpoints: ``eval.csv``, ``teacher.csv``,
     ``episodes.csv`` and ``tb/`` (a single run's, or one member's of a fleet).
@@ -699,8 +692,10 @@ class RunLog:
         self.tb: Any = None  # torch's SummaryWriter, once open_tensorboard() found tensorboard
 
     def episode_ended(self, step: int, env: int, success: Any) -> None:
-        """Record an episode's end (:func:`episode_end`), in the order the teacher gets its update."""
-        self._ended.append(episode_end(step, env, success))
+        """Record that an episode ended at ``step`` in env ``env`` of the run, in the order the teacher
+        gets its update; ``success``: the env's ``info["success"]`` at its end (None: the env gives
+        none, left blank in ``episodes.csv``)."""
+        self._ended.append((int(step), int(env), "" if success is None else str(int(bool(success)))))
 
     def log_episodes(self) -> None:
         """Append the updates the teacher received since the last call to episodes.csv, each with
